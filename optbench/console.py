@@ -1,0 +1,100 @@
+"""Rich rendering for the terminal: live progress of a suite and the table of its results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from optbench import executor
+from optbench.optimizers import REGISTRY, format_hparams
+from optbench.spec import RunResult, RunSpec
+from optbench.tasks import TASKS
+
+STATUS_STYLE = {"ok": "green", "diverged": "yellow", "failed": "red"}
+
+
+class LiveProgress(executor.Progress):
+    """Overall progress in epochs (so the ETA is meaningful) plus the current run's epochs."""
+
+    def __init__(self, specs: list[RunSpec], console: Console) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True,
+        )
+        self._epochs = {i: s.epochs for i, s in enumerate(specs)}
+        self._suite = self._bar.add_task(f"runs 0/{len(specs)}", total=sum(self._epochs.values()))
+        self._current = None
+        self._done_epochs = 0
+
+    def __enter__(self) -> LiveProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def run_started(self, index: int, total: int, spec: RunSpec) -> None:
+        if self._current is not None:
+            self._bar.remove_task(self._current)
+        label = f"  {spec.task}/{spec.dataset} {spec.label()} seed {spec.seed}"
+        self._current = self._bar.add_task(label, total=spec.epochs)
+
+    def epoch_done(self, epoch: int, epochs: int) -> None:
+        self._bar.update(self._current, completed=epoch)
+        self._bar.update(self._suite, completed=self._done_epochs + epoch)
+
+    def run_finished(self, index: int, total: int, result: RunResult, path: Path) -> None:
+        self._done_epochs += self._epochs[index]
+        self._bar.update(self._suite, completed=self._done_epochs, description=f"runs {index + 1}/{total}")
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def results_table(results: list[RunResult]) -> Table:
+    """One row per run; the RMSE and accuracy columns appear only when some run has them."""
+    has = {key: any(r.metrics.get(key) is not None for r in results) for key in ("test_rmse", "test_accuracy")}
+    table = Table(title="optbench results", title_justify="left")
+    columns = [("task", "left"), ("dataset", "left"), ("optimizer", "left"), ("seed", "right"),
+               ("runtime s", "right"), ("final loss", "right")]
+    columns += [("test RMSE (gap)", "right")] if has["test_rmse"] else []
+    columns += [("accuracy", "right")] if has["test_accuracy"] else []
+    for name, justify in [*columns, ("status", "left")]:
+        table.add_column(name, justify=justify, no_wrap=True)
+    for r in results:
+        m = r.metrics
+        row = [r.spec.task, r.spec.dataset, r.spec.label(), str(r.spec.seed),
+               _num(m.get("train_seconds"), ".3f"), _num(m.get("final_train_loss"), ".4g")]
+        if has["test_rmse"]:
+            rmse = _num(m.get("test_rmse"), ",.5g")
+            row.append(rmse + (f" ({m['rmse_gap']:+.1%})" if m.get("rmse_gap") is not None else ""))
+        if has["test_accuracy"]:
+            row.append(_num(m.get("test_accuracy"), ".2%"))
+        table.add_row(*row, f"[{STATUS_STYLE[r.status]}]{r.status}[/]")
+    return table
+
+
+def tasks_table() -> Table:
+    table = Table(title="tasks", title_justify="left")
+    for col in ("task", "kind", "datasets (first is default)", "epochs", "batch"):
+        table.add_column(col)
+    for task in TASKS.values():
+        names = [task.default_dataset] + [d for d in task.datasets if d != task.default_dataset]
+        datasets = "\n".join(f"[bold]{d}[/]: {task.datasets[d]}" for d in names)
+        table.add_row(f"[bold]{task.name}[/]\n{task.description}", task.kind, datasets,
+                      str(task.default_epochs), str(task.default_batch_size))
+    return table
+
+
+def optimizers_table() -> Table:
+    table = Table(title="optimizers", title_justify="left")
+    for col in ("optimizer", "torch class", "default hyperparameters", "what it is"):
+        table.add_column(col)
+    for opt in REGISTRY.values():
+        fixed = f" + {format_hparams(opt.fixed)}" if opt.fixed else ""
+        table.add_row(opt.name, f"torch.optim.{opt.cls.__name__}", format_hparams(opt.defaults) + fixed, opt.summary)
+    return table

@@ -1,0 +1,44 @@
+"""Choosing the device a run uses, and synchronising it so timings are honest."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from optbench.errors import UserError
+
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
+
+
+def resolve_device(requested: str) -> str:
+    """Turn ``auto|cpu|cuda|cuda:N`` into a concrete device string, or explain why it cannot run here."""
+    requested = requested.strip().lower()
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cpu":
+        return "cpu"
+    match = re.fullmatch(r"cuda(?::(\d+))?", requested)
+    if not match:
+        raise UserError(f"unknown device '{requested}'; use {DEVICE_HELP}")
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise UserError(
+            f"--device {requested}: CUDA is not available here (torch {torch.__version__}, {build}); "
+            f"use --device cpu or --device auto"
+        )
+    if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
+        raise UserError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
+    return requested
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so a clock read after this covers the work before it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return "cpu"

@@ -1,0 +1,50 @@
+"""Run a list of specs in this process, store each result as it finishes, and report progress.
+
+A failure inside one run (an exception, CUDA out of memory) is recorded as status ``failed``
+and the suite goes on; the engine itself stays a pure function of its spec.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from optbench.engine import DEFAULT_DATA_DIR, run, utc_now
+from optbench.errors import UserError
+from optbench.fingerprint import environment
+from optbench.spec import RunResult, RunSpec
+from optbench.store import save_result
+
+
+class Progress:
+    """Hooks a front end implements to show progress; the defaults do nothing."""
+
+    def run_started(self, index: int, total: int, spec: RunSpec) -> None: ...
+
+    def epoch_done(self, epoch: int, epochs: int) -> None: ...
+
+    def run_finished(self, index: int, total: int, result: RunResult, path: Path) -> None: ...
+
+
+def run_suite(specs: list[RunSpec], results_dir: Path, data_dir: Path = DEFAULT_DATA_DIR,
+              progress: Progress | None = None) -> Iterator[RunResult]:
+    """Run every spec in order, saving each record before the next run starts; yields results."""
+    progress = progress or Progress()
+    for index, spec in enumerate(specs):
+        progress.run_started(index, len(specs), spec)
+        started = utc_now()
+        try:
+            result = run(spec, data_dir=data_dir, on_epoch=progress.epoch_done)
+        except UserError:
+            raise  # missing or bad data: the user must fix it, every later run would fail the same way
+        except Exception as exc:  # noqa: BLE001 - one broken run must not lose the suite
+            result = RunResult(
+                spec=spec, status="failed", metrics={}, curve=[], environment=environment(spec.device),
+                started_at=started, finished_at=utc_now(), run_id=uuid.uuid4().hex[:12],
+                error=f"{type(exc).__name__}: {exc}".strip() + "\n" + traceback.format_exc(limit=-3),
+            )
+        path = save_result(result, results_dir)
+        progress.run_finished(index, len(specs), result, path)
+        yield result

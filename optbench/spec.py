@@ -1,0 +1,121 @@
+"""What a run is (RunSpec) and what it produces (RunResult).
+
+A run is a pure function of its spec: the engine turns one RunSpec into one RunResult, and
+everything else (CLI, executors, store, report, check) is a layer around that seam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+Status = Literal["ok", "diverged", "failed"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's outcome. Units: epochs and batch size in samples."""
+
+    task: str
+    dataset: str
+    optimizer: str
+    hparams: dict[str, Any]
+    epochs: int
+    batch_size: int
+    seed: int
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(self.hparams.items())}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        fields = {k: d[k] for k in cls.__dataclass_fields__}
+        fields["hparams"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["hparams"].items()}
+        return cls(**fields)
+
+    def cell(self) -> dict[str, Any]:
+        """The spec without its seed: runs of one cell differ only by seed and are aggregated."""
+        d = self.to_dict()
+        del d["seed"]
+        return d
+
+    def spec_hash(self) -> str:
+        return _digest(self.to_dict())
+
+    def cell_hash(self) -> str:
+        return _digest(self.cell())
+
+    def label(self) -> str:
+        """Short human name: ``adam`` or ``adam(lr=0.0003)`` when hyperparameters differ from defaults."""
+        from optbench.optimizers import REGISTRY, format_hparams
+
+        defaults = REGISTRY[self.optimizer].defaults if self.optimizer in REGISTRY else {}
+        changed = {k: v for k, v in self.hparams.items() if defaults.get(k) != v}
+        return f"{self.optimizer}({format_hparams(changed)})" if changed else self.optimizer
+
+
+def _digest(obj: Any) -> str:
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass
+class CurvePoint:
+    """One epoch. ``time_s`` is cumulative training seconds at the end of the epoch."""
+
+    epoch: int
+    time_s: float
+    train_loss: float | None
+    test_loss: float | None
+    test_metric: float | None
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run; ``to_record`` gives the stored JSON document."""
+
+    spec: RunSpec
+    status: Status
+    metrics: dict[str, float | int | None]
+    curve: list[CurvePoint]
+    environment: dict[str, Any]
+    started_at: str
+    finished_at: str
+    run_id: str
+    metric_name: str = "test_metric"
+    error: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return _finite_or_null({
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "spec": self.spec.to_dict(),
+            "spec_hash": self.spec.spec_hash(),
+            "cell_hash": self.spec.cell_hash(),
+            "status": self.status,
+            "error": self.error,
+            "metric_name": self.metric_name,
+            "metrics": self.metrics,
+            "curve": [asdict(p) for p in self.curve],
+            "environment": self.environment,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        })
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """JSON has no NaN or infinity: a diverged loss is stored as null."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj

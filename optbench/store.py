@@ -1,0 +1,104 @@
+"""The results store: one JSON document per finished run under ``<results-dir>/runs/``.
+
+Writes are atomic (a temporary file in the same folder, flushed, then renamed), and every file
+name carries the run's unique id, so a reader never sees half a record and no run overwrites another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optbench.errors import UserError
+from optbench.spec import SCHEMA_VERSION, RunResult
+
+RUNS = "runs"
+
+
+def ensure_writable(results_dir: Path) -> Path:
+    """Create ``<results_dir>/runs`` and prove it is writable before any run starts."""
+    runs = Path(results_dir) / RUNS
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=runs, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write results to {runs} ({exc.strerror or exc}); pass --results-dir DIR that you can write") from None
+    return runs
+
+
+def record_filename(record: dict[str, Any]) -> str:
+    spec = record["spec"]
+    stamp = record["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    opt = "".join(c if c.isalnum() else "-" for c in spec["optimizer"])
+    return f"{stamp}_{spec['task']}_{opt}_s{spec['seed']}_{record['run_id']}.json"
+
+
+def save_result(result: RunResult, results_dir: Path) -> Path:
+    """Write one run's record atomically; returns its path."""
+    return save_record(result.to_record(), results_dir)
+
+
+def save_record(record: dict[str, Any], results_dir: Path) -> Path:
+    runs = Path(results_dir) / RUNS
+    runs.mkdir(parents=True, exist_ok=True)
+    final = runs / record_filename(record)
+    fd, tmp = tempfile.mkstemp(dir=runs, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        # link() refuses to replace an existing file, unlike rename(): no run overwrites another.
+        os.link(tmp, final)
+    finally:
+        os.unlink(tmp)
+    return final
+
+
+@dataclass
+class Problem:
+    """A file in a results directory that is not a valid run record; reported, never touched."""
+
+    path: Path
+    reason: str
+
+
+def load_records(results_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Every valid run record under ``<dir>/runs/`` of each directory, plus the files that were skipped."""
+    records, problems = [], []
+    for results_dir in results_dirs:
+        runs = Path(results_dir) / RUNS
+        if not runs.is_dir():
+            continue
+        for path in sorted(runs.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                problems.append(Problem(path, f"not readable JSON ({exc})"))
+                continue
+            reason = _invalid(record)
+            if reason:
+                problems.append(Problem(path, reason))
+            else:
+                record["_path"] = str(path)
+                records.append(record)
+    return records, problems
+
+
+def _invalid(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return "not a run record (top level is not an object)"
+    missing = [k for k in ("schema_version", "spec", "status", "metrics", "curve", "environment") if k not in record]
+    if missing:
+        return f"not a run record (missing {', '.join(missing)})"
+    if record["schema_version"] != SCHEMA_VERSION:
+        return f"schema version {record['schema_version']!r}, this optbench reads {SCHEMA_VERSION}"
+    return None

@@ -1,0 +1,128 @@
+"""Suites: a TOML config and command-line flags merged into a validated list of RunSpecs.
+
+Config format (every key optional; flags given on the command line override it)::
+
+    tasks = ["regression", {name = "cifar10", dataset = "synthetic", epochs = 2}]
+    optimizers = ["sgd", "adam:lr=3e-4", {name = "momentum", lr = 0.05}]
+    epochs = 20          # default: each task's own
+    batch_size = 64      # default: each task's own
+    seed = 0             # first seed
+    seeds = 1            # seeds per task x optimizer cell: seed, seed+1, ...
+    device = "auto"
+    dataset = "synthetic"  # for every task that does not name its own
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from optbench.devices import resolve_device
+from optbench.errors import UserError
+from optbench.optimizers import parse_optimizer_arg, resolve_hparams
+from optbench.spec import RunSpec
+from optbench.tasks import check_dataset, get_task
+
+DEFAULT_TASKS = ["regression"]
+DEFAULT_OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam"]
+
+
+class TaskEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    dataset: str | None = None
+    epochs: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+
+
+class OptimizerEntry(BaseModel):
+    """``name`` plus any hyperparameters as further keys (checked against the optimizer later)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class SuiteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tasks: list[str | TaskEntry] = Field(default_factory=lambda: list(DEFAULT_TASKS), min_length=1)
+    optimizers: list[str | OptimizerEntry] = Field(default_factory=lambda: list(DEFAULT_OPTIMIZERS), min_length=1)
+    dataset: str | None = None
+    epochs: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    seed: int = Field(default=0, ge=0)
+    seeds: int = Field(default=1, ge=1)
+    device: str = "auto"
+
+    @field_validator("tasks", "optimizers", mode="before")
+    @classmethod
+    def _single_to_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (str, dict)) else v
+
+
+def _one_line(exc: ValidationError, source: str) -> UserError:
+    errors = exc.errors()
+    # A table in a "str | Table" list fails both branches; the table's error is the useful one.
+    err = next((e for e in errors if e["type"] != "string_type"), errors[0])
+    loc = [str(p) for p in err["loc"] if p not in ("str", "TaskEntry", "OptimizerEntry")]
+    if err["type"] == "extra_forbidden":
+        model = SuiteConfig if len(loc) == 1 else TaskEntry
+        return UserError(f"{source}: unknown key '{'.'.join(loc)}'; valid keys: {', '.join(model.model_fields)}")
+    got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {err.get('input')!r})"
+    return UserError(f"{source}: {'.'.join(loc)}: {err['msg'].lower()}{got}")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The raw TOML table of a suite file."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} not found; see configs/ for examples") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config file {path} ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+               source: str = "options") -> SuiteConfig:
+    """Validate a config table with command-line overrides (None values mean "not given") applied."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    merged = {**(config or {}), **given}
+    # A flag overrides the same key inside per-task tables too.
+    if isinstance(merged.get("tasks"), list):
+        merged["tasks"] = [
+            {k: v for k, v in t.items() if k not in given} if isinstance(t, dict) else t for t in merged["tasks"]
+        ]
+    try:
+        return SuiteConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise _one_line(exc, source) from None
+
+
+def build_specs(suite: SuiteConfig) -> list[RunSpec]:
+    """Every task x optimizer x seed, in that order, with hyperparameters resolved and checked."""
+    device = resolve_device(suite.device)
+    optimizers = []
+    for entry in suite.optimizers:
+        if isinstance(entry, str):
+            name, overrides = parse_optimizer_arg(entry)
+        else:
+            name, overrides = entry.name, dict(entry.model_extra or {})
+        optimizers.append((name, resolve_hparams(name, overrides)))
+    specs = []
+    for entry in suite.tasks:
+        entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
+        task = get_task(entry.name)
+        dataset = check_dataset(task, entry.dataset or suite.dataset)
+        for name, hparams in optimizers:
+            for seed in range(suite.seed, suite.seed + suite.seeds):
+                specs.append(RunSpec(
+                    task=task.name, dataset=dataset, optimizer=name, hparams=hparams,
+                    epochs=entry.epochs or suite.epochs or task.default_epochs,
+                    batch_size=entry.batch_size or suite.batch_size or task.default_batch_size,
+                    seed=seed, device=device,
+                ))
+    return specs

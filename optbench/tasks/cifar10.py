@@ -1,0 +1,81 @@
+"""CIFAR-10 image classification with the classic small CNN of the PyTorch tutorials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from optbench.datasets.cifar10 import load_cifar10
+from optbench.tasks.base import ClassificationTask, TaskData
+
+SYNTHETIC_TRAIN = 5000
+SYNTHETIC_TEST = 1000
+SYNTHETIC_NOISE = 1.0
+PROTOTYPE_SCALE = 0.15
+
+
+class SmallCNN(nn.Module):
+    """conv 3->16 and 16->32 (3x3, padding 1), ReLU, 2x2 max-pool after each, fc 2048->128->10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, 32, 32) -> float in [-1, 1]: ToTensor then Normalize(0.5, 0.5), batched."""
+    return images.float().div_(255).sub_(0.5).div_(0.5)
+
+
+def synthetic_cifar(n_train: int = SYNTHETIC_TRAIN, n_test: int = SYNTHETIC_TEST, seed: int = 0) -> TaskData:
+    """CIFAR-shaped images whose class is learnable: a smooth per-class colour pattern plus noise.
+
+    Each class has a prototype (a random 3x4x4 pattern upsampled to 40x40, amplitude 0.15); an
+    image is a random 32x32 crop of its class's prototype plus Gaussian noise of std 1.0, clipped
+    to [-1, 1]. Weak signal in strong noise: adam reaches about 95% and sgd about 20% in 2 epochs.
+    """
+    g = torch.Generator().manual_seed(seed)
+    protos = PROTOTYPE_SCALE * nn.functional.interpolate(torch.randn(10, 3, 4, 4, generator=g), size=(40, 40), mode="bilinear")
+
+    def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.randint(0, 10, (n,), generator=g)
+        dx, dy = torch.randint(0, 9, (2, n), generator=g)
+        rows = (dy[:, None] + torch.arange(32))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(32))[:, None, None, :]
+        crops = protos[labels][torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
+        images = (crops + SYNTHETIC_NOISE * torch.randn(n, 3, 32, 32, generator=g)).clamp_(-1, 1)
+        return images, labels
+
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return TaskData(x_train, y_train, x_test, y_test)
+
+
+class CIFAR10Classification(ClassificationTask):
+    name = "cifar10"
+    description = "small CNN (2 conv + 2 fc layers) on 32x32 colour images, cross-entropy"
+    datasets = {
+        "cifar10": "CIFAR-10 via torchvision (50,000 train / 10,000 test; downloaded once with checksum)",
+        "synthetic": f"built in: CIFAR-shaped, {SYNTHETIC_TRAIN:,} train / {SYNTHETIC_TEST:,} test, learnable classes",
+    }
+    default_dataset = "cifar10"
+    default_epochs = 10
+    eval_batch_size = 1000
+
+    def load(self, dataset: str, data_dir: Path) -> TaskData:
+        if dataset == "synthetic":
+            return synthetic_cifar()
+        x_train, y_train, x_test, y_test = load_cifar10(data_dir)
+        return TaskData(normalise(x_train), y_train, normalise(x_test), y_test)
+
+    def build_model(self, data: TaskData) -> nn.Module:
+        return SmallCNN()

@@ -1,0 +1,49 @@
+"""Linear regression y = m*x + b on one feature: the classic "diamond price from carat" comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from optbench.datasets.diamonds import load_diamonds
+from optbench.tasks.base import RegressionTask, TaskData, standardised_regression
+
+# The synthetic line mimics diamonds: the least-squares fit of price on carat over the real
+# table is price = 7756 * carat - 2256 with residual standard deviation about 1549 dollars.
+SYNTHETIC_SLOPE = 7756.0
+SYNTHETIC_INTERCEPT = -2256.0
+SYNTHETIC_NOISE = 1500.0
+SYNTHETIC_ROWS = 2000
+
+
+def synthetic_line(n: int = SYNTHETIC_ROWS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """carat ~ U(0.2, 3.0); price = 7756 * carat - 2256 + N(0, 1500^2). Deterministic for a seed."""
+    g = torch.Generator().manual_seed(seed)
+    carat = 0.2 + 2.8 * torch.rand(n, 1, generator=g, dtype=torch.float64)
+    noise = SYNTHETIC_NOISE * torch.randn(n, generator=g, dtype=torch.float64)
+    return carat, SYNTHETIC_SLOPE * carat[:, 0] + SYNTHETIC_INTERCEPT + noise
+
+
+class LinearRegression(RegressionTask):
+    name = "regression"
+    description = "linear model y = m*x + b on one feature (price from carat), MSE loss"
+    datasets = {
+        "synthetic": "built in: 2,000 rows, price = 7756*carat - 2256 + N(0, 1500^2)",
+        "diamonds": "seaborn diamonds, carat -> price (<data-dir>/diamonds.csv, downloaded once)",
+    }
+    default_dataset = "synthetic"
+    default_epochs = 50
+
+    def load(self, dataset: str, data_dir: Path) -> TaskData:
+        if dataset == "diamonds":
+            df = load_diamonds(data_dir)
+            x = torch.tensor(df[["carat"]].to_numpy(), dtype=torch.float64)
+            y = torch.tensor(df["price"].to_numpy(), dtype=torch.float64)
+        else:
+            x, y = synthetic_line()
+        return standardised_regression(x, y, reference_lstsq=True)
+
+    def build_model(self, data: TaskData) -> nn.Module:
+        return nn.Linear(data.x_train.shape[1], 1)
