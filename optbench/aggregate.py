@@ -1,0 +1,164 @@
+"""Runs grouped into cells and summarised over seeds: n, mean, standard deviation, 95% confidence interval.
+
+A cell is one task x dataset x optimizer (with its hyperparameters) x epochs x batch size x device
+(``results.CELL_COLUMNS``); its runs differ only by seed. Only runs with status ``ok`` enter the
+statistics; diverged and failed runs are counted per cell (``n_diverged``, ``n_failed``) and never
+averaged in, so a cell whose every run diverged has ``n == 0`` and no means.
+
+Pure pandas and scipy: no printing, no plotting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from optbench.results import CELL_COLUMNS
+from optbench.tasks import TASKS
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One aggregated run metric: its column in the runs frame, a short name, its unit, its direction."""
+
+    column: str
+    title: str
+    unit: str
+    higher_is_better: bool = False
+
+
+METRICS: list[Metric] = [
+    Metric("train_seconds", "runtime", "s"),
+    Metric("steps_per_s", "steps/s", "steps/s", higher_is_better=True),
+    Metric("final_train_loss", "final train loss", "loss"),
+    Metric("test_loss", "test loss", "loss"),
+    Metric("test_rmse", "test RMSE", "target units"),
+    Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum"),
+    Metric("test_accuracy", "accuracy", "fraction", higher_is_better=True),
+]
+METRIC_BY_COLUMN = {m.column: m for m in METRICS}
+
+# Per metric, the columns of the cells frame: f"{metric}_{stat}".
+STATS = ("mean", "std", "ci95_low", "ci95_high")
+
+# Curve fields averaged over seeds, per epoch.
+CURVE_FIELDS = ("train_loss", "test_loss", "test_metric")
+
+
+def main_metric(task: str, runs: pd.DataFrame | None = None) -> Metric:
+    """The metric a task's cells are ranked by: test RMSE (lower is better) or accuracy (higher).
+
+    Known tasks answer from the registry; a task this optbench does not know answers from the
+    ``metric_name`` its records carry.
+    """
+    if task in TASKS:
+        name = TASKS[task].metric_name
+    else:
+        names = [] if runs is None else runs.loc[runs["task"] == task, "metric_name"].dropna().tolist()
+        name = "accuracy" if "accuracy" in names else "rmse"
+    return METRIC_BY_COLUMN[f"test_{name}"]
+
+
+def summarise(values: Iterable[float]) -> dict[str, float]:
+    """n, mean, sample standard deviation (ddof 1) and the Student-t 95% confidence interval of the mean.
+
+    Missing and non-finite values are dropped first. With one value the spread and the interval
+    are NaN (unknown, not zero); with none, everything but ``n`` is NaN.
+    """
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = len(x)
+    mean = float(x.mean()) if n else math.nan
+    if n < 2:
+        return {"n": n, "mean": mean, "std": math.nan, "ci95_low": math.nan, "ci95_high": math.nan}
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.975, df=n - 1)) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+
+
+def with_metric_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with every aggregated metric column present (NaN where no run reports it)."""
+    missing = [m.column for m in METRICS if m.column not in runs.columns]
+    return runs.assign(**{c: math.nan for c in missing}) if missing else runs
+
+
+def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: the cell columns, ``optimizer``, ``cell_hash``, ``metric_name``, the counts
+    ``runs``, ``n`` (ok runs), ``n_diverged``, ``n_failed``, ``seeds`` (sorted, all statuses), and for
+    each metric in METRICS the columns ``<metric>_mean``, ``_std``, ``_ci95_low``, ``_ci95_high``
+    (ok runs only; units as in the records: seconds, steps per second, loss, target units, fraction).
+
+    Rows are sorted per task and dataset by the task's main metric, best first; cells with no
+    ok run come last.
+    """
+    runs = with_metric_columns(runs)
+    rows: list[dict[str, Any]] = []
+    for key, group in runs.groupby(CELL_COLUMNS, sort=False, dropna=False):
+        ok = group[group["status"] == "ok"]
+        row: dict[str, Any] = dict(zip(CELL_COLUMNS, key))
+        row.update({
+            "optimizer": group["optimizer"].iloc[0],
+            "cell_hash": group["cell_hash"].iloc[0],
+            "metric_name": main_metric(row["task"], runs).column.removeprefix("test_"),
+            "runs": len(group),
+            "n": len(ok),
+            "n_diverged": int((group["status"] == "diverged").sum()),
+            "n_failed": int((group["status"] == "failed").sum()),
+            "seeds": sorted(int(s) for s in group["seed"]),
+        })
+        for metric in METRICS:
+            summary = summarise(ok[metric.column].tolist())
+            row.update({f"{metric.column}_{s}": summary[s] for s in STATS})
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    if cells.empty:
+        return cells
+    return sort_cells(cells, runs)
+
+
+def sort_cells(cells: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cells ordered by task, dataset, then the task's main metric (best first, missing last)."""
+    parts = []
+    for (task, _dataset), group in cells.groupby(["task", "dataset"], sort=True):
+        metric = main_metric(task, runs)
+        parts.append(group.sort_values(
+            [f"{metric.column}_mean", "label", "epochs", "batch_size", "device"],
+            ascending=[not metric.higher_is_better, True, True, True, True], na_position="last", kind="stable",
+        ))
+    return pd.concat(parts, ignore_index=True)
+
+
+def curve_stats(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and epoch, over the cell's ok runs: ``n``, ``time_s`` (mean cumulative training
+    seconds) and, for train_loss, test_loss and test_metric, the ``_mean``, ``_min`` and ``_max``.
+
+    Columns: the cell columns, ``epoch``, ``n``, ``time_s``, ``time_s_min``, ``time_s_max``, then
+    ``<field>_mean/_min/_max``. Missing and non-finite points are left out of each statistic.
+    """
+    points = []
+    for _, run in runs[runs["status"] == "ok"].iterrows():
+        for p in run["curve"] or []:
+            points.append({
+                **{c: run[c] for c in CELL_COLUMNS},
+                "epoch": p.get("epoch"),
+                "time_s": p.get("time_s"),
+                **{f: p.get(f) for f in CURVE_FIELDS},
+            })
+    columns = [*CELL_COLUMNS, "epoch", "n", "time_s", "time_s_min", "time_s_max",
+               *(f"{f}_{s}" for f in CURVE_FIELDS for s in ("mean", "min", "max"))]
+    if not points:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(points)
+    for col in ("time_s", *CURVE_FIELDS):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").replace([np.inf, -np.inf], np.nan)
+    grouped = frame.groupby([*CELL_COLUMNS, "epoch"], sort=True, dropna=False)
+    out = grouped.agg(
+        n=("time_s", "size"), time_s=("time_s", "mean"), time_s_min=("time_s", "min"), time_s_max=("time_s", "max"),
+        **{f"{f}_{s}": (f, s) for f in CURVE_FIELDS for s in ("mean", "min", "max")},
+    ).reset_index()
+    return out[columns]

@@ -1,0 +1,469 @@
+"""``optbench report``: stored runs -> cells aggregated over seeds -> tables, charts and export files.
+
+``build_report`` loads every record under the results directories, filters, aggregates
+(``optbench.aggregate``), draws the charts (``optbench.charts``) and writes the export file; it
+returns a ``Report`` holding the frames, the display tables and the paths it wrote. It writes
+only into the output directory, each file atomically, and never touches a results directory's
+``runs/``. No printing here: the CLI renders ``Report.tables`` and the paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from optbench import charts
+from optbench.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
+from optbench.errors import UserError, did_you_mean
+from optbench.optimizers import REGISTRY, format_hparams, parse_optimizer_arg, resolve_hparams
+from optbench.results import CELL_COLUMNS, records_frame
+from optbench.spec import RunSpec
+from optbench.store import RUNS, Problem, load_records
+
+REPORT_DIR = "report"
+
+
+Format = Literal["table", "markdown", "csv", "json", "html"]
+# The file each format writes into the output directory ("table" writes none).
+EXPORT_FILE = {"markdown": "report.md", "csv": "report.csv", "json": "report.json", "html": "report.html"}
+
+
+@dataclass
+class Filters:
+    """Keep only runs whose field is one of the given values (None or empty: no filter).
+
+    An optimizer value matches the optimizer name (``adam``: every adam cell), the exact label
+    (``adam(lr=0.0003)``) or an inline spec resolved against the defaults (``adam:lr=3e-4``).
+    """
+
+    tasks: list[str] | None = None
+    optimizers: list[str] | None = None
+    datasets: list[str] | None = None
+    devices: list[str] | None = None
+
+
+@dataclass
+class GroupTable:
+    """One task x dataset as display text: the renderers (rich, markdown, HTML) only add markup.
+
+    ``best`` holds the (row, column) positions of each metric's best mean; ``warnings`` the rows
+    with diverged or failed runs.
+    """
+
+    task: str
+    dataset: str
+    title: str
+    caption: str
+    columns: list[str]
+    numeric: list[bool]
+    rows: list[list[str]]
+    best: set[tuple[int, int]] = field(default_factory=set)
+    warnings: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Report:
+    results_dirs: list[Path]
+    runs: pd.DataFrame
+    cells: pd.DataFrame
+    curves: pd.DataFrame
+    problems: list[Problem]
+    tables: list[GroupTable]
+    out_dir: Path | None = None
+    charts: list[Path] = field(default_factory=list)
+    export: Path | None = None
+    markdown: str | None = None
+
+
+def build_report(results_dirs: list[Path], filters: Filters | None = None, out_dir: Path | None = None,
+                 fmt: Format = "table", draw_charts: bool = True) -> Report:
+    """Load, filter and aggregate; then write the charts (PNG and SVG) and the ``fmt`` export file
+    into ``out_dir`` (default ``<first results dir>/report``).
+
+    Raises UserError when no run record is found, when the filters match no run, or when the
+    output directory cannot be written (or is a results directory's ``runs/``).
+    """
+    runs, problems = load_runs(results_dirs)
+    runs = filter_runs(runs, filters or Filters())
+    cells = cell_stats(runs)
+    cells["name"] = series_names(cells)
+    curves = curve_stats(runs).merge(cells[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="left")
+    report = Report(list(results_dirs), runs, cells, curves, problems, group_tables(cells, runs))
+
+    writes_files = draw_charts or fmt != "table"
+    if not writes_files:
+        return report
+    report.out_dir = Path(out_dir) if out_dir is not None else Path(results_dirs[0]) / REPORT_DIR
+    _check_out_dir(report.out_dir, results_dirs)
+    images: dict[str, bytes] = {}
+    if draw_charts:
+        for stem, fig in report_figures(report):
+            rendered = charts.render(fig)
+            images[stem] = rendered["png"]
+            for ext, data in rendered.items():
+                report.charts.append(_write(report.out_dir / f"{stem}.{ext}", data))
+    if fmt == "markdown":
+        report.markdown = to_markdown(report)
+    if fmt in EXPORT_FILE:
+        text = {"markdown": lambda: report.markdown, "csv": lambda: to_csv(cells),
+                "json": lambda: to_json(cells), "html": lambda: to_html(report, images)}[fmt]()
+        report.export = _write(report.out_dir / EXPORT_FILE[fmt], text.encode())
+    return report
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+def load_runs(results_dirs: list[Path]) -> tuple[pd.DataFrame, list[Problem]]:
+    """Every valid record as one row (``results.records_frame``) plus the files skipped, with why."""
+    records, problems = load_records(results_dirs)
+    valid = []
+    for record in records:
+        reason = _not_a_run(record)
+        if reason:
+            problems.append(Problem(Path(record.get("_path", "?")), reason))
+        else:
+            valid.append(record)
+    if not valid:
+        where = ", ".join(str(Path(d) / RUNS) for d in results_dirs)
+        skipped = f" ({len(problems)} unreadable file(s) skipped)" if problems else ""
+        raise UserError(f"no run records found in {where}{skipped}; create some with `optbench run`, "
+                        "or pass --results-dir DIR where they are")
+    return records_frame(valid), problems
+
+
+def _not_a_run(record: dict[str, Any]) -> str | None:
+    """Why a record that passed the store's checks still cannot be reported (a foreign document)."""
+    try:
+        RunSpec.from_dict(record["spec"])
+    except (KeyError, TypeError, AttributeError):
+        return "not a run record (spec lacks task, dataset, optimizer, hparams, epochs, batch_size, seed or device)"
+    if record["status"] not in ("ok", "diverged", "failed"):
+        return f"not a run record (status {record['status']!r})"
+    if not isinstance(record["metrics"], dict) or not isinstance(record["curve"], list) \
+            or not isinstance(record["environment"], dict):
+        return "not a run record (metrics, curve or environment has the wrong type)"
+    return None
+
+
+def filter_runs(runs: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """The runs that pass every filter; UserError naming what the results hold when none does."""
+    for column, wanted, flag in (("task", filters.tasks, "--task"), ("dataset", filters.datasets, "--dataset"),
+                                 ("device", filters.devices, "--device")):
+        if wanted:
+            runs = _keep(runs, runs[column].isin(wanted), flag, wanted, runs[column])
+    if filters.optimizers:
+        mask = pd.Series(False, index=runs.index)
+        for value in filters.optimizers:
+            mask |= _optimizer_matches(runs, value)
+        runs = _keep(runs, mask, "--opt", filters.optimizers, runs["label"])
+    return runs
+
+
+def _keep(runs: pd.DataFrame, mask: pd.Series, flag: str, wanted: list[str], held: pd.Series) -> pd.DataFrame:
+    if not mask.any():
+        choices = sorted(set(held.astype(str)))
+        hint = did_you_mean(wanted[0], choices)
+        raise UserError(f"no run matches {flag} {' '.join(wanted)}{hint}; the results hold: {', '.join(choices)}")
+    return runs[mask]
+
+
+def _optimizer_matches(runs: pd.DataFrame, value: str) -> pd.Series:
+    if ":" not in value:
+        return (runs["optimizer"] == value) | (runs["label"] == value)
+    name, overrides = parse_optimizer_arg(value)
+    if name not in REGISTRY:
+        return pd.Series(False, index=runs.index)
+    hparams = format_hparams(resolve_hparams(name, overrides))
+    return (runs["optimizer"] == name) & (runs["hparams"] == hparams)
+
+
+# --- naming --------------------------------------------------------------------------------------
+
+VARIANT_COLUMNS = [("epochs", "{} ep"), ("batch_size", "bs {}"), ("device", "{}")]
+
+
+def varying(cells: pd.DataFrame) -> list[str]:
+    """The columns among epochs, batch size and device whose value differs between these cells."""
+    return [c for c, _ in VARIANT_COLUMNS if cells[c].nunique() > 1]
+
+
+def series_names(cells: pd.DataFrame) -> pd.Series:
+    """A name per cell, unique within its task x dataset: the optimizer label, plus epochs, batch
+    size or device where cells of that task and dataset differ in them (``adam · 2 ep``)."""
+    names = pd.Series("", index=cells.index, dtype=object)
+    for _, group in cells.groupby(["task", "dataset"], sort=False):
+        vary = varying(group)
+        for i, cell in group.iterrows():
+            parts = [fmt.format(cell[c]) for c, fmt in VARIANT_COLUMNS if c in vary]
+            names[i] = " · ".join([cell["label"], *parts])
+    return names
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._" else "-" for c in str(text))
+
+
+# --- display tables ------------------------------------------------------------------------------
+
+def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
+    """One display table per task x dataset, rows in the cells' order (best main metric first)."""
+    return [_group_table(group.reset_index(drop=True), runs)
+            for _, group in cells.groupby(["task", "dataset"], sort=False)]
+
+
+def _columns_for(main: Metric, group: pd.DataFrame) -> list[Metric]:
+    order = [main.column, "rmse_gap", "test_accuracy", "test_rmse", "test_loss", "final_train_loss",
+             "train_seconds", "steps_per_s"]
+    order = list(dict.fromkeys(order))
+    return [METRIC_BY_COLUMN[c] for c in order if group[f"{c}_mean"].notna().any() or c == main.column]
+
+
+def _group_table(group: pd.DataFrame, runs: pd.DataFrame) -> GroupTable:
+    task, dataset = group["task"].iloc[0], group["dataset"].iloc[0]
+    main = main_metric(task, runs)
+    vary = varying(group)
+    constant = [fmt.format(group[c].iloc[0]) for c, fmt in VARIANT_COLUMNS if c not in vary]
+    constant = [c.replace(" ep", " epochs").replace("bs ", "batch ") for c in constant]
+    metrics = _columns_for(main, group)
+    variant_titles = {"epochs": "epochs", "batch_size": "batch", "device": "device"}
+    columns = ["optimizer", *(variant_titles[c] for c in vary), "n", *(_header(m) for m in metrics), "status"]
+    numeric = [False, *(c != "device" for c in vary), True, *(True for _ in metrics), False]
+    table = GroupTable(
+        task=task, dataset=dataset,
+        title=f"{task} on {dataset}" + (f" ({', '.join(constant)})" if constant else ""),
+        caption=(f"mean ± std over n seeds (ok runs only); sorted by {main.title}, "
+                 f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold"),
+        columns=columns, numeric=numeric, rows=[],
+    )
+    first_metric = 2 + len(vary)
+    for r, cell in group.iterrows():
+        row = [cell["label"], *(str(cell[c]) for c in vary), str(cell["n"])]
+        row += [format_stat(cell, m) for m in metrics]
+        row.append(status_text(cell))
+        table.rows.append(row)
+        if cell["n_diverged"] or cell["n_failed"]:
+            table.warnings.add(r)
+    for j, m in enumerate(metrics):
+        means = group[f"{m.column}_mean"]
+        if means.notna().sum() >= 2:
+            best = means.max() if m.higher_is_better else means.min()
+            table.best |= {(r, first_metric + j) for r in group.index[means == best]}
+    return table
+
+
+def _header(metric: Metric) -> str:
+    units = {"train_seconds": "runtime (s)", "rmse_gap": "RMSE gap", "test_accuracy": "accuracy"}
+    return units.get(metric.column, metric.title)
+
+
+def format_number(value: float, metric: Metric, spread: bool = False) -> str:
+    """Display text for one value of ``metric``: percent for fractions, 4 significant digits otherwise."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if metric.column == "test_accuracy":
+        return f"{value:.2%}"
+    if metric.column == "rmse_gap":
+        return f"{value:.1%}" if spread else f"{value:+.1%}"
+    if abs(value) >= (100 if spread else 1000):
+        return f"{value:,.0f}"
+    return f"{value:.2g}" if spread else f"{value:.4g}"
+
+
+def format_stat(cell: pd.Series, metric: Metric) -> str:
+    """``mean ± std`` when the cell has more than one ok run, ``mean`` with one, ``-`` with none."""
+    mean, std = cell[f"{metric.column}_mean"], cell[f"{metric.column}_std"]
+    text = format_number(mean, metric)
+    if cell["n"] > 1 and pd.notna(std) and pd.notna(mean):
+        text += f" ± {format_number(std, metric, spread=True)}"
+    return text
+
+
+def status_text(cell: pd.Series) -> str:
+    parts = [f"{cell[k]} of {cell['runs']} {k.removeprefix('n_')}" for k in ("n_diverged", "n_failed") if cell[k]]
+    return ", ".join(parts) if parts else "ok"
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+def export_frame(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells with the columns written to CSV and JSON: identity, counts, then per metric
+    ``_mean``, ``_std``, ``_ci95_low``, ``_ci95_high`` (units: seconds, steps/s, loss, target units, fraction)."""
+    identity = ["task", "dataset", "optimizer", "label", "hparams", "epochs", "batch_size", "device",
+                "cell_hash", "metric_name", "runs", "n", "n_diverged", "n_failed", "seeds"]
+    stats_cols = [f"{m.column}_{s}" for m in METRIC_BY_COLUMN.values() for s in STATS]
+    return cells[identity + stats_cols]
+
+
+def to_csv(cells: pd.DataFrame) -> str:
+    frame = export_frame(cells).copy()
+    frame["seeds"] = frame["seeds"].map(lambda s: " ".join(map(str, s)))
+    return frame.to_csv(index=False, float_format="%.10g")
+
+
+def to_json(cells: pd.DataFrame) -> str:
+    rows = export_frame(cells).to_dict(orient="records")
+    clean = [{k: _json_value(v) for k, v in row.items()} for row in rows]
+    return json.dumps(clean, indent=2) + "\n"
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "item"):  # numpy scalar
+        return _json_value(v.item())
+    return v
+
+
+def _context_lines(report: Report) -> list[str]:
+    runs = report.runs
+
+    def values(column: str) -> set[str]:
+        return set(runs[column].dropna().astype(str)) if column in runs else set()
+
+    machines = sorted((values("env_cpu") | values("env_device_name")) - {"cpu"})
+    torch_versions = sorted(values("env_torch"))
+    lines = [f"{len(runs)} run(s) in {len(report.cells)} cell(s) from "
+             f"{', '.join(str(d) for d in report.results_dirs)}"]
+    if machines:
+        lines.append(f"machines: {', '.join(machines)}; torch {', '.join(torch_versions)}")
+    for p in report.problems:
+        lines.append(f"skipped {p.path}: {p.reason}")
+    return lines
+
+
+def to_markdown(report: Report) -> str:
+    """GitHub-flavoured markdown (fit for ``$GITHUB_STEP_SUMMARY``): a heading, context, one table per
+    task x dataset with the best values in bold and diverged or failed runs marked."""
+    out = ["## optbench report", ""]
+    out += [f"- {_md_escape(line)}" for line in _context_lines(report)]
+    if report.charts:
+        out.append(f"- charts: {len(report.charts) // 2} (PNG and SVG) in `{report.out_dir}`")
+    for t in report.tables:
+        out += ["", f"### {_md_escape(t.title)}", "", f"_{_md_escape(t.caption)}_", ""]
+        out.append("| " + " | ".join(t.columns) + " |")
+        out.append("|" + "|".join("---:" if num else ":---" for num in t.numeric) + "|")
+        for r, row in enumerate(t.rows):
+            cells = []
+            for c, text in enumerate(row):
+                text = _md_escape(text)
+                if (r, c) in t.best:
+                    text = f"**{text}**"
+                if c == len(row) - 1 and r in t.warnings:
+                    text = f"⚠️ {text}"
+                cells.append(text)
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+HTML_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+color:#222;padding:0 1rem}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.92rem}
+th,td{padding:.3rem .7rem;border-bottom:1px solid #ddd;white-space:nowrap}
+th{background:#f4f4f4;text-align:left}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.warn td{background:#fff6e0}
+.caption{color:#555;font-size:.9rem}
+img{max-width:100%;height:auto;display:block;margin:.5rem 0 1.5rem;border:1px solid #eee}
+.context{color:#555;font-size:.9rem}
+"""
+
+
+def to_html(report: Report, images: dict[str, bytes]) -> str:
+    """One self-contained page: inline CSS, tables, and every chart as a base64 PNG; no external reference."""
+    e = html.escape
+    body = ["<h1>optbench report</h1>", '<ul class="context">']
+    body += [f"<li>{e(line)}</li>" for line in _context_lines(report)]
+    body.append(f"<li>generated {e(datetime.now(timezone.utc).isoformat(timespec='seconds'))}</li></ul>")
+    for t in report.tables:
+        body += [f"<h2>{e(t.title)}</h2>", f'<p class="caption">{e(t.caption)}</p>', "<table><thead><tr>"]
+        body += [f'<th class="{"num" if num else ""}">{e(col)}</th>' for col, num in zip(t.columns, t.numeric)]
+        body.append("</tr></thead><tbody>")
+        for r, row in enumerate(t.rows):
+            body.append(f'<tr class="{"warn" if r in t.warnings else ""}">')
+            for c, text in enumerate(row):
+                inner = f"<strong>{e(text)}</strong>" if (r, c) in t.best else e(text)
+                body.append(f'<td class="{"num" if t.numeric[c] else ""}">{inner}</td>')
+            body.append("</tr>")
+        body.append("</tbody></table>")
+        for stem, png in images.items():
+            if stem.startswith(chart_prefix(t.task, t.dataset)):
+                data = base64.b64encode(png).decode()
+                body.append(f'<img alt="{e(stem)}" src="data:image/png;base64,{data}">')
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>optbench report</title><style>{HTML_STYLE}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+# --- charts --------------------------------------------------------------------------------------
+
+def chart_prefix(task: str, dataset: str) -> str:
+    return f"{_slug(task)}-{_slug(dataset)}-"
+
+
+def report_figures(report: Report) -> list[tuple[str, Any]]:
+    """Every chart of the report as (file stem, matplotlib Figure): per task x dataset a comparison
+    chart and a convergence chart, plus an accuracy chart for classification tasks."""
+    colours = charts.colour_map(report.cells["label"])
+    figures = []
+    for (task, dataset), group in report.cells.groupby(["task", "dataset"], sort=False):
+        main = main_metric(task, report.runs)
+        classification = main.column == "test_accuracy"
+        title = f"{task} on {dataset}"
+        prefix = chart_prefix(task, dataset)
+        error = replace(METRIC_BY_COLUMN["test_loss"], unit="cross-entropy") if classification else main
+        figures.append((prefix + "comparison", charts.comparison_chart(group, colours, title, error)))
+        curves = report.curves[(report.curves["task"] == task) & (report.curves["dataset"] == dataset)]
+        if curves.empty:
+            continue
+        loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
+        figures.append((prefix + "convergence", charts.convergence_chart(group, curves, colours, title, loss)))
+        if classification:
+            figures.append((prefix + "accuracy", charts.accuracy_chart(group, curves, colours, title)))
+    return figures
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+def _check_out_dir(out_dir: Path, results_dirs: list[Path]) -> None:
+    resolved = out_dir.resolve()
+    if any(resolved == (Path(d) / RUNS).resolve() for d in results_dirs):
+        raise UserError(f"--out {out_dir} is where run records live; pass another directory, e.g. the default "
+                        f"{Path(results_dirs[0]) / REPORT_DIR}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {out_dir} ({exc.strerror or exc}); "
+                        "pass --out DIR that you can write") from None
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """Write atomically: a temporary file in the same folder, then a rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a report is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
