@@ -73,3 +73,26 @@ def _read_batches(folder: Path, files: list[list[str]], verify: bool) -> tuple[t
         images.append(data)
         labels.append(target)
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+def write_cifar10(folder: Path, x_train: torch.Tensor, y_train: torch.Tensor,
+                  x_test: torch.Tensor, y_test: torch.Tensor) -> Path:
+    """Write uint8 images (N, 3, 32, 32) and labels in the ``cifar-10-batches-py`` pickle format.
+
+    The training set is split over the five ``data_batch_N`` files as in the real archive. Used by the
+    tests and benchmarks to exercise the real reader offline, and to convert your own data.
+    """
+    CIFAR10 = _torchvision_cifar()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks = zip(torch.tensor_split(x_train, len(CIFAR10.train_list)), torch.tensor_split(y_train, len(CIFAR10.train_list)))
+    batches = [(name, x, y) for (name, _), (x, y) in zip(CIFAR10.train_list, chunks)]
+    for name, x, y in [*batches, (CIFAR10.test_list[0][0], x_test, y_test)]:
+        payload = {"batch_label": name, "labels": y.tolist(), "data": x.reshape(len(x), -1).numpy().astype(np.uint8),
+                   "filenames": [f"{name}_{i}.png" for i in range(len(x))]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(payload, f)
+    with open(folder / CIFAR10.meta["filename"], "wb") as f:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer",
+                                     "dog", "frog", "horse", "ship", "truck"]}, f)
+    return folder

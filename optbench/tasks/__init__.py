@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optbench.errors import UserError, unknown
+from optbench.errors import UserError, did_you_mean, unknown
 from optbench.tasks.base import Task, TaskData
 from optbench.tasks.cifar10 import CIFAR10Classification
 from optbench.tasks.mlp import MLPRegression
@@ -26,6 +26,8 @@ def check_dataset(task: Task, dataset: str | None) -> str:
     if dataset is None:
         return task.default_dataset
     if dataset not in task.datasets:
-        err = unknown(f"dataset for task '{task.name}'", dataset, task.datasets)
-        raise UserError(str(err)) from None
+        raise UserError(
+            f"unknown dataset '{dataset}' for task '{task.name}'{did_you_mean(dataset, task.datasets)}; "
+            f"choose from: {', '.join(task.datasets)}"
+        )
     return dataset

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optbench.cli import app
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class CLI:
+    """Runs optbench in-process, as a user would type it, with results in a temp dir."""
+
+    def __init__(self, results_dir: Path, data_dir: Path) -> None:
+        self.results_dir = results_dir
+        self.data_dir = data_dir
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str):
+        return self.runner.invoke(app, list(args), catch_exceptions=False)
+
+    def run(self, *args: str):
+        return self("run", "--results-dir", str(self.results_dir), "--data-dir", str(self.data_dir), *args)
+
+    def run_json(self, *args: str) -> list[dict]:
+        result = self.run("--json", *args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def stored(self) -> list[dict]:
+        runs = self.results_dir / "runs"
+        records = [json.loads(p.read_text()) for p in runs.glob("*.json")] if runs.exists() else []
+        return sorted(records, key=lambda r: r["started_at"])
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> CLI:
+    return CLI(tmp_path / "results", tmp_path / "data")
+
+
+@pytest.fixture
+def diamonds_dir() -> Path:
+    if not (SHARED_DATA / "diamonds.csv").exists():
+        pytest.skip("../shared/data/diamonds.csv is not present")
+    return SHARED_DATA
