@@ -114,9 +114,13 @@ def convergence_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[s
         _lines(ax, cells, curves, colours, x, "train_loss")
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_xlim(left=0)
-        ax.grid(which="both", alpha=0.3)
+        ax.grid(which="major", alpha=0.35)
+        ax.grid(which="minor", alpha=0.12)
+    axes[1].set_xlim(left=0)
     axes[0].set_ylabel(f"{loss_label} (log scale)")
+    lo, hi = axes[0].get_ylim()
+    if 0 < lo < hi:
+        _log_ticks(axes[0].yaxis, lo, hi)
     _legend(fig, axes[0])
     fig.suptitle(f"{title}: convergence (mean over seeds, band: min-max across seeds)", fontsize=11)
     return fig

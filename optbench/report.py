@@ -25,7 +25,7 @@ import pandas as pd
 from optbench import charts
 from optbench.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
 from optbench.errors import UserError, did_you_mean
-from optbench.optimizers import REGISTRY, format_hparams, parse_optimizer_arg, resolve_hparams
+from optbench.optimizers import format_hparams, parse_optimizer_arg, resolve_hparams
 from optbench.results import CELL_COLUMNS, records_frame
 from optbench.spec import RunSpec
 from optbench.store import RUNS, Problem, load_records
@@ -181,9 +181,10 @@ def _optimizer_matches(runs: pd.DataFrame, value: str) -> pd.Series:
     if ":" not in value:
         return (runs["optimizer"] == value) | (runs["label"] == value)
     name, overrides = parse_optimizer_arg(value)
-    if name not in REGISTRY:
+    try:
+        hparams = format_hparams(resolve_hparams(name, overrides))
+    except UserError:  # an optimizer or key this optbench does not know: no run can match it
         return pd.Series(False, index=runs.index)
-    hparams = format_hparams(resolve_hparams(name, overrides))
     return (runs["optimizer"] == name) & (runs["hparams"] == hparams)
 
 

@@ -1,0 +1,345 @@
+"""`optbench report`: aggregates over seeds, exports, charts, and bad input.
+
+Records are built from one real tiny run (the regression task, 3 epochs) with the spec and
+metrics edited to values whose statistics are computed by hand here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
+
+from optbench.engine import run
+from optbench.optimizers import resolve_hparams
+from optbench.report import build_report, report_figures
+from optbench.spec import RunSpec
+from optbench.store import save_record
+from optbench.suite import build_specs, load_suite
+
+# Student t, 97.5% quantile, 2 degrees of freedom (any printed t table: 4.303).
+T975_DF2 = 4.302652729911275
+T975_DF1 = 12.706204736174707
+
+
+@pytest.fixture(scope="module")
+def real_record(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    suite = load_suite(None, {"tasks": ["regression"], "optimizers": ["sgd"], "epochs": 3, "device": "cpu"},
+                       source="test")
+    return run(build_specs(suite)[0], data_dir=tmp_path_factory.mktemp("data")).to_record()
+
+
+def make_record(base: dict[str, Any], *, optimizer: str = "sgd", overrides: dict[str, Any] | None = None,
+                seed: int = 0, status: str = "ok", task: str | None = None, metrics: dict[str, Any] | None = None,
+                curve: list[tuple[float, float | None, float | None]] | None = None) -> dict[str, Any]:
+    """A copy of ``base`` with another spec and, where given, replaced metrics and curve
+    (``curve``: per epoch (seconds, train loss, test metric))."""
+    rec = copy.deepcopy(base)
+    spec_fields = {**rec["spec"], "optimizer": optimizer, "seed": seed,
+                   "hparams": resolve_hparams(optimizer, overrides or {})}
+    if task == "cifar10":
+        spec_fields.update(task="cifar10", dataset="synthetic")
+        rec["metric_name"] = "accuracy"
+    spec = RunSpec.from_dict(spec_fields)
+    rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), status=status,
+               run_id=uuid.uuid4().hex[:12])
+    if metrics is not None:
+        rec["metrics"] = metrics
+    if curve is not None:
+        rec["curve"] = [{"epoch": i + 1, "time_s": t, "train_loss": loss,
+                         "test_loss": None if loss is None else loss * 1.1, "test_metric": m}
+                        for i, (t, loss, m) in enumerate(curve)]
+    if status == "failed":
+        rec.update(metrics={}, curve=[], error="RuntimeError: boom")
+    return rec
+
+
+def regression_metrics(seconds: float, rmse: float, steps_per_s: float, final: float, test_loss: float,
+                       gap: float) -> dict[str, float]:
+    return {"train_seconds": seconds, "epochs_completed": 3, "steps": 75, "steps_per_s": steps_per_s,
+            "samples_per_s": steps_per_s * 64, "final_train_loss": final, "test_loss": test_loss,
+            "test_rmse": rmse, "optimum_rmse": 10.0, "rmse_gap": gap}
+
+
+def accuracy_metrics(seconds: float, accuracy: float) -> dict[str, float]:
+    return {"train_seconds": seconds, "epochs_completed": 3, "steps": 75, "steps_per_s": 75 / seconds,
+            "samples_per_s": 4800 / seconds, "final_train_loss": 1 - accuracy, "test_loss": 1.2 - accuracy,
+            "test_accuracy": accuracy}
+
+
+@pytest.fixture(scope="module")
+def results(real_record: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Regression: sgd 3 ok + 1 diverged + 1 failed, adam 1 ok, sgd(lr=5) 2 diverged;
+    cifar10: adam and sgd, 2 seeds each."""
+    d = tmp_path_factory.mktemp("results")
+    base = real_record
+    sgd = [(1.0, 10.0, 100.0, 0.5, 0.1, 0.1), (2.0, 12.0, 200.0, 0.4, 0.2, 0.2), (4.0, 14.0, 300.0, 0.3, 0.3, 0.3)]
+    for seed, values in enumerate(sgd):
+        curve = [(values[0] * e / 3, 1.0 / (e + seed), None) for e in (1, 2, 3)]
+        save_record(make_record(base, seed=seed, metrics=regression_metrics(*values), curve=curve), d)
+    diverged = {"train_seconds": 100.0, "epochs_completed": 1, "steps": 50, "steps_per_s": 0.5,
+                "samples_per_s": 32.0, "final_train_loss": None}
+    save_record(make_record(base, seed=3, status="diverged", metrics=diverged,
+                            curve=[(50.0, 3.0, None), (100.0, None, None)]), d)
+    save_record(make_record(base, seed=4, status="failed"), d)
+    save_record(make_record(base, optimizer="adam", metrics=regression_metrics(3.0, 20.0, 50.0, 0.6, 0.5, 1.0),
+                            curve=[(1.0, 2.0, None), (2.0, 1.5, None), (3.0, 1.0, None)]), d)
+    for seed in (0, 1):
+        save_record(make_record(base, overrides={"lr": 5.0}, seed=seed, status="diverged", metrics=diverged,
+                                curve=[(50.0, None, None)]), d)
+    for opt, accuracies in (("adam", (0.9, 0.8)), ("sgd", (0.5, 0.7))):
+        for seed, acc in enumerate(accuracies):
+            curve = [(e * 1.0, 2.0 / e, acc * e / 3) for e in (1, 2, 3)]
+            save_record(make_record(base, optimizer=opt, task="cifar10", seed=seed,
+                                    metrics=accuracy_metrics(3.0, acc), curve=curve), d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def html_report(results: Path, tmp_path_factory: pytest.TempPathFactory):
+    return build_report([results], out_dir=tmp_path_factory.mktemp("out"), fmt="html")
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def cell(cells: pd.DataFrame, task: str, label: str) -> pd.Series:
+    rows = cells[(cells["task"] == task) & (cells["label"] == label)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+# --- aggregates ----------------------------------------------------------------------------------
+
+def test_cells_aggregate_ok_runs_over_seeds_and_count_the_rest(results: Path) -> None:
+    cells = build_report([results], draw_charts=False).cells
+    sgd = cell(cells, "regression", "sgd")
+    assert (sgd["runs"], sgd["n"], sgd["n_diverged"], sgd["n_failed"]) == (5, 3, 1, 1)
+    assert sgd["seeds"] == [0, 1, 2, 3, 4]
+    # runtime 1, 2, 4 s: the diverged run's 100 s is not averaged in
+    mean, std = 7 / 3, math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2)
+    half = T975_DF2 * std / math.sqrt(3)
+    assert sgd["train_seconds_mean"] == pytest.approx(mean)
+    assert sgd["train_seconds_std"] == pytest.approx(math.sqrt(7 / 3))
+    assert (sgd["train_seconds_ci95_low"], sgd["train_seconds_ci95_high"]) == pytest.approx((mean - half, mean + half))
+    # RMSE 10, 12, 14: mean 12, std 2
+    assert (sgd["test_rmse_mean"], sgd["test_rmse_std"]) == pytest.approx((12.0, 2.0))
+    assert sgd["test_rmse_ci95_high"] == pytest.approx(12 + T975_DF2 * 2 / math.sqrt(3))
+    assert (sgd["steps_per_s_mean"], sgd["final_train_loss_mean"], sgd["test_loss_mean"], sgd["rmse_gap_mean"]) \
+        == pytest.approx((200.0, 0.4, 0.2, 0.2))
+
+    adam = cell(cells, "regression", "adam")
+    assert (adam["n"], adam["test_rmse_mean"]) == (1, 20.0)
+    assert math.isnan(adam["test_rmse_std"]) and math.isnan(adam["test_rmse_ci95_low"])  # unknown with one seed
+
+    blown = cell(cells, "regression", "sgd(lr=5)")
+    assert (blown["runs"], blown["n"], blown["n_diverged"]) == (2, 0, 2)
+    assert math.isnan(blown["test_rmse_mean"]) and math.isnan(blown["train_seconds_mean"])
+
+    cifar_adam = cell(cells, "cifar10", "adam")
+    assert cifar_adam["metric_name"] == "accuracy"
+    assert (cifar_adam["test_accuracy_mean"], cifar_adam["test_accuracy_std"]) == pytest.approx((0.85, math.sqrt(0.005)))
+    assert cifar_adam["test_accuracy_ci95_high"] == pytest.approx(0.85 + T975_DF1 * math.sqrt(0.005) / math.sqrt(2))
+
+
+def test_cells_sorted_by_main_metric_best_first(results: Path) -> None:
+    cells = build_report([results], draw_charts=False).cells
+    order = [(t, lab) for t, lab in zip(cells["task"], cells["label"])]
+    # RMSE ascending with the all-diverged cell last; accuracy descending
+    assert order == [("cifar10", "adam"), ("cifar10", "sgd"),
+                     ("regression", "sgd"), ("regression", "adam"), ("regression", "sgd(lr=5)")]
+
+
+def test_convergence_curves_average_ok_runs_per_epoch(results: Path) -> None:
+    curves = build_report([results], draw_charts=False).curves
+    sgd = curves[(curves["task"] == "regression") & (curves["label"] == "sgd")].sort_values("epoch")
+    assert list(sgd["n"]) == [3, 3, 3]  # the diverged run's curve is left out
+    # epoch 1: train losses 1/1, 1/2, 1/3; seconds 1/3, 2/3, 4/3
+    assert sgd["train_loss_mean"].iloc[0] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    assert (sgd["train_loss_min"].iloc[0], sgd["train_loss_max"].iloc[0]) == pytest.approx((1 / 3, 1.0))
+    assert sgd["time_s"].iloc[0] == pytest.approx(7 / 9)
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+def test_markdown_has_one_table_per_task_with_best_in_bold_and_problems_flagged(results: Path, tmp_path: Path) -> None:
+    report = build_report([results], out_dir=tmp_path, fmt="markdown", draw_charts=False)
+    md = report.markdown
+    assert md.startswith("## optbench report\n")
+    assert (tmp_path / "report.md").read_text() == md
+    assert "### regression on synthetic (3 epochs, batch 64, cpu)" in md
+    assert "### cifar10 on synthetic (3 epochs, batch 64, cpu)" in md
+    assert ("| optimizer | n | test RMSE | RMSE gap | test loss | final train loss | runtime (s) | steps/s | status |"
+            in md)
+    assert ("| sgd | 3 | **12 ± 2** | **+20.0% ± 10.0%** | **0.2 ± 0.1** | **0.4 ± 0.1** | **2.333 ± 1.5** "
+            "| **200 ± 100** | ⚠️ 1 of 5 diverged, 1 of 5 failed |") in md
+    assert "| adam | 1 | 20 | +100.0% | 0.5 | 0.6 | 3 | 50 | ok |" in md
+    assert "| sgd(lr=5) | 0 | - | - | - | - | - | - | ⚠️ 2 of 2 diverged |" in md
+    assert "| adam | 2 | **85.00% ± 7.07%** |" in md
+
+
+def test_csv_and_json_have_one_row_per_cell_with_the_aggregates(results: Path, tmp_path: Path) -> None:
+    report = build_report([results], out_dir=tmp_path, fmt="csv", draw_charts=False)
+    assert report.export == tmp_path / "report.csv"
+    frame = pd.read_csv(report.export)
+    assert len(frame) == 5
+    for col in ("task", "dataset", "optimizer", "label", "hparams", "epochs", "batch_size", "device", "n",
+                "n_diverged", "n_failed", "train_seconds_mean", "train_seconds_std", "train_seconds_ci95_low",
+                "test_rmse_mean", "test_accuracy_ci95_high", "rmse_gap_mean", "steps_per_s_std"):
+        assert col in frame.columns
+    sgd = frame[(frame["task"] == "regression") & (frame["label"] == "sgd")].iloc[0]
+    assert (sgd["n"], sgd["n_diverged"], sgd["n_failed"], sgd["seeds"]) == (3, 1, 1, "0 1 2 3 4")
+    assert (sgd["test_rmse_mean"], sgd["test_rmse_std"], sgd["train_seconds_mean"]) == pytest.approx((12, 2, 7 / 3))
+    assert sgd["hparams"] == "lr=0.01"
+
+    report = build_report([results], out_dir=tmp_path, fmt="json", draw_charts=False)
+    rows = json.loads(report.export.read_text())
+    adam = next(r for r in rows if r["task"] == "regression" and r["label"] == "adam")
+    assert adam["n"] == 1 and adam["test_rmse_mean"] == 20.0 and adam["test_rmse_std"] is None
+    assert {r["label"] for r in rows} == {"sgd", "adam", "sgd(lr=5)"}
+
+
+def test_html_is_one_self_contained_file_with_every_chart_embedded(html_report) -> None:
+    page = html_report.export.read_text()
+    assert html_report.export.name == "report.html"
+    assert [p.name for p in html_report.out_dir.iterdir() if p.suffix == ".html"] == ["report.html"]
+    pngs = [p for p in html_report.charts if p.suffix == ".png"]
+    assert page.count('src="data:image/png;base64,') == len(pngs) == 5
+    assert not re.search(r'(?:src|href)\s*=\s*"(?!data:)', page)  # nothing fetched from anywhere
+    assert "<link" not in page and "<script" not in page
+    assert "sgd(lr=5)" in page and "<strong>12 ± 2</strong>" in page
+
+
+# --- charts --------------------------------------------------------------------------------------
+
+def test_every_chart_is_written_as_png_and_svg(html_report) -> None:
+    names = sorted(p.name for p in html_report.charts)
+    stems = ["cifar10-synthetic-accuracy", "cifar10-synthetic-comparison", "cifar10-synthetic-convergence",
+             "regression-synthetic-comparison", "regression-synthetic-convergence"]
+    assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))
+    for path in html_report.charts:
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG") if path.suffix == ".png" else b"<svg" in data[:2000]
+
+
+def test_charts_use_log_axes_and_keep_legends_off_the_data(html_report) -> None:
+    figures = dict(report_figures(html_report))
+    runtime, error = figures["regression-synthetic-comparison"].axes
+    assert runtime.get_xscale() == error.get_xscale() == "log"
+    assert "s, log scale" in runtime.get_xlabel() and "RMSE" in error.get_xlabel()
+    assert "cross-entropy" in figures["cifar10-synthetic-comparison"].axes[1].get_xlabel()
+    for stem in ("regression-synthetic-convergence", "cifar10-synthetic-convergence"):
+        by_epoch, by_time = figures[stem].axes
+        assert by_epoch.get_yscale() == by_time.get_yscale() == "log"
+        assert (by_epoch.get_xlabel(), by_time.get_xlabel()) == ("epoch", "training time (s)")
+    accuracy = figures["cifar10-synthetic-accuracy"].axes[0]
+    assert accuracy.get_yscale() == "linear" and "%" in accuracy.get_ylabel()
+    for stem, fig in figures.items():
+        assert fig._suptitle is not None and fig._suptitle.get_text()
+        assert all(ax.get_legend() is None for ax in fig.axes), stem  # legends sit outside the axes
+    legend = figures["regression-synthetic-convergence"].legends[0]
+    assert "sgd(lr=5) (no ok run: 2 of 2 diverged)" in [t.get_text() for t in legend.get_texts()]
+
+
+def test_one_colour_per_optimizer_across_all_charts(html_report) -> None:
+    figures = dict(report_figures(html_report))
+    colours: dict[str, set[str]] = {}
+    for fig in figures.values():
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                if not line.get_label().startswith("_"):
+                    colours.setdefault(line.get_label().split(" (")[0], set()).add(to_hex(line.get_color()))
+    assert colours["adam"] == {to_hex("#0072B2")}  # Okabe-Ito blue, in both tasks
+    assert all(len(c) == 1 for c in colours.values())
+    assert len({c.pop() for c in colours.values()}) == len(colours)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_report_reads_a_real_run_and_writes_charts_next_to_it(cli) -> None:
+    assert cli.run("--task", "regression", "--opt", "sgd", "adam", "--epochs", "2", "-q").exit_code == 0
+    before = snapshot(cli.results_dir / "runs")
+    result = cli("report", "--results-dir", str(cli.results_dir))
+    assert result.exit_code == 0, result.output
+    assert "regression on synthetic" in result.stdout and "test RMSE" in result.stdout
+    assert f"wrote 2 chart(s), PNG and SVG, to {cli.results_dir / 'report'}" in result.stdout
+    assert (cli.results_dir / "report" / "regression-synthetic-comparison.png").is_file()
+    assert snapshot(cli.results_dir / "runs") == before
+
+
+def test_markdown_goes_to_stdout_and_the_paths_to_stderr(cli, results: Path, tmp_path: Path) -> None:
+    result = cli("report", "--results-dir", str(results), "--format", "markdown", "--no-charts", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (tmp_path / "report.md").read_text()
+    assert result.stdout.startswith("## optbench report")
+    assert f"wrote {tmp_path / 'report.md'}" in result.stderr
+
+
+def test_filters_keep_matching_runs_only(cli, results: Path, tmp_path: Path) -> None:
+    def labels(*args: str) -> list[tuple[str, str]]:
+        result = cli("report", "--results-dir", str(results), "--format", "json", "--no-charts", "--out",
+                     str(tmp_path), *args)
+        assert result.exit_code == 0, result.output
+        return [(r["task"], r["label"]) for r in json.loads((tmp_path / "report.json").read_text())]
+
+    assert labels("--opt", "adam") == [("cifar10", "adam"), ("regression", "adam")]
+    assert labels("--opt", "sgd:lr=5") == [("regression", "sgd(lr=5)")]
+    assert labels("--task", "regression", "--opt", "sgd", "adam") == [("regression", "sgd"), ("regression", "adam"),
+                                                                      ("regression", "sgd(lr=5)")]
+    assert labels("--dataset", "synthetic", "--device", "cpu", "--task", "cifar10") == [("cifar10", "adam"),
+                                                                                          ("cifar10", "sgd")]
+    result = cli("report", "--results-dir", str(results), "--task", "mlp", "--no-charts")
+    assert result.exit_code == 2
+    assert "no run matches --task mlp" in result.stderr and "cifar10, regression" in result.stderr
+
+
+def test_corrupt_and_foreign_files_are_named_and_skipped_and_left_alone(cli, results: Path, tmp_path: Path) -> None:
+    copy_dir = tmp_path / "results"
+    shutil.copytree(results, copy_dir)
+    runs = copy_dir / "runs"
+    good = next(runs.glob("*.json")).read_text()
+    (runs / "truncated.json").write_text(good[: len(good) // 2])
+    (runs / "foreign.json").write_text('{"name": "not a run"}')
+    (runs / "array.json").write_text("[1, 2, 3]")
+    (runs / "bad-spec.json").write_text(json.dumps(
+        {"schema_version": 1, "spec": {"task": "x"}, "status": "ok", "metrics": {}, "curve": [], "environment": {}}))
+    before = snapshot(copy_dir)
+
+    result = cli("report", "--results-dir", str(copy_dir), "--format", "csv", "--no-charts", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    for name in ("truncated.json", "foreign.json", "array.json", "bad-spec.json"):
+        assert re.search(rf"warning: skipped \S*{re.escape(name)}: ", result.stderr), result.stderr
+    assert len(pd.read_csv(tmp_path / "out" / "report.csv")) == 5  # the rest is reported
+    assert snapshot(copy_dir) == before  # nothing in the results directory changed, nothing added
+
+
+def test_no_results_is_one_line_saying_where_and_how(cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    for results_dir in (empty, tmp_path / "missing"):
+        result = cli("report", "--results-dir", str(results_dir))
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr
+        assert f"no run records found in {results_dir / 'runs'}" in lines[0] and "optbench run" in lines[0]
+    assert [p.name for p in empty.iterdir()] == ["runs"]  # no report directory was created
+    assert not (tmp_path / "missing").exists()
+
+
+def test_out_may_not_be_the_runs_directory(cli, results: Path) -> None:
+    before = snapshot(results)
+    result = cli("report", "--results-dir", str(results), "--out", str(results / "runs"), "--format", "csv")
+    assert result.exit_code == 2 and "where run records live" in result.stderr
+    assert snapshot(results) == before
