@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -167,6 +167,45 @@ def list_choices() -> None:
     console = _stdout_console()
     console.print(tasks_table())
     console.print(optimizers_table())
+
+
+@app.command(cls=MultiValueCommand)
+@user_errors
+def report(
+    results_dir: Annotated[list[Path] | None, typer.Option("--results-dir", help="Results directory to read (repeatable: runs from several machines in one report).", show_default="results")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Only these task(s).")] = None,
+    opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Only these optimizer(s): a name (every adam cell), a label "adam(lr=0.0003)" or "adam:lr=3e-4".')] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only these dataset(s) (repeatable or comma-separated).")] = None,
+    device: Annotated[list[str] | None, typer.Option("--device", help="Only runs on these device(s), e.g. cpu, cuda:0.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where charts and the export file are written.", show_default="<first results dir>/report", file_okay=False)] = None,
+    fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", help="table: print to the terminal; markdown: print and write report.md; csv, json, html: write report.<ext>.")] = "table",
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG).")] = True,
+) -> None:
+    """Aggregate stored runs over seeds into tables (mean ± std, 95% CI) and log-scale charts.
+
+    Reads every record under <results-dir>/runs/ and never changes it; writes only into --out.
+    """
+    from optbench.report import Filters, build_report
+    from optbench.report_tables import report_table
+
+    filters = Filters(tasks=split_list(task), optimizers=split_list(opt, split_optimizers=True),
+                      datasets=split_list(dataset), devices=split_list(device))
+    result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts)
+
+    err = Console(stderr=True)
+    for problem in result.problems:
+        err.print(f"warning: skipped {problem.path}: {problem.reason}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    out_console = _stdout_console()
+    if fmt == "table":
+        for table in result.tables:
+            out_console.print(report_table(table))
+    elif fmt == "markdown":
+        sys.stdout.write(result.markdown or "")
+    notes = err if fmt == "markdown" else out_console  # markdown on stdout stays pure markdown
+    if result.export:
+        notes.print(f"wrote {result.export}", markup=False, highlight=False, soft_wrap=True)
+    if result.charts:
+        notes.print(f"wrote {len(result.charts) // 2} chart(s), PNG and SVG, to {result.out_dir}", markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:
