@@ -398,6 +398,8 @@ def to_html(report: Report, images: dict[str, bytes]) -> str:
             body.append(f'<tr class="{"warn" if r in t.warnings else ""}">')
             for c, text in enumerate(row):
                 inner = f"<strong>{e(text)}</strong>" if (r, c) in t.best else e(text)
+                if c == len(row) - 1 and r in t.warnings:
+                    inner = f"⚠ {inner}"
                 body.append(f'<td class="{"num" if t.numeric[c] else ""}">{inner}</td>')
             body.append("</tr>")
         body.append("</tbody></table>")
