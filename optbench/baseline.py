@@ -1,0 +1,278 @@
+"""Baseline files: the per-seed results of a suite that ``optbench check`` compares against.
+
+A baseline is JSON, written with sorted keys and an indent so that a change reads well in a diff::
+
+    {"schema_version": 1, "created_at": "...",
+     "environment": {"cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python",
+                     "optbench", "git_commit"},
+     "cells": [{"task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device",
+                "label", "cell_hash", "metric_name",
+                "runs": [{"seed", "status", "train_seconds", "final_train_loss", "test_loss",
+                          "test_rmse" | "test_accuracy"}, ...],
+                "environment": {...}   # only when it differs from the top-level one
+               }, ...]}
+
+A cell is a spec without its seed; ``cell_hash`` is the records' ``cell_hash`` of that spec.
+Samples are rounded to 6 significant digits; a diverged or failed run keeps its status and null metrics.
+When a results directory holds several records of one cell and seed, the newest one counts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from optbench.errors import UserError
+from optbench.spec import RunSpec
+from optbench.store import RUNS, Problem, load_records
+
+BASELINE_SCHEMA_VERSION = 1
+FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit")
+SAMPLED_METRICS = ("train_seconds", "final_train_loss", "test_loss")  # plus test_<metric_name>
+SIGNIFICANT_DIGITS = 6
+
+
+class SeedRun(BaseModel):
+    """One seed of a cell: its status and metric samples (seconds, loss, RMSE in target units, accuracy as a fraction)."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: int
+    status: Literal["ok", "diverged", "failed"]
+    train_seconds: float | None = None
+    final_train_loss: float | None = None
+    test_loss: float | None = None
+    test_rmse: float | None = None
+    test_accuracy: float | None = None
+
+    def value(self, metric: str) -> float | None:
+        return getattr(self, metric)
+
+
+class Cell(BaseModel):
+    """A task x dataset x optimizer-with-hyperparameters x epochs x batch size x device, with its runs by seed."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: str
+    dataset: str
+    optimizer: str
+    hparams: dict[str, Any]
+    epochs: int
+    batch_size: int
+    device: str
+    impl: str = "auto"  # optimizer implementation; left out of the file when "auto"
+    label: str
+    cell_hash: str
+    metric_name: str
+    runs: list[SeedRun] = Field(min_length=1)
+    environment: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What identifies a cell across spec changes: (task, dataset, label, device)."""
+        return (self.task, self.dataset, self.label, self.device)
+
+    @property
+    def name(self) -> str:
+        """``task/label``: what a ``--cell`` or ``--tol ...@`` glob is matched against."""
+        return f"{self.task}/{self.label}"
+
+    def metrics(self) -> list[str]:
+        return [*SAMPLED_METRICS, f"test_{self.metric_name}"]
+
+    def matches(self, glob: str) -> bool:
+        return any(fnmatch.fnmatchcase(f"{self.task}/{name}", glob) for name in (self.label, self.optimizer))
+
+    def spec_fields(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device", "impl")}
+
+
+class Baseline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1]
+    created_at: str
+    environment: dict[str, Any]
+    cells: list[Cell]
+
+    def cell_environment(self, cell: Cell) -> dict[str, Any]:
+        return cell.environment if cell.environment is not None else self.environment
+
+
+def _round(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(f"{float(value):.{SIGNIFICANT_DIGITS}g}")
+
+
+def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
+    return {k: environment.get(k) for k in FINGERPRINT_KEYS}
+
+
+def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:
+    """Group run records into cells (newest record per cell and seed), each with its environment set."""
+    newest: dict[tuple[str, int], dict[str, Any]] = {}
+    for rec in sorted(records, key=lambda r: (r.get("started_at") or "", r.get("finished_at") or "")):
+        spec = RunSpec.from_dict(rec["spec"])
+        newest[(rec.get("cell_hash") or spec.cell_hash(), spec.seed)] = rec
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for (cell_hash, _), rec in newest.items():
+        by_cell.setdefault(cell_hash, []).append(rec)
+    cells = []
+    for cell_hash, recs in by_cell.items():
+        recs.sort(key=lambda r: r["spec"]["seed"])
+        spec = RunSpec.from_dict(recs[0]["spec"])
+        metric_name = recs[0].get("metric_name") or next(
+            (m[5:] for r in recs for m in ("test_rmse", "test_accuracy") if m in r["metrics"]), "rmse")
+        keys = [*SAMPLED_METRICS, f"test_{metric_name}"]
+        runs = [SeedRun(seed=r["spec"]["seed"], status=r["status"], **{k: _round(r["metrics"].get(k)) for k in keys})
+                for r in recs]
+        fields = {k: v for k, v in spec.cell().items() if k in Cell.model_fields and not (k == "impl" and v == "auto")}
+        cells.append(Cell(**fields, label=spec.label(), cell_hash=cell_hash,
+                          metric_name=metric_name, runs=runs, environment=fingerprint(recs[-1]["environment"])))
+    return sorted(cells, key=lambda c: (c.task, c.dataset, c.device, c.optimizer, c.label, c.cell_hash))
+
+
+def load_cells(results_dir: Path) -> tuple[list[Cell], list[Problem]]:
+    """The cells of every valid record under ``<results_dir>/runs``; UserError when there is none."""
+    records, problems = load_records([results_dir])
+    if not records:
+        raise UserError(f"no run records under {Path(results_dir) / RUNS}; run a suite first "
+                        f"(optbench run --config FILE --results-dir {results_dir})")
+    return cells_from_records(records), problems
+
+
+def make_baseline(cells: list[Cell]) -> Baseline:
+    """A baseline whose top-level environment is the most common one; other cells keep their own."""
+    envs = [json.dumps(c.environment, sort_keys=True) for c in cells]
+    common = json.loads(Counter(envs).most_common(1)[0][0]) if envs else {}
+    kept = [c.model_copy(update={"environment": None if c.environment == common else c.environment}) for c in cells]
+    kept.sort(key=lambda c: (c.task, c.dataset, c.device, c.optimizer, c.label, c.cell_hash))
+    return Baseline(schema_version=BASELINE_SCHEMA_VERSION, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    environment=common, cells=kept)
+
+
+def to_json(baseline: Baseline) -> str:
+    doc = baseline.model_dump(mode="json", exclude_unset=True)
+    for cell, model in zip(doc["cells"], baseline.cells):
+        if model.environment is None:
+            cell.pop("environment", None)
+    return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_baseline(baseline: Baseline, path: Path) -> Path:
+    """Write atomically (temporary file in the same folder, then rename): a reader never sees half a file."""
+    path = Path(path)
+    text = to_json(baseline)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise UserError(f"cannot write baseline {path} ({exc.strerror or exc}); choose a path you can write") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write baseline {path} ({exc.strerror or exc}); choose a path you can write") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_baseline(path: Path) -> Baseline:
+    """Read and validate a baseline file; any problem is a one-line UserError."""
+    path = Path(path)
+    fix = f"recreate it with: optbench baseline save --out {path}"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"baseline {path} not found; create it with: optbench baseline save --out {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read baseline {path} ({getattr(exc, 'strerror', None) or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"baseline {path} is not valid JSON (line {exc.lineno}: {exc.msg}); {fix}") from None
+    if isinstance(doc, dict) and doc.get("schema_version") not in (None, BASELINE_SCHEMA_VERSION):
+        raise UserError(f"baseline {path} has schema version {doc['schema_version']!r}, this optbench reads "
+                        f"{BASELINE_SCHEMA_VERSION}; {fix}")
+    try:
+        return Baseline.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "top level"
+        raise UserError(f"baseline {path} is not an optbench baseline ({loc}: {err['msg'].lower()}); {fix}") from None
+
+
+@dataclass
+class Update:
+    """What ``baseline update`` changed, by cell name (``task/label``)."""
+
+    replaced: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: int = 0
+
+
+def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | None = None,
+                    prune: bool = False) -> tuple[Baseline, Update]:
+    """Replace the baseline's cells with the current ones (those matching ``globs``, or all).
+
+    A current cell replaces every baseline cell with its key (task, dataset, label, device) or hash, so
+    a changed spec becomes comparable again. With ``prune``, selected baseline cells absent from the
+    current results are dropped; otherwise they stay.
+    """
+    def selected(cell: Cell) -> bool:
+        return not globs or any(cell.matches(g) for g in globs)
+
+    chosen = [c for c in current if selected(c)]
+    for glob in globs or []:
+        if not any(c.matches(glob) for c in chosen) and not (prune and any(c.matches(glob) for c in baseline.cells)):
+            names = sorted({c.name for c in current})
+            raise UserError(f"--cell {glob} matches no cell in the current results; cells: {', '.join(names)}")
+    chosen_ids = {c.key for c in chosen} | {c.cell_hash for c in chosen}
+    old_ids = {c.key for c in baseline.cells} | {c.cell_hash for c in baseline.cells}
+    update = Update()
+    cells = []
+    for cell in baseline.cells:
+        cell = cell.model_copy(update={"environment": baseline.cell_environment(cell)})
+        if cell.key in chosen_ids or cell.cell_hash in chosen_ids:
+            continue  # replaced by the current cell below
+        if prune and selected(cell):
+            update.removed.append(cell.name)
+        else:
+            cells.append(cell)
+            update.kept += 1
+    for cell in chosen:
+        (update.replaced if cell.key in old_ids or cell.cell_hash in old_ids else update.added).append(cell.name)
+    return make_baseline(cells + chosen), update
+
+
+def save_baseline(results_dir: Path, out: Path, force: bool = False) -> tuple[Baseline, list[Problem]]:
+    """Build a baseline from every record under ``results_dir`` and write it to ``out``."""
+    if Path(out).exists() and not force:
+        raise UserError(f"{out} exists; refresh it with: optbench baseline update --baseline {out} "
+                        f"--results-dir {results_dir} (or pass --force to overwrite)")
+    cells, problems = load_cells(results_dir)
+    baseline = make_baseline(cells)
+    write_baseline(baseline, out)
+    return baseline, problems
+
+
+def update_baseline_file(path: Path, results_dir: Path, globs: list[str] | None = None,
+                         prune: bool = False) -> tuple[Baseline, Update, list[Problem]]:
+    """Read ``path``, refresh it from ``results_dir`` (see ``update_baseline``), write it back atomically."""
+    baseline = read_baseline(path)
+    cells, problems = load_cells(results_dir)
+    updated, update = update_baseline(baseline, cells, globs, prune)
+    write_baseline(updated, path)
+    return updated, update, problems

@@ -1,0 +1,285 @@
+"""Compare current results with a baseline: one verdict per cell and metric. Pure: no rendering.
+
+Pairing: a current cell and a baseline cell with the same ``cell_hash`` are compared. A baseline cell
+whose key (task, dataset, label, device) is found only under another hash (other epochs, batch size
+or hyperparameters) is "not comparable", never passed or failed. The rest of the baseline is
+"missing" (a failure under ``strict``, else a warning) and the rest of the current results "new".
+
+Deciding, per compared cell:
+
+- status: a current run that diverged or failed fails the cell.
+- quality (final_train_loss, test_loss, test_rmse lower is better; test_accuracy higher): the means
+  over seeds are compared. Worse beyond the fail tolerance fails only when the difference also
+  exceeds ``NOISE_SE`` standard errors of seed noise (``noise_ratio``: paired by seed when both
+  sides ran the same seeds, else Welch's); within the noise, or beyond the warn tolerance only,
+  it warns. With one seed on each side the tolerance alone decides.
+- runtime (train_seconds): the ratio of medians is held against the tolerance. When the runtime
+  fingerprint differs (``RUNTIME_KEYS``: another CPU, GPU, thread count or torch) it can only warn.
+  With the same fingerprint and at least ``MIN_RANK_SAMPLES`` runs on each side, it fails only if a
+  one-sided Mann-Whitney U test also finds current slower (p < ``ALPHA``); with fewer, the tolerance
+  alone decides.
+
+Exit code: 3 when no cell could be compared, else 1 when some verdict is "fail", else 0.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from scipy.stats import mannwhitneyu
+
+from optbench.baseline import Baseline, Cell, load_cells, read_baseline
+from optbench.store import Problem
+from optbench.tolerance import METRICS, Tolerance, Tolerances
+
+NOISE_SE = 2.0
+MIN_RANK_SAMPLES = 5
+ALPHA = 0.05
+# What makes timings comparable; optbench version and git commit are what is being tested, not the machine.
+RUNTIME_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python")
+
+Verdict = Literal["fail", "warn", "not comparable", "missing", "new", "pass"]
+VERDICTS: tuple[Verdict, ...] = ("fail", "warn", "not comparable", "missing", "new", "pass")
+EXIT_PASS, EXIT_REGRESSION, EXIT_NOTHING_COMPARABLE = 0, 1, 3
+
+
+@dataclass
+class Row:
+    """One verdict. ``metric`` is a metric name, ``status`` (diverged/failed runs), ``spec`` or ``cell``.
+
+    ``baseline``/``current``: mean over seeds for quality, median seconds for runtime, text otherwise.
+    ``change``: ratio of medians for runtime, difference for accuracy, relative change for the rest.
+    """
+
+    task: str
+    dataset: str
+    label: str
+    device: str
+    metric: str
+    verdict: Verdict
+    baseline: float | str | None = None
+    current: float | str | None = None
+    change: float | None = None
+    change_text: str = ""
+    note: str = ""
+    tolerance: str = ""
+    n_baseline: int = 0
+    n_current: int = 0
+
+    @property
+    def cell(self) -> str:
+        return f"{self.task}/{self.dataset} {self.label} ({self.device})"
+
+    @property
+    def name(self) -> str:
+        """``task/label``, the form ``baseline update --cell`` takes."""
+        return f"{self.task}/{self.label}"
+
+
+@dataclass
+class Comparison:
+    rows: list[Row]
+    compared_cells: int
+    strict: bool = False
+    baseline_path: str = ""
+    results_dir: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(r.verdict == v for r in self.rows) for v in VERDICTS}
+
+    @property
+    def exit_code(self) -> int:
+        if self.compared_cells == 0:
+            return EXIT_NOTHING_COMPARABLE
+        return EXIT_REGRESSION if any(r.verdict == "fail" for r in self.rows) else EXIT_PASS
+
+    @property
+    def outcome(self) -> str:
+        return {EXIT_PASS: "pass", EXIT_REGRESSION: "fail", EXIT_NOTHING_COMPARABLE: "nothing comparable"}[self.exit_code]
+
+    def update_command(self) -> str | None:
+        """The command that accepts the failing and not comparable cells into the baseline, if any."""
+        import shlex
+
+        rows = [r for r in self.rows if r.verdict in ("fail", "not comparable")]
+        if not rows:
+            return None
+        names = list(dict.fromkeys(r.name for r in rows))
+        args = ["optbench", "baseline", "update", "--baseline", self.baseline_path, "--results-dir", self.results_dir]
+        for name in names:
+            args += ["--cell", fnmatch_escape(name)]
+        if any(r.metric == "cell" for r in rows):  # a missing cell under --strict: drop it
+            args.append("--prune")
+        return shlex.join(args)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome, "exit_code": self.exit_code, "compared_cells": self.compared_cells,
+            "strict": self.strict, "counts": self.counts(), "baseline": self.baseline_path,
+            "results_dir": self.results_dir, "update_command": self.update_command(),
+            "rows": [{**asdict(r), "cell": r.cell} for r in self.rows],
+        }
+
+
+def fnmatch_escape(name: str) -> str:
+    """A glob that matches exactly ``name`` (labels never contain * or ?, but may in a plugin's name)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def check_results(baseline_path: Path, results_dir: Path, tolerances: Tolerances, strict: bool = False) -> Comparison:
+    """Read the baseline and the records under ``results_dir`` and compare them (see ``compare``)."""
+    baseline = read_baseline(baseline_path)
+    current, problems = load_cells(results_dir)
+    comparison = compare(baseline, current, tolerances, strict)
+    comparison.baseline_path, comparison.results_dir, comparison.problems = str(baseline_path), str(results_dir), problems
+    return comparison
+
+
+def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, strict: bool = False) -> Comparison:
+    """Every verdict, regressions first (fail, warn, not comparable, missing, new, pass)."""
+    rows: list[Row] = []
+    unmatched = {c.cell_hash: c for c in current}
+    compared = 0
+    for base in baseline.cells:
+        cur = unmatched.pop(base.cell_hash, None)
+        if cur is not None:
+            compared += 1
+            rows += compare_cell(base, baseline.cell_environment(base), cur, tolerances)
+            continue
+        moved = next((c for c in unmatched.values() if c.key == base.key), None)
+        if moved is not None:
+            del unmatched[moved.cell_hash]
+            rows.append(_row(base, "spec", "not comparable", baseline=_spec_text(base), current=_spec_text(moved),
+                             note=f"spec changed ({_spec_change(base, moved)}); the baseline no longer applies"))
+        else:
+            rows.append(_row(base, "cell", "fail" if strict else "missing", baseline=f"{len(base.runs)} run(s)",
+                             current="-", n_baseline=len(base.runs),
+                             note="not in the current results" + (" (--strict)" if strict else "")))
+    for cur in unmatched.values():
+        rows.append(_row(cur, "cell", "new", baseline="-", current=f"{len(cur.runs)} run(s)", n_current=len(cur.runs),
+                         note="not in the baseline"))
+    rows.sort(key=lambda r: VERDICTS.index(r.verdict))
+    return Comparison(rows, compared, strict)
+
+
+def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: Tolerances) -> list[Row]:
+    rows = []
+    bad = [r for r in cur.runs if r.status != "ok"]
+    if bad:
+        rows.append(_row(cur, "status", "fail", baseline=_ok_count(base), current=_ok_count(cur),
+                         note="; ".join(f"seed {r.seed} {r.status}" for r in bad)))
+    env_change = fingerprint_change(base_env, cur.environment or {})
+    for metric in cur.metrics():
+        b = _samples(base, metric)
+        c = _samples(cur, metric)
+        if not c:
+            continue  # no finished run: the status row says why
+        tol = tolerances.for_cell(metric, cur.task, cur.label, cur.optimizer)
+        if not b:
+            rows.append(_row(cur, metric, "not comparable", current=statistics.fmean(c.values()), n_current=len(c),
+                             note="no finished baseline run"))
+        elif METRICS[metric].runtime:
+            rows.append(_runtime_row(cur, metric, list(b.values()), list(c.values()), tol, env_change))
+        else:
+            rows.append(_quality_row(cur, metric, b, c, tol))
+    return rows
+
+
+def fingerprint_change(base_env: dict[str, Any], cur_env: dict[str, Any]) -> str:
+    """``torch 2.4.0 -> 2.5.1, cpu_count 16 -> 2``, or '' when timings are comparable."""
+    return ", ".join(f"{k} {base_env.get(k)} -> {cur_env.get(k)}" for k in RUNTIME_KEYS if base_env.get(k) != cur_env.get(k))
+
+
+def noise_ratio(b: dict[int, float], c: dict[int, float], higher_is_better: bool) -> tuple[float, str]:
+    """How many standard errors of seed noise the worsening from ``b`` to ``c`` is (inf: no noise estimate).
+
+    Losses and RMSE are compared on a log scale (a regression scales them), accuracy as is (it
+    moves by points). With the same two or more seeds on both sides the comparison is paired: a
+    seed fixes the initialisation and the data order, so the spread of the per-seed differences is
+    the noise. Otherwise Welch's standard error ``sqrt(s_b^2/n_b + s_c^2/n_c)`` over the sides with
+    two or more seeds. With one seed on each side there is no estimate: the tolerance alone decides.
+    """
+    if not higher_is_better and min(*b.values(), *c.values()) > 0:
+        b, c = {k: math.log(v) for k, v in b.items()}, {k: math.log(v) for k, v in c.items()}
+    sign = -1 if higher_is_better else 1
+    if len(b) >= 2 and b.keys() == c.keys():
+        diffs = [sign * (c[seed] - b[seed]) for seed in b]
+        se, how = (statistics.variance(diffs) / len(diffs)) ** 0.5, "paired by seed"
+        worse = statistics.fmean(diffs)
+    else:
+        se = sum(statistics.variance(s) / len(s) for s in (list(b.values()), list(c.values())) if len(s) >= 2) ** 0.5
+        worse, how = sign * (statistics.fmean(c.values()) - statistics.fmean(b.values())), "unpaired seeds"
+    if se == 0:
+        return (math.inf if worse > 0 else 0.0), how
+    return worse / se, how
+
+
+def _quality_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, float], tol: Tolerance) -> Row:
+    higher = METRICS[metric].higher_is_better
+    mb, mc = statistics.fmean(b.values()), statistics.fmean(c.values())
+    z, how = noise_ratio(b, c, higher)
+    beyond_noise = z > NOISE_SE
+    if higher:
+        change, text = mc - mb, f"{(mc - mb) * 100:+.1f} pt"
+    else:
+        change = (mc - mb) / abs(mb) if mb else None
+        text = f"{change:+.1%}" if change is not None else f"{mc - mb:+.3g}"
+    if tol.fail.exceeded(mb, mc, higher) and beyond_noise:
+        verdict, note = "fail", f"worse beyond fail level {tol.fail}"
+    elif tol.fail.exceeded(mb, mc, higher):
+        verdict, note = "warn", f"worse beyond fail level {tol.fail}, but within seed noise ({z:.1f} SE, {how}; fails above {NOISE_SE:g})"
+    elif tol.warn.exceeded(mb, mc, higher):
+        verdict, note = "warn", f"worse beyond warn level {tol.warn}"
+    else:
+        verdict, note = "pass", "better beyond the warn level; consider updating the baseline" if tol.warn.exceeded(mc, mb, higher) else ""
+    return _row(cell, metric, verdict, baseline=mb, current=mc, change=change, change_text=text, note=note,
+                tolerance=str(tol), n_baseline=len(b), n_current=len(c))
+
+
+def _runtime_row(cell: Cell, metric: str, b: list[float], c: list[float], tol: Tolerance, env_change: str) -> Row:
+    mb, mc = statistics.median(b), statistics.median(c)
+    ratio = mc / mb if mb > 0 else None
+    text = f"{ratio:.2f}x" if ratio is not None else f"{mc - mb:+.3g} s"
+    if tol.fail.exceeded(mb, mc, False):
+        if env_change:
+            verdict, note = "warn", f"slower beyond fail level {tol.fail}, but another environment ({env_change}): runtime only warns"
+        elif len(b) >= MIN_RANK_SAMPLES and len(c) >= MIN_RANK_SAMPLES:
+            p = mannwhitneyu(c, b, alternative="greater").pvalue
+            verdict = "fail" if p < ALPHA else "warn"
+            note = f"slower beyond fail level {tol.fail}; Mann-Whitney U p={p:.2g}" + ("" if p < ALPHA else f" >= {ALPHA:g}, not significant")
+        else:
+            verdict, note = "fail", f"slower beyond fail level {tol.fail} ({len(b)} vs {len(c)} runs, too few for a rank test)"
+    elif tol.warn.exceeded(mb, mc, False):
+        verdict, note = "warn", f"slower beyond warn level {tol.warn}" + (f" (another environment: {env_change})" if env_change else "")
+    else:
+        verdict, note = "pass", ""
+    return _row(cell, metric, verdict, baseline=mb, current=mc, change=ratio, change_text=text, note=note,
+                tolerance=str(tol), n_baseline=len(b), n_current=len(c))
+
+
+def _ok_count(cell: Cell) -> str:
+    return f"{sum(r.status == 'ok' for r in cell.runs)}/{len(cell.runs)} ok"
+
+
+def _samples(cell: Cell, metric: str) -> dict[int, float]:
+    """Seed -> value of the runs that finished."""
+    return {r.seed: v for r in cell.runs if r.status == "ok" and (v := r.value(metric)) is not None}
+
+
+def _row(cell: Cell, metric: str, verdict: Verdict, **fields: Any) -> Row:
+    return Row(cell.task, cell.dataset, cell.label, cell.device, metric, verdict, **fields)
+
+
+def _spec_text(cell: Cell) -> str:
+    return f"epochs={cell.epochs}, batch_size={cell.batch_size}"
+
+
+def _spec_change(base: Cell, cur: Cell) -> str:
+    old, new = base.spec_fields(), cur.spec_fields()
+    changed = [f"{k} {old[k]} -> {new[k]}" for k in old if old[k] != new[k]]
+    return ", ".join(changed) or f"hash {base.cell_hash} -> {cur.cell_hash}"

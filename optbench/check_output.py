@@ -1,0 +1,123 @@
+"""The forms a check's result takes: a rich table, markdown, JUnit XML and JSON.
+
+JUnit: one test case per cell and metric; a "fail" verdict is a ``<failure>``, "not comparable" and
+"new" are ``<skipped>``, and a warning passes with the reason in ``<system-out>``.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from optbench.check import Comparison, Row
+from optbench.errors import UserError
+
+STYLE = {"fail": "bold red", "warn": "yellow", "not comparable": "magenta", "missing": "yellow", "new": "cyan", "pass": "green"}
+ICON = {"fail": "❌", "warn": "⚠️", "not comparable": "➖", "missing": "❔", "new": "🆕", "pass": "✅"}
+HEADERS = ("verdict", "cell", "metric", "baseline", "current", "change", "note")
+
+
+def format_value(metric: str, value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if metric == "train_seconds":
+        return f"{value:.3g} s"
+    if metric == "test_accuracy":
+        return f"{value:.1%}"
+    return f"{value:.4g}"
+
+
+def _cells(row: Row) -> list[str]:
+    return [row.verdict, row.cell, row.metric, format_value(row.metric, row.baseline),
+            format_value(row.metric, row.current), row.change_text, row.note]
+
+
+def summary_line(comparison: Comparison) -> str:
+    """``FAIL: 12 cell(s) compared with results/baseline-ci.json; 1 fail, 2 warn, 45 pass``."""
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n)
+    against = f" with {comparison.baseline_path}" if comparison.baseline_path else ""
+    return f"{comparison.outcome.upper()}: {comparison.compared_cells} cell(s) compared{against}; {counts or 'no rows'}"
+
+
+def rich_table(comparison: Comparison) -> Table:
+    table = Table(title=f"optbench check: {comparison.results_dir or 'results'} against {comparison.baseline_path or 'baseline'}",
+                  title_justify="left")
+    for name in HEADERS:
+        justify = "right" if name in ("baseline", "current", "change") else "left"
+        table.add_column(name, justify=justify, no_wrap=name != "note")
+    for row in comparison.rows:
+        cells = [escape(c) for c in _cells(row)]
+        cells[0] = f"[{STYLE[row.verdict]}]{cells[0]}[/]"
+        table.add_row(*cells)
+    return table
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _md_table(rows: list[Row]) -> list[str]:
+    lines = [_md_row(list(HEADERS)), "|" + "|".join(["---"] * 3 + ["--:"] * 3 + ["---"]) + "|"]
+    for row in rows:
+        cells = _cells(row)
+        cells[0] = f"{ICON[row.verdict]} {row.verdict}"
+        lines.append(_md_row(cells))
+    return lines
+
+
+def markdown(comparison: Comparison) -> str:
+    """A GitHub-flavoured summary: problems in a table, passing rows folded away, the update command."""
+    problems = [r for r in comparison.rows if r.verdict != "pass"]
+    passing = [r for r in comparison.rows if r.verdict == "pass"]
+    lines = [f"### optbench check: {comparison.outcome}", "", summary_line(comparison), ""]
+    if problems:
+        lines += [*_md_table(problems), ""]
+    if passing:
+        lines += [f"<details><summary>{len(passing)} passing</summary>", "", *_md_table(passing), "", "</details>", ""]
+    command = comparison.update_command()
+    if comparison.exit_code == 1 and command:
+        lines += ["If the change was intended, update the baseline:", "", "```bash", command, "```", ""]
+    return "\n".join(lines)
+
+
+def junit_xml(comparison: Comparison) -> str:
+    cases = []
+    for row in comparison.rows:
+        case = ET.Element("testcase", classname=f"optbench.{row.task}.{row.dataset}", name=f"{row.label} [{row.device}] {row.metric}")
+        detail = (f"baseline {format_value(row.metric, row.baseline)}, current {format_value(row.metric, row.current)}"
+                  f"{', change ' + row.change_text if row.change_text else ''}"
+                  f"{', tolerance ' + row.tolerance if row.tolerance else ''}")
+        if row.verdict == "fail":
+            ET.SubElement(case, "failure", message=row.note, type="regression").text = detail
+        elif row.verdict in ("not comparable", "new"):
+            ET.SubElement(case, "skipped", message=f"{row.verdict}: {row.note}")
+        elif row.verdict in ("warn", "missing"):
+            ET.SubElement(case, "system-out").text = f"WARNING: {row.note}; {detail}"
+        cases.append(case)
+    counts = comparison.counts()
+    attrs = {"name": "optbench check", "tests": str(len(cases)), "failures": str(counts["fail"]),
+             "errors": "0", "skipped": str(counts["not comparable"] + counts["new"])}
+    suites = ET.Element("testsuites", **attrs)
+    suite = ET.SubElement(suites, "testsuite", **attrs)
+    suite.extend(cases)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def comparison_json(comparison: Comparison) -> str:
+    return json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+def write_text(path: Path, text: str, append: bool = False) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a" if append else "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror or exc}); choose a path you can write") from None

@@ -1,0 +1,172 @@
+"""Tolerances for ``optbench check``: how much worse than the baseline a metric may get.
+
+A tolerance has two levels, ``warn`` and ``fail``; each level is one of
+
+- ``10%``      relative: worse by more than 10% of the baseline value,
+- ``1.2x``     ratio: worse by more than a factor 1.2 (current/baseline for lower-is-better metrics,
+               baseline/current for accuracy),
+- ``abs=0.01`` absolute, in the metric's own units (seconds, loss, RMSE, accuracy as a fraction),
+- ``off``      never.
+
+Rules are written ``METRIC[@TASK/OPTIMIZER-glob]=SPEC`` where SPEC is ``warn:VALUE,fail:VALUE``,
+either half alone (``fail:off``), or a bare ``VALUE``: the fail level, with warnings from half of it
+(``10%`` = ``warn:5%,fail:10%``; ``1.5x`` = ``warn:1.25x,fail:1.5x``; ``abs=0.02`` = ``warn:abs=0.01,fail:abs=0.02``).
+The glob is matched against ``task/optimizer-label`` and ``task/optimizer`` (``cifar10/*``, ``*/adam``).
+Rules apply in order over the defaults (suite config first, then ``--tol`` flags); the last match wins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from optbench.errors import UserError, unknown
+
+LevelKind = Literal["rel", "ratio", "abs", "off"]
+
+
+@dataclass(frozen=True)
+class Level:
+    """One threshold. ``value``: a fraction for ``rel``, a factor >= 1 for ``ratio``, metric units for ``abs``."""
+
+    kind: LevelKind
+    value: float = 0.0
+
+    def exceeded(self, baseline: float, current: float, higher_is_better: bool) -> bool:
+        """True when ``current`` is worse than ``baseline`` by more than this level allows."""
+        if self.kind == "off":
+            return False
+        worse = baseline - current if higher_is_better else current - baseline
+        if self.kind == "abs":
+            return worse > self.value
+        if self.kind == "rel":
+            return worse > self.value * abs(baseline)
+        good, bad = (current, baseline) if higher_is_better else (baseline, current)
+        if good <= 0:  # a ratio to zero or a negative value is meaningless: read 1.2x as 20%
+            return worse > (self.value - 1) * abs(baseline)
+        return bad > self.value * good
+
+    def half(self) -> Level:
+        """The warning level implied by a bare fail level: half the allowed worsening."""
+        if self.kind == "ratio":
+            return Level("ratio", 1 + (self.value - 1) / 2)
+        return Level(self.kind, self.value / 2) if self.kind != "off" else self
+
+    def __str__(self) -> str:
+        if self.kind == "rel":
+            return f"{self.value * 100:g}%"
+        if self.kind == "ratio":
+            return f"{self.value:g}x"
+        return f"abs={self.value:g}" if self.kind == "abs" else "off"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    warn: Level
+    fail: Level
+
+    def __str__(self) -> str:
+        return f"warn:{self.warn},fail:{self.fail}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A compared metric: its direction and default tolerance."""
+
+    name: str
+    higher_is_better: bool
+    default: Tolerance
+    runtime: bool = False
+
+
+_QUALITY = Tolerance(Level("rel", 0.05), Level("rel", 0.10))
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    # Timings on a shared machine jitter by tens of percent; a 1.5x slowdown is a real one.
+    Metric("train_seconds", higher_is_better=False, default=Tolerance(Level("ratio", 1.25), Level("ratio", 1.5)), runtime=True),
+    Metric("final_train_loss", higher_is_better=False, default=_QUALITY),
+    Metric("test_loss", higher_is_better=False, default=_QUALITY),
+    Metric("test_rmse", higher_is_better=False, default=_QUALITY),
+    # Accuracy in absolute points: 0.02 is two points, 20 test images in 1,000.
+    Metric("test_accuracy", higher_is_better=True, default=Tolerance(Level("abs", 0.01), Level("abs", 0.02))),
+]}
+
+_VALUE = re.compile(r"^(?:(?P<rel>[0-9.eE+-]+)%|(?P<ratio>[0-9.eE+-]+)x|abs=(?P<abs>[0-9.eE+-]+)|(?P<off>off))$")
+_SYNTAX = "write METRIC[@TASK/OPTIMIZER]=VALUE with VALUE like 10%, 1.2x, abs=0.01, off or warn:5%,fail:10%"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One override; ``warn``/``fail`` None leave that level as it was."""
+
+    metric: str
+    glob: str | None
+    warn: Level | None
+    fail: Level | None
+    text: str
+
+    def matches(self, metric: str, task: str, label: str, optimizer: str) -> bool:
+        if metric != self.metric:
+            return False
+        return self.glob is None or any(fnmatch.fnmatchcase(f"{task}/{name}", self.glob) for name in (label, optimizer))
+
+
+def parse_level(text: str, rule: str) -> Level:
+    m = _VALUE.match(text.strip())
+    if not m:
+        raise UserError(f"bad tolerance '{rule}': '{text}' is not a level; {_SYNTAX}")
+    if m["off"]:
+        return Level("off")
+    kind = next(k for k in ("rel", "ratio", "abs") if m[k] is not None)
+    try:
+        value = float(m[kind])
+    except ValueError:
+        raise UserError(f"bad tolerance '{rule}': '{text}' is not a number; {_SYNTAX}") from None
+    if kind == "rel":
+        value /= 100
+    if value < 0 or (kind == "ratio" and value < 1):
+        raise UserError(f"bad tolerance '{rule}': '{text}' allows no worsening at all; use a ratio >= 1x or a value >= 0")
+    return Level(kind, value)
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse ``METRIC[@TASK/OPTIMIZER-glob]=SPEC`` (see the module docstring)."""
+    target, sep, spec = text.partition("=")
+    if not sep or not spec.strip():
+        raise UserError(f"bad tolerance '{text}': {_SYNTAX}")
+    metric, _, glob = target.strip().partition("@")
+    if metric not in METRICS:
+        raise unknown(f"metric in tolerance '{text}'", metric, METRICS)
+    if "@" in target and "/" not in glob:
+        raise UserError(f"bad tolerance '{text}': the scope after @ is TASK/OPTIMIZER, e.g. @cifar10/* or @*/adam")
+    spec = spec.strip()
+    if not spec.startswith(("warn:", "fail:")):
+        fail = parse_level(spec, text)
+        return Rule(metric, glob or None, fail.half(), fail, text)
+    levels: dict[str, Level] = {}
+    for part in spec.split(","):
+        name, colon, value = part.partition(":")
+        if not colon or name.strip() not in ("warn", "fail") or name.strip() in levels:
+            raise UserError(f"bad tolerance '{text}': '{part}' should be warn:VALUE or fail:VALUE, each at most once")
+        levels[name.strip()] = parse_level(value, text)
+    return Rule(metric, glob or None, levels.get("warn"), levels.get("fail"), text)
+
+
+class Tolerances:
+    """The defaults plus ordered override rules; ``for_cell`` gives the tolerance in force."""
+
+    def __init__(self, rules: list[Rule] | None = None) -> None:
+        self.rules = list(rules or [])
+
+    @classmethod
+    def parse(cls, *rule_lists: list[str] | None) -> Tolerances:
+        """Rules from several sources, earlier lists first (config, then command line)."""
+        return cls([parse_rule(text) for rules in rule_lists for text in (rules or [])])
+
+    def for_cell(self, metric: str, task: str, label: str, optimizer: str) -> Tolerance:
+        tol = METRICS[metric].default
+        for rule in self.rules:
+            if rule.matches(metric, task, label, optimizer):
+                tol = replace(tol, **{k: v for k, v in (("warn", rule.warn), ("fail", rule.fail)) if v is not None})
+        return tol

@@ -1,0 +1,346 @@
+"""`optbench baseline save|update` and `optbench check`: verdicts, exit codes and report formats.
+
+One tiny real suite (regression, sgd and adam, five seeds, two epochs) is run once; each test
+edits a copy of its records or of its baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optbench.cli import app
+from optbench.tolerance import Level, Tolerances, parse_rule
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory) -> tuple[Path, Path]:
+    """(results dir, baseline file) of one real run of a tiny suite."""
+    root = tmp_path_factory.mktemp("suite")
+    results, baseline = root / "results", root / "baseline.json"
+    run = invoke("run", "--task", "regression", "--opt", "sgd", "adam", "--epochs", "2", "--seeds", "5",
+                 "--device", "cpu", "--results-dir", results, "--data-dir", root / "data", "--quiet")
+    assert run.exit_code == 0, run.output
+    save = invoke("baseline", "save", "--results-dir", results, "--out", baseline)
+    assert save.exit_code == 0, save.output
+    assert "2 cell(s), 10 run(s)" in save.output
+    return results, baseline
+
+
+@pytest.fixture
+def results(suite, tmp_path) -> Path:
+    """A copy of the suite's results to edit."""
+    return Path(shutil.copytree(suite[0], tmp_path / "results"))
+
+
+@pytest.fixture
+def baseline(suite, tmp_path) -> Path:
+    """A copy of the suite's baseline to edit."""
+    return Path(shutil.copy(suite[1], tmp_path / "baseline.json"))
+
+
+def edit_records(results: Path, edit, optimizer: str = "adam") -> None:
+    for path in (results / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        if record["spec"]["optimizer"] == optimizer:
+            edit(record)
+            path.write_text(json.dumps(record))
+
+
+def edit_baseline(baseline: Path, edit) -> None:
+    doc = json.loads(baseline.read_text())
+    edit(doc)
+    baseline.write_text(json.dumps(doc))
+
+
+def cell(doc: dict, label: str) -> dict:
+    return next(c for c in doc["cells"] if c["label"] == label)
+
+
+def check(baseline: Path, results: Path, *args: str | Path):
+    return invoke("check", "--baseline", baseline, "--results-dir", results, *args)
+
+
+def verdicts(json_file: Path) -> list[tuple[str, str, str]]:
+    return [(r["label"], r["metric"], r["verdict"]) for r in json.loads(json_file.read_text())["rows"]]
+
+
+def notes(json_file: Path) -> str:
+    return "\n".join(r["note"] for r in json.loads(json_file.read_text())["rows"])
+
+
+def test_baseline_file_is_small_readable_json_with_fingerprint_hash_and_per_seed_samples(suite):
+    _, baseline = suite
+    text = baseline.read_text()
+    doc = json.loads(text)
+    assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    assert doc["schema_version"] == 1
+    assert {"cpu", "device_name", "torch", "cuda", "python", "optbench", "git_commit"} <= doc["environment"].keys()
+    adam = cell(doc, "adam")
+    assert (adam["task"], adam["dataset"], adam["optimizer"], adam["epochs"], adam["batch_size"], adam["device"]) == (
+        "regression", "synthetic", "adam", 2, 64, "cpu")
+    assert adam["hparams"]["lr"] == 0.001 and len(adam["cell_hash"]) == 16
+    assert [r["seed"] for r in adam["runs"]] == [0, 1, 2, 3, 4]
+    assert set(adam["runs"][0]) == {"seed", "status", "train_seconds", "final_train_loss", "test_loss", "test_rmse"}
+
+
+def test_identical_results_pass(suite, tmp_path):
+    results, baseline = suite
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 0, result.output
+    assert "PASS: 2 cell(s) compared" in result.stdout
+    assert {v for _, _, v in verdicts(tmp_path / "c.json")} == {"pass"}
+    assert len(verdicts(tmp_path / "c.json")) == 8  # 2 cells x (runtime, final loss, test loss, RMSE)
+
+
+def test_quality_regression_fails_and_prints_the_update_command(results, baseline, tmp_path):
+    def better(doc):
+        for run in cell(doc, "adam")["runs"]:
+            run["test_rmse"] *= 0.5
+    edit_baseline(baseline, better)
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 1, result.output
+    assert verdicts(tmp_path / "c.json")[0] == ("adam", "test_rmse", "fail")
+    command = f"optbench baseline update --baseline {baseline} --results-dir {results} --cell regression/adam"
+    assert command in result.stdout
+
+    # Running that command accepts the change: the check passes again, the sgd cell is untouched.
+    before = cell(json.loads(baseline.read_text()), "sgd")
+    update = invoke(*command.split()[1:])
+    assert update.exit_code == 0, update.output
+    assert "replaced: regression/adam" in update.stdout
+    assert cell(json.loads(baseline.read_text()), "sgd") == before
+    assert check(baseline, results).exit_code == 0
+
+
+def test_a_changed_optimizer_under_the_same_name_fails(results, baseline):
+    # As if a plugin optimizer's update rule changed: same spec hash, clearly worse losses.
+    def worse(record):
+        record["metrics"]["test_loss"] *= 3
+        record["metrics"]["final_train_loss"] *= 3
+    edit_records(results, worse)
+    result = check(baseline, results)
+    assert result.exit_code == 1
+    assert "test_loss" in result.stdout and "fail" in result.stdout
+
+
+def test_small_numeric_differences_and_improvements_pass(results, baseline, tmp_path):
+    edit_records(results, lambda r: r["metrics"].update(test_rmse=r["metrics"]["test_rmse"] * 1.001))
+    edit_records(results, lambda r: r["metrics"].update(test_loss=r["metrics"]["test_loss"] * 0.5), optimizer="sgd")
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 0, result.output
+    assert "better beyond the warn level" in notes(tmp_path / "c.json")
+
+
+def test_difference_within_seed_noise_only_warns(results, baseline, tmp_path):
+    # Baseline seeds 0-4, current seeds 5-9 (so unpaired): 12% worse on average, but the seeds spread widely.
+    spread = [0.2, 1.0, 1.8, 0.6, 1.4]
+    edit_baseline(baseline, lambda doc: [run.update(test_rmse=5000 * f) for run, f in zip(cell(doc, "adam")["runs"], spread)])
+
+    def reseed(record):
+        record["spec"]["seed"] += 5
+        record["metrics"]["test_rmse"] = 5000 * 1.12 * spread[record["spec"]["seed"] - 5]
+    edit_records(results, reseed)
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 0, result.output
+    assert "within seed noise" in notes(tmp_path / "c.json")
+
+    # The same seeds on both sides: paired by seed, the spread cancels and the same 12% fails.
+    edit_records(results, lambda r: r["spec"].update(seed=r["spec"]["seed"] - 5))
+    assert check(baseline, results).exit_code == 1
+
+
+def test_a_diverged_run_always_fails(results, baseline, tmp_path):
+    def diverge(record):
+        if record["spec"]["seed"] == 3:
+            record["status"] = "diverged"
+            record["metrics"].update(final_train_loss=None, test_loss=None, test_rmse=None)
+    edit_records(results, diverge, optimizer="sgd")
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 1
+    assert verdicts(tmp_path / "c.json")[0] == ("sgd", "status", "fail")
+    assert "seed 3 diverged" in notes(tmp_path / "c.json")
+
+
+def slow(factor: float, **env):
+    def edit(record):
+        record["metrics"]["train_seconds"] *= factor
+        record["environment"].update(env)
+    return edit
+
+
+def test_runtime_slowdown_under_another_fingerprint_only_warns(results, baseline, tmp_path):
+    edit_records(results, slow(3.0, cpu="Another CPU", torch="9.9.9"))
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 0, result.output
+    assert ("adam", "train_seconds", "warn") in verdicts(tmp_path / "c.json")
+    assert "another environment (cpu " in notes(tmp_path / "c.json")
+
+
+def test_runtime_slowdown_on_the_same_machine_with_five_seeds_fails_by_rank_test(results, baseline, tmp_path):
+    edit_records(results, slow(3.0))
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 1, result.output
+    assert verdicts(tmp_path / "c.json")[0] == ("adam", "train_seconds", "fail")
+    assert "Mann-Whitney U p=" in notes(tmp_path / "c.json")
+
+
+def test_runtime_tolerance_override_and_off(results, baseline):
+    edit_records(results, slow(3.0))
+    assert check(baseline, results, "--tol", "train_seconds=4x").exit_code == 0
+    assert check(baseline, results, "--tol", "train_seconds=warn:1.2x,fail:off").exit_code == 0
+    assert check(baseline, results, "--tol", "train_seconds@*/sgd=off").exit_code == 1  # adam still slow
+
+
+def test_tolerances_from_the_suite_config_check_table(results, baseline, tmp_path):
+    edit_records(results, slow(3.0))
+    config = tmp_path / "suite.toml"
+    config.write_text('tasks = ["regression"]\n[check]\ntol = ["train_seconds=fail:off"]\nstrict = true\n')
+    assert check(baseline, results, "--config", config).exit_code == 0
+    # The command line comes after the config and wins.
+    assert check(baseline, results, "--config", config, "--tol", "train_seconds=1.5x").exit_code == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not valid JSON"),
+    ('{"schema_version": 1, "environment": {}}', "is not an optbench baseline"),
+    ('{"schema_version": 99}', "schema version 99"),
+])
+def test_malformed_baseline_exits_2_with_one_line(results, tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = check(bad, results)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_baseline_file_exits_2(results, tmp_path):
+    result = check(tmp_path / "nope.json", results)
+    assert result.exit_code == 2 and "optbench baseline save --out" in result.stderr
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("test_rmse=banana", "not a level"),
+    ("test_rmse", "METRIC[@TASK/OPTIMIZER]=VALUE"),
+    ("test_rsme=10%", "did you mean 'test_rmse'"),
+    ("test_rmse@adam=10%", "TASK/OPTIMIZER"),
+    ("train_seconds=0.5x", "allows no worsening"),
+    ("test_rmse=warn:5%,fial:10%", "warn:VALUE or fail:VALUE"),
+])
+def test_bad_tolerance_exits_2_with_one_line(suite, rule, message):
+    results, baseline = suite
+    result = check(baseline, results, "--tol", rule)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.output.strip().splitlines()) == 1
+
+
+def test_changed_spec_is_not_comparable(results, baseline, tmp_path):
+    def other_epochs(doc):
+        adam = cell(doc, "adam")
+        adam["epochs"], adam["cell_hash"] = 3, "0123456789abcdef"
+        for run in adam["runs"]:
+            run["test_rmse"] = 1.0  # would fail if it were compared
+    edit_baseline(baseline, other_epochs)
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 0, result.output
+    rows = verdicts(tmp_path / "c.json")
+    assert ("adam", "spec", "not comparable") in rows and not any(v == "fail" for _, _, v in rows)
+    note = next(r["note"] for r in json.loads((tmp_path / "c.json").read_text())["rows"] if r["metric"] == "spec")
+    assert "epochs 3 -> 2" in note
+
+
+def test_nothing_comparable_exits_3(results, baseline):
+    edit_baseline(baseline, lambda doc: [c.update(cell_hash=f"{i:016x}") for i, c in enumerate(doc["cells"])])
+    result = check(baseline, results)
+    assert result.exit_code == 3
+    assert "nothing comparable" in result.stderr
+
+
+def test_missing_cell_warns_and_fails_under_strict(results, baseline, tmp_path):
+    for path in (results / "runs").glob("*_sgd_*.json"):
+        path.unlink()
+    relaxed = check(baseline, results, "--json", tmp_path / "c.json")
+    assert relaxed.exit_code == 0, relaxed.output
+    assert ("sgd", "cell", "missing") in verdicts(tmp_path / "c.json")
+    strict = check(baseline, results, "--strict")
+    assert strict.exit_code == 1
+    assert "--cell regression/sgd --prune" in strict.stdout
+
+
+def test_new_cell_is_reported(results, baseline, tmp_path):
+    edit_baseline(baseline, lambda doc: doc["cells"].remove(cell(doc, "sgd")))
+    result = check(baseline, results, "--json", tmp_path / "c.json")
+    assert result.exit_code == 0
+    assert ("sgd", "cell", "new") in verdicts(tmp_path / "c.json")
+
+
+def test_junit_xml_has_one_case_per_cell_and_metric_and_counts_failures(results, baseline, tmp_path):
+    edit_records(results, lambda r: r["metrics"].update(test_rmse=r["metrics"]["test_rmse"] * 2, test_loss=r["metrics"]["test_loss"] * 2))
+    edit_records(results, slow(3.0, cpu="Another CPU"), optimizer="sgd")
+    result = check(baseline, results, "--junit", tmp_path / "junit.xml")
+    assert result.exit_code == 1
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == 8 and suite.get("tests") == "8"
+    failed = [c.get("name") for c in cases if c.find("failure") is not None]
+    assert sorted(failed) == ["adam [cpu] test_loss", "adam [cpu] test_rmse"] and suite.get("failures") == "2"
+    warned = [c for c in cases if c.find("system-out") is not None]
+    assert [c.get("name") for c in warned] == ["sgd [cpu] train_seconds"]
+
+
+def test_markdown_goes_to_stdout_and_to_github_step_summary(results, baseline, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    edit_records(results, lambda r: r["metrics"].update(test_rmse=r["metrics"]["test_rmse"] * 2))
+    result = check(baseline, results, "--format", "markdown")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("### optbench check: fail")
+    assert "| ❌ fail | regression/synthetic adam (cpu) | test_rmse |" in result.stdout
+    text = summary.read_text()
+    assert text.startswith("earlier step\n### optbench check: fail") and "optbench baseline update" in text
+
+
+def test_baseline_save_refuses_to_overwrite_and_update_with_unknown_cell_is_an_error(suite):
+    results, baseline = suite
+    again = invoke("baseline", "save", "--results-dir", results, "--out", baseline)
+    assert again.exit_code == 2 and "optbench baseline update" in again.stderr
+    unknown = invoke("baseline", "update", "--baseline", baseline, "--results-dir", results, "--cell", "mlp/*")
+    assert unknown.exit_code == 2 and "regression/adam" in unknown.stderr
+
+
+def test_empty_results_dir_is_a_usage_error(suite, tmp_path):
+    result = check(suite[1], tmp_path / "empty")
+    assert result.exit_code == 2 and "no run records" in result.stderr
+
+
+@pytest.mark.parametrize("text, warn, fail", [
+    ("test_rmse=10%", Level("rel", 0.05), Level("rel", 0.10)),
+    ("train_seconds=1.5x", Level("ratio", 1.25), Level("ratio", 1.5)),
+    ("test_accuracy=abs=0.02", Level("abs", 0.01), Level("abs", 0.02)),
+    ("test_rmse=warn:2%,fail:off", Level("rel", 0.02), Level("off")),
+])
+def test_tolerance_syntax(text, warn, fail):
+    rule = parse_rule(text)
+    assert (rule.warn, rule.fail) == (warn, fail)
+
+
+def test_tolerance_directions_and_scopes():
+    acc = Tolerances.parse(["test_accuracy@cifar10/*=abs=0.05"])
+    assert acc.for_cell("test_accuracy", "cifar10", "adam(lr=0.01)", "adam").fail == Level("abs", 0.05)
+    assert acc.for_cell("test_accuracy", "mlp", "adam", "adam").fail == Level("abs", 0.02)  # the default
+    fail = acc.for_cell("test_accuracy", "mlp", "adam", "adam").fail
+    assert fail.exceeded(0.80, 0.77, higher_is_better=True) and not fail.exceeded(0.80, 0.90, higher_is_better=True)
+    assert Level("ratio", 1.5).exceeded(2.0, 3.1, higher_is_better=False)
+    assert not Level("rel", 0.1).exceeded(2.0, 2.1, higher_is_better=False)
