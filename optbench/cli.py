@@ -208,5 +208,104 @@ def report(
         notes.print(f"wrote {len(result.charts) // 2} chart(s), PNG and SVG, to {result.out_dir}", markup=False, highlight=False, soft_wrap=True)
 
 
+baseline_app = typer.Typer(
+    help="Save or refresh the baseline file that `optbench check` compares against.",
+    no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+def _warn_skipped(problems: list[Any]) -> None:
+    err = Console(stderr=True)
+    for problem in problems:
+        err.print(f"warning: skipped {problem.path}: {problem.reason}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+@baseline_app.command("save")
+@user_errors
+def baseline_save(
+    out: Annotated[Path, typer.Option("--out", help="Baseline file to write (JSON; commit it).", dir_okay=False)],
+    results_dir: Annotated[Path, typer.Option(help="Results to take the baseline from: every record under runs/.")] = Path("results"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing baseline file.")] = False,
+) -> None:
+    """Write a baseline from stored results: per cell, its spec hash and every seed's runtime, loss and RMSE or accuracy."""
+    from optbench.baseline import save_baseline
+
+    baseline, problems = save_baseline(results_dir, out, force)
+    _warn_skipped(problems)
+    runs = sum(len(c.runs) for c in baseline.cells)
+    _stdout_console().print(f"wrote {out}: {len(baseline.cells)} cell(s), {runs} run(s)", markup=False, highlight=False)
+
+
+@baseline_app.command("update")
+@user_errors
+def baseline_update(
+    baseline: Annotated[Path, typer.Option("--baseline", help="Baseline file to refresh in place (written atomically).", dir_okay=False)],
+    results_dir: Annotated[Path, typer.Option(help="Results to take the new samples from.")] = Path("results"),
+    cell: Annotated[list[str] | None, typer.Option("--cell", help="Only cells matching TASK/OPTIMIZER glob(s), e.g. regression/adam or 'cifar10/*' (repeatable).")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Drop (selected) baseline cells that are not in the results.")] = False,
+) -> None:
+    """Refresh a baseline from stored results: replaced and new cells are taken from the results, the rest kept."""
+    from optbench.baseline import update_baseline_file
+
+    updated, update, problems = update_baseline_file(baseline, results_dir, split_list(cell), prune)
+    _warn_skipped(problems)
+    console = _stdout_console()
+    for verb, names in (("replaced", update.replaced), ("added", update.added), ("removed", update.removed)):
+        if names:
+            console.print(f"{verb}: {', '.join(names)}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {baseline}: {len(updated.cells)} cell(s), {update.kept} kept unchanged", markup=False, highlight=False)
+
+
+@app.command()
+@user_errors
+def check(
+    baseline: Annotated[Path, typer.Option("--baseline", help="Baseline file written by `optbench baseline save`.", dir_okay=False)],
+    results_dir: Annotated[Path, typer.Option(help="Current results: every record under runs/.")] = Path("results"),
+    tol: Annotated[list[str] | None, typer.Option("--tol", help="Tolerance METRIC[@TASK/OPTIMIZER]=VALUE, VALUE like 10%, 1.2x, abs=0.01, off or warn:5%,fail:10% (repeatable).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Suite file (TOML) whose [check] table gives tol rules and strict.", dir_okay=False)] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="A baseline cell missing from the results fails (else it warns).")] = False,
+    fmt: Annotated[Literal["table", "markdown"], typer.Option("--format", "-f", help="table: rich table; markdown: GitHub-flavoured markdown on stdout.")] = "table",
+    junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML: one test case per cell and metric.", dir_okay=False)] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Also write the full comparison as JSON.", dir_okay=False)] = None,
+) -> None:
+    """Compare current results with a baseline; exit 0 pass (warnings allowed), 1 regression, 2 usage or file error, 3 nothing comparable.
+
+    The markdown is also appended to $GITHUB_STEP_SUMMARY when that is set (GitHub Actions).
+    """
+    import os
+
+    from optbench.check import check_results
+    from optbench.check_output import comparison_json, junit_xml, markdown, rich_table, summary_line, write_text
+    from optbench.suite import load_suite, read_config
+    from optbench.tolerance import Tolerances
+
+    settings = load_suite(read_config(config), source=str(config)).check if config else None
+    tolerances = Tolerances.parse(settings.tol if settings else None, tol)
+    comparison = check_results(baseline, results_dir, tolerances, strict or bool(settings and settings.strict))
+    _warn_skipped(comparison.problems)
+
+    text = markdown(comparison)
+    if fmt == "markdown":
+        sys.stdout.write(text)
+    else:
+        console = _stdout_console()
+        console.print(rich_table(comparison))
+        console.print(summary_line(comparison), markup=False, highlight=False, soft_wrap=True)
+        command = comparison.update_command()
+        if comparison.exit_code == 1 and command:
+            console.print(f"If the change was intended, update the baseline:\n  {command}", markup=False, highlight=False, soft_wrap=True)
+    if comparison.exit_code == 3:
+        Console(stderr=True).print("nothing comparable: no current cell has the spec of a baseline cell; run the suite the "
+                                   "baseline was saved from, or refresh it with `optbench baseline update`", highlight=False, soft_wrap=True)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        write_text(Path(os.environ["GITHUB_STEP_SUMMARY"]), text + "\n", append=True)
+    if junit:
+        write_text(junit, junit_xml(comparison))
+    if json_file:
+        write_text(json_file, comparison_json(comparison))
+    raise typer.Exit(comparison.exit_code)
+
+
 def main() -> None:
     app()

@@ -45,6 +45,15 @@ class OptimizerEntry(BaseModel):
     name: str
 
 
+class CheckConfig(BaseModel):
+    """The ``[check]`` table, read by ``optbench check --config``: ``tol`` rules as for ``--tol``
+    (see optbench.tolerance), applied before the command line's; ``strict`` as ``--strict``."""
+
+    model_config = ConfigDict(extra="forbid")
+    tol: list[str] = Field(default_factory=list)
+    strict: bool = False
+
+
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tasks: list[str | TaskEntry] = Field(default_factory=lambda: list(DEFAULT_TASKS), min_length=1)
@@ -55,6 +64,7 @@ class SuiteConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     seeds: int = Field(default=1, ge=1)
     device: str = "auto"
+    check: CheckConfig | None = None
 
     @field_validator("tasks", "optimizers", mode="before")
     @classmethod
@@ -68,7 +78,7 @@ def _one_line(exc: ValidationError, source: str) -> UserError:
     err = next((e for e in errors if e["type"] != "string_type"), errors[0])
     loc = [str(p) for p in err["loc"] if p not in ("str", "TaskEntry", "OptimizerEntry")]
     if err["type"] == "extra_forbidden":
-        model = SuiteConfig if len(loc) == 1 else TaskEntry
+        model = SuiteConfig if len(loc) == 1 else CheckConfig if loc[0] == "check" else TaskEntry
         return UserError(f"{source}: unknown key '{'.'.join(loc)}'; valid keys: {', '.join(model.model_fields)}")
     got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {err.get('input')!r})"
     return UserError(f"{source}: {'.'.join(loc)}: {err['msg'].lower()}{got}")
