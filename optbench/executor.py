@@ -15,7 +15,7 @@ from optbench.engine import DEFAULT_DATA_DIR, run, utc_now
 from optbench.errors import UserError
 from optbench.fingerprint import environment
 from optbench.spec import RunResult, RunSpec
-from optbench.store import save_result
+from optbench.store import has_finished, save_result
 
 
 class Progress:
@@ -27,12 +27,21 @@ class Progress:
 
     def run_finished(self, index: int, total: int, result: RunResult, path: Path) -> None: ...
 
+    def run_skipped(self, index: int, total: int, spec: RunSpec) -> None: ...
+
 
 def run_suite(specs: list[RunSpec], results_dir: Path, data_dir: Path = DEFAULT_DATA_DIR,
-              progress: Progress | None = None) -> Iterator[RunResult]:
-    """Run every spec in order, saving each record before the next run starts; yields results."""
+              progress: Progress | None = None, force: bool = False) -> Iterator[RunResult]:
+    """Run every spec in order, saving each record before the next run starts; yields results.
+
+    A spec that already has a finished record in ``results_dir`` (written earlier, or by another
+    process running at the same time) is skipped unless ``force``: re-running a command resumes it.
+    """
     progress = progress or Progress()
     for index, spec in enumerate(specs):
+        if not force and has_finished(results_dir, spec.spec_hash()):
+            progress.run_skipped(index, len(specs), spec)
+            continue
         progress.run_started(index, len(specs), spec)
         started = utc_now()
         try:

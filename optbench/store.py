@@ -36,8 +36,8 @@ def ensure_writable(results_dir: Path) -> Path:
 def record_filename(record: dict[str, Any]) -> str:
     spec = record["spec"]
     stamp = record["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
-    opt = "".join(c if c.isalnum() else "-" for c in spec["optimizer"])
-    return f"{stamp}_{spec['task']}_{opt}_s{spec['seed']}_{record['run_id']}.json"
+    opt = "".join(c if c.isalnum() else "-" for c in spec["optimizer"])[:40]
+    return f"{stamp}_{spec['task']}_{opt}_s{spec['seed']}_{record['spec_hash']}_{record['run_id']}.json"
 
 
 def save_result(result: RunResult, results_dir: Path) -> Path:
@@ -93,12 +93,41 @@ def load_records(results_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], li
     return records, problems
 
 
+_SPEC_KEYS = ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device")
+# A finished run is not repeated on resume; a failed one is (its cause may have been transient).
+FINISHED = ("ok", "diverged")
+
+
+def finished_specs(records: Iterable[dict[str, Any]]) -> set[str]:
+    """Spec hashes of the runs that finished (status ok or diverged)."""
+    return {r["spec_hash"] for r in records if r.get("status") in FINISHED and "spec_hash" in r}
+
+
+def has_finished(results_dir: Path, spec_hash: str) -> bool:
+    """Whether a finished record of this spec exists now (another process may have written it)."""
+    for path in (Path(results_dir) / RUNS).glob(f"*_{spec_hash}_*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(record, dict) and not _invalid(record) and record.get("status") in FINISHED \
+                and record.get("spec_hash") == spec_hash:
+            return True
+    return False
+
+
 def _invalid(record: Any) -> str | None:
     if not isinstance(record, dict):
         return "not a run record (top level is not an object)"
-    missing = [k for k in ("schema_version", "spec", "status", "metrics", "curve", "environment") if k not in record]
+    missing = [k for k in ("schema_version", "spec", "spec_hash", "status", "metrics", "curve", "environment")
+               if k not in record]
     if missing:
         return f"not a run record (missing {', '.join(missing)})"
+    spec = record["spec"]
+    if not isinstance(spec, dict) or any(k not in spec for k in _SPEC_KEYS):
+        return "not a run record (incomplete spec)"
+    if not isinstance(record["metrics"], dict) or not isinstance(record["curve"], list):
+        return "not a run record (metrics or curve malformed)"
     if record["schema_version"] != SCHEMA_VERSION:
         return f"schema version {record['schema_version']!r}, this optbench reads {SCHEMA_VERSION}"
     return None

@@ -96,7 +96,7 @@ def test_regression_records_least_squares_floor_and_gap(cli):
 
 def test_each_run_is_one_new_file_and_nothing_is_overwritten(cli):
     cli.run_json("--opt", "sgd", "--epochs", "1")
-    cli.run_json("--opt", "sgd", "--epochs", "1")
+    cli.run_json("--opt", "sgd", "--epochs", "1", "--force")
     files = list((cli.results_dir / "runs").iterdir())
     assert len(files) == 2 and all(f.suffix == ".json" for f in files)
 
@@ -114,7 +114,7 @@ def test_config_file_with_flag_overrides(cli, tmp_path):
     config.write_text('tasks = [{name = "mlp", epochs = 3}]\noptimizers = ["adam:lr=0.01", "sgd"]\nseeds = 2\n')
     records = cli.run_json("--config", str(config), "--epochs", "1", "--seeds", "1", "--opt", "adam")
     assert [(r["spec"]["task"], r["spec"]["optimizer"], r["spec"]["epochs"]) for r in records] == [("mlp", "adam", 1)]
-    records = cli.run_json("--config", str(config), "--epochs", "1")
+    records = cli.run_json("--config", str(config), "--epochs", "1", "--force")
     assert [(r["spec"]["optimizer"], r["spec"]["hparams"]["lr"], r["spec"]["seed"]) for r in records] == [
         ("adam", 0.01, 0), ("adam", 0.01, 1), ("sgd", 0.01, 0), ("sgd", 0.01, 1)]
 
