@@ -242,7 +242,7 @@ def baseline_save(
 def baseline_update(
     baseline: Annotated[Path, typer.Option("--baseline", help="Baseline file to refresh in place (written atomically).", dir_okay=False)],
     results_dir: Annotated[Path, typer.Option(help="Results to take the new samples from.")] = Path("results"),
-    cell: Annotated[list[str] | None, typer.Option("--cell", help="Only cells matching TASK/OPTIMIZER glob(s), e.g. regression/adam or 'cifar10/*' (repeatable).")] = None,
+    cell: Annotated[list[str] | None, typer.Option("--cell", metavar="GLOB", help="Only cells matching TASK/OPTIMIZER glob(s), e.g. regression/adam or 'cifar10/*' (repeatable).")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Drop (selected) baseline cells that are not in the results.")] = False,
 ) -> None:
     """Refresh a baseline from stored results: replaced and new cells are taken from the results, the rest kept."""
@@ -262,8 +262,8 @@ def baseline_update(
 def check(
     baseline: Annotated[Path, typer.Option("--baseline", help="Baseline file written by `optbench baseline save`.", dir_okay=False)],
     results_dir: Annotated[Path, typer.Option(help="Current results: every record under runs/.")] = Path("results"),
-    tol: Annotated[list[str] | None, typer.Option("--tol", help="Tolerance METRIC[@TASK/OPTIMIZER]=VALUE, VALUE like 10%, 1.2x, abs=0.01, off or warn:5%,fail:10% (repeatable).")] = None,
-    config: Annotated[Path | None, typer.Option(help="Suite file (TOML) whose [check] table gives tol rules and strict.", dir_okay=False)] = None,
+    tol: Annotated[list[str] | None, typer.Option("--tol", metavar="RULE", help="Tolerance METRIC\\[@TASK/OPTIMIZER]=VALUE, VALUE like 10%, 1.2x, abs=0.01, off or warn:5%,fail:10% (repeatable).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Suite file (TOML) whose \\[check] table gives tol rules and strict.", dir_okay=False)] = None,
     strict: Annotated[bool, typer.Option("--strict", help="A baseline cell missing from the results fails (else it warns).")] = False,
     fmt: Annotated[Literal["table", "markdown"], typer.Option("--format", "-f", help="table: rich table; markdown: GitHub-flavoured markdown on stdout.")] = "table",
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML: one test case per cell and metric.", dir_okay=False)] = None,
