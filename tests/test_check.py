@@ -275,7 +275,12 @@ def test_missing_cell_warns_and_fails_under_strict(results, baseline, tmp_path):
     assert ("sgd", "cell", "missing") in verdicts(tmp_path / "c.json")
     strict = check(baseline, results, "--strict")
     assert strict.exit_code == 1
-    assert "--cell regression/sgd --prune" in strict.stdout
+    command = f"optbench baseline update --baseline {baseline} --results-dir {results} --cell regression/sgd --prune"
+    assert command in strict.stdout
+    update = invoke(*command.split()[1:])
+    assert update.exit_code == 0 and "removed: regression/sgd" in update.stdout
+    assert [c["label"] for c in json.loads(baseline.read_text())["cells"]] == ["adam"]
+    assert check(baseline, results, "--strict").exit_code == 0
 
 
 def test_new_cell_is_reported(results, baseline, tmp_path):
