@@ -25,6 +25,7 @@ Exit code: 3 when no cell could be compared, else 1 when some verdict is "fail",
 from __future__ import annotations
 
 import math
+import shlex
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,8 +105,6 @@ class Comparison:
 
     def update_command(self) -> str | None:
         """The command that accepts the failing and not comparable cells into the baseline, if any."""
-        import shlex
-
         rows = [r for r in self.rows if r.verdict in ("fail", "not comparable")]
         if not rows:
             return None
@@ -127,7 +126,7 @@ class Comparison:
 
 
 def fnmatch_escape(name: str) -> str:
-    """A glob that matches exactly ``name`` (labels never contain * or ?, but may in a plugin's name)."""
+    """A glob that matches exactly ``name``: ``adam[fused]`` -> ``adam[[]fused]``."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
