@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
+
 from optbench.engine import DEFAULT_DATA_DIR, run, utc_now
 from optbench.errors import UserError
 from optbench.fingerprint import environment
@@ -54,6 +56,8 @@ def run_suite(specs: list[RunSpec], results_dir: Path, data_dir: Path = DEFAULT_
                 started_at=started, finished_at=utc_now(), run_id=uuid.uuid4().hex[:12],
                 error=f"{type(exc).__name__}: {exc}".strip() + "\n" + traceback.format_exc(limit=-3),
             )
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # give the next run the memory an out-of-memory run held
         path = save_result(result, results_dir)
         progress.run_finished(index, len(specs), result, path)
         yield result
