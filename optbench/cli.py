@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand
 
 from optbench import __version__
@@ -39,7 +40,7 @@ def user_errors(func: F) -> F:
         except UserError as exc:
             if _state["debug"]:
                 raise
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -116,6 +117,7 @@ def run(
     seed: Annotated[int | None, typer.Option(min=0, help="First seed.", show_default="0")] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Seeds per task x optimizer cell (seed, seed+1, ...).", show_default="1")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.", show_default="auto")] = None,
+    impl: Annotated[str | None, typer.Option(help="Optimizer implementation for every optimizer: auto (foreach on CUDA, for-loop on CPU), forloop, foreach or fused.", show_default="auto")] = None,
     config: Annotated[Path | None, typer.Option(help="Suite file (TOML); flags override it.", dir_okay=False)] = None,
     data_dir: Annotated[Path, typer.Option(help="Where datasets are read from and downloaded to.")] = Path("data"),
     results_dir: Annotated[Path, typer.Option(help="Where run records are written (under runs/).")] = Path("results"),
@@ -135,6 +137,7 @@ def run(
     overrides = {
         "tasks": split_list(task), "optimizers": split_list(opt, split_optimizers=True), "dataset": dataset,
         "epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds, "device": device,
+        "impl": impl,
     }
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
@@ -162,11 +165,12 @@ def run(
 @app.command("list")
 def list_choices() -> None:
     """List tasks (with datasets) and optimizers (with default hyperparameters)."""
-    from optbench.console import optimizers_table, tasks_table
+    from optbench.console import optimizers_table, tasks_table, zoo_status
 
     console = _stdout_console()
     console.print(tasks_table())
     console.print(optimizers_table())
+    console.print(zoo_status(), highlight=False)
 
 
 @app.command(cls=MultiValueCommand)

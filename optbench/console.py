@@ -7,9 +7,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from optbench import executor
-from optbench.optimizers import REGISTRY, format_hparams
+from optbench import executor, optimizers
+from optbench import optimizer_plugins as plugins
+from optbench.optimizers import format_hparams
 from optbench.spec import RunResult, RunSpec
 from optbench.tasks import TASKS
 
@@ -91,10 +93,30 @@ def tasks_table() -> Table:
 
 
 def optimizers_table() -> Table:
-    table = Table(title="optimizers", title_justify="left")
-    for col in ("optimizer", "torch class", "default hyperparameters", "what it is"):
+    """Built-in optimizers (torch.optim, then the from-scratch references) and entry-point ones."""
+    registered, problems = optimizers.entry_point_optimizers()
+    caption = (f"Plugins: --opt {plugins.PLUGIN_SYNTAX}, any torch.optim.Optimizer subclass. "
+               f"Implementation: --impl {'|'.join(optimizers.IMPLS)} (auto: foreach on CUDA, for-loop on CPU).")
+    caption += "".join(f"\nnot loaded: {problem}" for problem in problems)
+    table = Table(title="optimizers", title_justify="left", caption=Text(caption), caption_justify="left")
+    for col in ("optimizer", "class", "default hyperparameters", "what it is"):
         table.add_column(col)
-    for opt in REGISTRY.values():
-        fixed = f" + {format_hparams(opt.fixed)}" if opt.fixed else ""
-        table.add_row(opt.name, f"torch.optim.{opt.cls.__name__}", format_hparams(opt.defaults) + fixed, opt.summary)
+    groups = [optimizers.REGISTRY.values(), optimizers.REFERENCE.values(), registered]
+    for group in filter(None, (list(g) for g in groups)):
+        table.add_section()
+        for opt in group:
+            fixed = f" + {format_hparams(opt.fixed)}" if opt.fixed else ""
+            summary = opt.summary if opt.source in ("torch", "reference") else f"{opt.summary} ({opt.source})"
+            table.add_row(opt.name, optimizers.class_path(opt.cls), format_hparams(opt.defaults) + fixed, summary)
     return table
+
+
+def zoo_status() -> Text:
+    """The third-party optimizers (pytorch_optimizer) as ``po:NAME``, or how to install them."""
+    names = plugins.zoo_names()
+    if names is None:
+        return Text(f"Third-party optimizers (lion, adan, lamb, prodigy and over 100 more from {plugins.ZOO_PACKAGE}, "
+                    f"as {plugins.ZOO_PREFIX}NAME) are not installed: {plugins.ZOO_INSTALL}")
+    return Text(f"{len(names)} third-party optimizers from {plugins.ZOO_PACKAGE} {plugins.zoo_version()}, "
+                f"defaults from each class's signature (a few need a closure, the model or special parameter groups and cannot run here): "
+                + ", ".join(names))

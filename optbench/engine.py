@@ -17,7 +17,7 @@ import torch
 
 from optbench.devices import synchronize
 from optbench.fingerprint import environment
-from optbench.optimizers import build_optimizer
+from optbench.optimizers import build_optimizer, resolve_impl
 from optbench.spec import CurvePoint, RunResult, RunSpec
 from optbench.tasks import Task, TaskData, get_task
 
@@ -52,7 +52,8 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
 
     torch.manual_seed(spec.seed)
     model = task.build_model(data).to(device)
-    optimizer = build_optimizer(spec.optimizer, model.parameters(), spec.hparams)
+    impl = resolve_impl(spec.optimizer, spec.impl, device)
+    optimizer = build_optimizer(spec.optimizer, model.parameters(), spec.hparams, impl)
     shuffle = torch.Generator().manual_seed(spec.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -103,4 +104,5 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
     return RunResult(
         spec=spec, status=status, metrics=metrics, curve=curve, environment=environment(spec.device),
         started_at=started, finished_at=utc_now(), run_id=uuid.uuid4().hex[:12], metric_name=task.metric_name,
+        optimizer_impl=impl,
     )

@@ -3,10 +3,27 @@
 An honest comparison does not give SGD and Adam the same learning rate, so every name carries
 its own defaults (the values the PyTorch docs and the classic papers recommend). Users override
 any constructor argument inline: ``adam:lr=3e-4,betas=0.9/0.98,weight_decay=1e-4``.
+
+Where an optimizer name comes from, in lookup order:
+
+- ``REGISTRY``: the torch.optim optimizers, and ``REFERENCE``: the from-scratch ``ref-*`` ones;
+- ``po:NAME``: an optimizer of the ``pytorch_optimizer`` package (the ``optbench[zoo]`` extra);
+- ``module:Class`` or ``file.py:Class``: any ``torch.optim.Optimizer`` subclass by import path;
+- a name an installed package registers in the entry-point group ``optbench.optimizers``.
+
+``optbench.optimizer_plugins`` finds the classes outside optbench; they take their defaults
+from the class signature.
+
+Implementation (``impl``): torch optimizers have a for-loop, a ``foreach`` (one kernel per
+operation over all parameters) and for some a ``fused`` (one kernel per step) implementation.
+They compute the same update and differ only in speed, so a fair comparison runs every
+optimizer with the same kind; see ``resolve_impl`` for the default policy.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import inspect
 import math
 from collections.abc import Iterable, Mapping
@@ -15,7 +32,9 @@ from typing import Any
 
 import torch
 
-from optbench.errors import UserError, unknown
+from optbench import optimizer_plugins as plugins
+from optbench import reference_optimizers as ref
+from optbench.errors import UserError, did_you_mean, unknown
 
 HParamValue = bool | int | float | str | tuple
 HParams = dict[str, HParamValue]
@@ -24,10 +43,15 @@ HParams = dict[str, HParamValue]
 # hyperparameters of the comparison.
 _IMPLEMENTATION_ARGS = frozenset({"params", "foreach", "fused", "capturable", "differentiable"})
 
+IMPLS = ("auto", "forloop", "foreach", "fused")
+
 
 @dataclass(frozen=True)
 class OptimizerDef:
-    """One registered optimizer: a torch.optim class plus the defaults that define it."""
+    """One optimizer: a ``torch.optim.Optimizer`` subclass plus the defaults that define it.
+
+    Packages may export one from their ``optbench.optimizers`` entry point to choose defaults.
+    """
 
     name: str
     cls: type[torch.optim.Optimizer]
@@ -35,21 +59,69 @@ class OptimizerDef:
     summary: str
     # Arguments that make the variant what it is (nesterov=True for 'nesterov'); not overridable.
     fixed: Mapping[str, HParamValue] = field(default_factory=dict)
+    # Where the name comes from, as `optbench list` shows it.
+    source: str = "torch"
+    # What runs when the class has no foreach/fused switch: reference optimizers are plain
+    # for-loops; of anyone else's class optbench knows only that it is the class's own code.
+    native_impl: str = "native"
+
+    @classmethod
+    def from_class(cls, name: str, optimizer: type[torch.optim.Optimizer], source: str) -> OptimizerDef:
+        """A definition whose defaults are the class signature's (scalars and tuples of them)."""
+        doc = inspect.getdoc(optimizer) or ""
+        summary = doc.strip().splitlines()[0] if doc.strip() else optimizer.__name__
+        return cls(name, optimizer, signature_defaults(optimizer), summary, source=source)
+
+    def _parameters(self) -> Mapping[str, inspect.Parameter]:
+        return inspect.signature(self.cls.__init__).parameters
 
     def accepted_keys(self) -> list[str]:
-        params = inspect.signature(self.cls.__init__).parameters
+        params = self._parameters()
         return sorted(
             k for k in params
             if k not in _IMPLEMENTATION_ARGS and k != "self" and k not in self.fixed
             and params[k].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         )
 
+    def required_keys(self) -> list[str]:
+        """Accepted keys the class signature gives no default and the definition does not either."""
+        params = self._parameters()
+        return [k for k in self.accepted_keys()
+                if params[k].default is inspect.Parameter.empty and k not in self.defaults]
+
     def reference_value(self, key: str) -> Any:
         """The value whose type an override of ``key`` must match."""
         if key in self.defaults:
             return self.defaults[key]
-        default = inspect.signature(self.cls.__init__).parameters[key].default
+        default = self._parameters()[key].default
         return None if default is inspect.Parameter.empty else default
+
+    def impl_switches(self) -> frozenset[str]:
+        """Which of ``foreach`` and ``fused`` the class takes as constructor arguments."""
+        return frozenset({"foreach", "fused"} & set(self._parameters()))
+
+
+def signature_defaults(optimizer: type) -> HParams:
+    """The constructor defaults of ``optimizer`` that a record can store: finite numbers, booleans,
+    strings and tuples of those; implementation switches and ``None`` defaults are left out."""
+    def storable(v: Any) -> bool:
+        if isinstance(v, tuple):
+            return bool(v) and all(storable(x) for x in v)
+        if isinstance(v, float):
+            return math.isfinite(v)
+        return isinstance(v, (bool, int, str))
+
+    return {
+        k: p.default for k, p in inspect.signature(optimizer.__init__).parameters.items()
+        if k not in _IMPLEMENTATION_ARGS and storable(p.default)
+    }
+
+
+def class_path(optimizer: type) -> str:
+    """``torch.optim.Adam`` for torch's own classes, ``module.Class`` for any other."""
+    if getattr(torch.optim, optimizer.__name__, None) is optimizer:
+        return f"torch.optim.{optimizer.__name__}"
+    return f"{optimizer.__module__}.{optimizer.__qualname__}"
 
 
 O = torch.optim
@@ -77,21 +149,86 @@ REGISTRY: dict[str, OptimizerDef] = {
     ]
 }
 
+# The from-scratch optimizers of optbench.reference_optimizers, each with the defaults of its
+# torch counterpart above, so `ref-adam` and `adam` run the same maths by default.
+REFERENCE: dict[str, OptimizerDef] = {
+    f"ref-{twin}": OptimizerDef(f"ref-{twin}", cls, REGISTRY[twin].defaults, f"from scratch: {REGISTRY[twin].summary}",
+                                source="reference", native_impl="forloop")
+    for twin, cls in [("sgd", ref.SGD), ("momentum", ref.MomentumSGD), ("rmsprop", ref.RMSprop),
+                      ("adam", ref.Adam), ("adamw", ref.AdamW)]
+}
+
 
 def get_optimizer(name: str) -> OptimizerDef:
-    try:
+    """The definition behind ``name``: built in, ``po:NAME``, an import path or an entry point."""
+    if name in REGISTRY:
         return REGISTRY[name]
-    except KeyError:
-        raise unknown("optimizer", name, REGISTRY) from None
+    if name in REFERENCE:
+        return REFERENCE[name]
+    if name.startswith(plugins.ZOO_PREFIX):
+        return _as_def(name, plugins.zoo_class(name), plugins.ZOO_PACKAGE, plugins.ZOO_PACKAGE)
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        return _as_def(name, plugins.load_import_path(name), "import path", f"'{attr}' in {module}")
+    entry_points = plugins.entry_points()
+    if name in entry_points:
+        return _entry_point_optimizer(entry_points[name])
+    err = unknown("optimizer", name, [*REGISTRY, *REFERENCE, *entry_points])
+    raise UserError(f"{err}; or a plugin: {plugins.PLUGIN_SYNTAX}, or {plugins.ZOO_PREFIX}NAME ({plugins.ZOO_INSTALL})")
 
+
+def lookup_optimizer(name: str) -> OptimizerDef | None:
+    """Like ``get_optimizer`` but None where the name cannot be resolved here (a record made
+    with a plugin this machine lacks): for labels and listings, which must not fail."""
+    try:
+        return get_optimizer(name)
+    except UserError:
+        return None
+
+
+def entry_point_optimizers() -> tuple[list[OptimizerDef], list[str]]:
+    """Every optimizer packages register through entry points (built-in names win), and one
+    line per entry point that fails to load."""
+    defs, problems = [], []
+    for name, ep in plugins.entry_points().items():
+        if name in REGISTRY or name in REFERENCE:
+            continue
+        try:
+            defs.append(_entry_point_optimizer(ep))
+        except UserError as exc:
+            problems.append(str(exc))
+    return defs, problems
+
+
+def _entry_point_optimizer(ep: importlib.metadata.EntryPoint) -> OptimizerDef:
+    source = plugins.entry_point_source(ep)
+    return _as_def(ep.name, plugins.load_entry_point(ep), source, f"{ep.value} ({source})")
+
+
+def _as_def(name: str, obj: Any, source: str, where: str) -> OptimizerDef:
+    """An OptimizerDef from an Optimizer subclass (defaults from its signature) or a ready one."""
+    if isinstance(obj, OptimizerDef):
+        return dataclasses.replace(obj, name=name, source=source)
+    if plugins.is_optimizer_class(obj):
+        return OptimizerDef.from_class(name, obj, source)
+    kind = f"class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+    raise UserError(f"optimizer '{name}': {where} is not a torch.optim.Optimizer subclass (it is {kind})")
+
+
+# --- hyperparameters -----------------------------------------------------------------------------
 
 def parse_optimizer_arg(text: str) -> tuple[str, HParams]:
     """Split ``name[:key=value,key=value]`` into the name and raw parsed hyperparameters.
 
-    Values: ``true``/``false``, ints, floats, and tuples written with ``/`` (``betas=0.9/0.98``).
+    The name may itself hold colons (``mypkg.optim:Lion``, ``po:lion``): the hyperparameters are
+    the text after the last ``:`` only when it contains ``=``. Values: ``true``/``false``, ints,
+    floats, and tuples written with ``/`` (``betas=0.9/0.98``).
     """
     text = text.strip()
-    name, _, rest = text.partition(":")
+    name, colon, rest = text.rpartition(":")
+    if not colon or (rest and "=" not in rest):
+        name, rest = text, ""
+    name = name.strip()
     if not name:
         raise UserError(f"empty optimizer name in '{text}'; write NAME or NAME:key=value,...")
     hparams: HParams = {}
@@ -133,12 +270,20 @@ def resolve_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
     accepted = opt.accepted_keys()
     resolved: HParams = dict(opt.defaults)
     for key, value in overrides.items():
+        if key in ("foreach", "fused"):
+            raise UserError(f"'{key}' chooses an implementation, not a hyperparameter; use --impl {key} (impl = \"{key}\" in a suite file)")
         if key not in accepted:
             raise UserError(
                 f"unknown hyperparameter '{key}' for optimizer '{name}'; valid keys: {', '.join(accepted)}"
             )
         resolved[key] = _coerce(name, key, value, opt.reference_value(key))
-    _check_ranges(name, resolved)
+    missing = [k for k in opt.required_keys() if k not in resolved]
+    if missing:
+        raise UserError(
+            f"optimizer '{name}' has no default for {', '.join(missing)}; give it inline, e.g. {name}:{missing[0]}=VALUE "
+            f"(numbers, true/false, strings or tuples; optbench cannot pass objects such as the model)"
+        )
+    _check_ranges(opt, resolved)
     return resolved
 
 
@@ -164,25 +309,102 @@ def _coerce(opt_name: str, key: str, value: Any, reference: Any) -> HParamValue:
     return value
 
 
-def _check_ranges(name: str, hparams: Mapping[str, Any]) -> None:
+def _check_ranges(opt: OptimizerDef, hparams: Mapping[str, Any]) -> None:
     """Reject values torch would reject (and a zero learning rate), before any run starts."""
+    name = opt.name
     lr = hparams.get("lr")
     if isinstance(lr, (int, float)) and lr <= 0:
         raise UserError(f"learning rate of '{name}' must be > 0, got {lr}")
     betas = hparams.get("betas")
-    if isinstance(betas, tuple) and not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+    # Only for the built-ins: some third-party optimizers define a beta of 1 (PNM's default).
+    if opt.source in ("torch", "reference") and isinstance(betas, tuple) and not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
         raise UserError(f"betas of '{name}' must each be in [0, 1), got {'/'.join(map(str, betas))}")
     probe = torch.zeros(1, requires_grad=True)
     try:
         build_optimizer(name, [probe], hparams)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise UserError(f"bad hyperparameters for '{name}': {exc}") from None
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin class may raise anything on bad input
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"bad hyperparameters for '{name}': {message}") from None
 
 
-def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], hparams: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """Construct the optimizer ``name`` over ``params`` with resolved ``hparams``."""
+def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], hparams: Mapping[str, Any],
+                    impl: str = "auto") -> torch.optim.Optimizer:
+    """Construct the optimizer ``name`` over ``params`` with resolved ``hparams`` and implementation
+    ``impl`` (see ``resolve_impl``; ``auto`` resolves for the device of the first parameter)."""
     opt = get_optimizer(name)
-    return opt.cls(params, **{**hparams, **opt.fixed})
+    params = list(params)
+    impl = resolve_impl(name, impl, _device_of(params))
+    return opt.cls(params, **{**hparams, **opt.fixed, **_impl_arguments(opt, impl)})
+
+
+def _device_of(params: list[Any]) -> torch.device:
+    for entry in params:
+        group = entry["params"] if isinstance(entry, dict) else [entry]
+        for tensor in [group] if isinstance(group, torch.Tensor) else group:
+            return tensor.device
+    return torch.device("cpu")
+
+
+# --- implementation policy -----------------------------------------------------------------------
+
+def _foreach_devices() -> set[str]:
+    """Device types with foreach kernels, as torch itself decides where foreach is its default."""
+    try:
+        from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices
+    except ImportError:  # a private helper: fall back to what it has said since torch 2.0
+        return {"cuda"}
+    return set(_get_foreach_kernels_supported_devices())
+
+
+def resolve_impl(name: str, impl: str, device: str | torch.device) -> str:
+    """The implementation optimizer ``name`` runs with on ``device``: ``forloop``, ``foreach``,
+    ``fused``, or for a class without a foreach/fused switch its own (``forloop`` for the
+    reference optimizers, ``native`` for plugins). Raises UserError where it lacks ``impl``.
+
+    Policy for ``auto``: ``foreach`` on devices with foreach kernels (CUDA), the for-loop elsewhere
+    (CPU), for every optimizer with a foreach switch; ``fused`` only when asked for. This is what
+    torch picks by default for its own optimizers, but stated explicitly, so third-party classes
+    with other defaults (pytorch_optimizer uses foreach on CPU too) run the same kind of code.
+    Fused is never automatic: only SGD, Adam, AdamW and Adagrad have it, and picking it where it
+    exists would make those look faster for a reason that is not the algorithm.
+    """
+    opt = get_optimizer(name)
+    if impl not in (*IMPLS, "native"):  # "native": what resolve_impl returns for a class without a switch
+        raise UserError(f"unknown implementation '{impl}'{did_you_mean(impl, IMPLS)}; choose from: {', '.join(IMPLS)}")
+    switches = opt.impl_switches()
+    device = torch.device(device)
+    if not switches:
+        if impl in ("auto", opt.native_impl):
+            return opt.native_impl
+        own = "a for-loop implementation" if opt.native_impl == "forloop" else "its own implementation"
+        ok = "auto or forloop" if opt.native_impl == "forloop" else "auto"
+        raise UserError(f"optimizer '{name}' has only {own} (no foreach/fused switch); use --impl {ok}")
+    if impl == "auto":
+        return "foreach" if "foreach" in switches and device.type in _foreach_devices() else "forloop"
+    if impl != "forloop" and impl not in switches:
+        choices = ", ".join(["auto", "forloop", *sorted(switches)])
+        raise UserError(f"optimizer '{name}' ({class_path(opt.cls)}) has no {impl} implementation; use --impl {choices}")
+    if impl == "fused":
+        probe = torch.zeros(1, device=device, requires_grad=True)
+        try:
+            opt.cls([probe], **{**opt.defaults, **opt.fixed, "fused": True})
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise UserError(
+                f"optimizer '{name}' has no fused implementation for {device.type} in torch {torch.__version__} "
+                f"({str(exc).splitlines()[0]}); use --impl foreach or forloop"
+            ) from None
+    return impl
+
+
+def _impl_arguments(opt: OptimizerDef, impl: str) -> dict[str, bool]:
+    """Constructor arguments that select ``impl``, always explicit so no class picks its own."""
+    switches = opt.impl_switches()
+    args = {"foreach": impl == "foreach"} if "foreach" in switches else {}
+    if impl == "fused":
+        args["fused"] = True
+    return args
 
 
 def format_hparams(hparams: Mapping[str, Any]) -> str:

@@ -28,15 +28,22 @@ class RunSpec:
     batch_size: int
     seed: int
     device: str
+    # Which optimizer implementation: auto, forloop, foreach or fused (optbench.optimizers.resolve_impl).
+    impl: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
+        """The stored spec. ``impl`` is left out when it is "auto", so default runs keep the record
+        format and hashes they had before ``impl`` existed (those runs ran what "auto" means)."""
         d = asdict(self)
         d["hparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(self.hparams.items())}
+        if self.impl == "auto":
+            del d["impl"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        fields = {k: d[k] for k in cls.__dataclass_fields__}
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k != "impl"}
+        fields["impl"] = d.get("impl", "auto")
         fields["hparams"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["hparams"].items()}
         return cls(**fields)
 
@@ -53,12 +60,15 @@ class RunSpec:
         return _digest(self.cell())
 
     def label(self) -> str:
-        """Short human name: ``adam`` or ``adam(lr=0.0003)`` when hyperparameters differ from defaults."""
-        from optbench.optimizers import REGISTRY, format_hparams
+        """Short human name: ``adam`` or ``adam(lr=0.0003)`` when hyperparameters differ from defaults,
+        with ``@fused`` appended when an implementation other than auto was asked for."""
+        from optbench.optimizers import format_hparams, lookup_optimizer
 
-        defaults = REGISTRY[self.optimizer].defaults if self.optimizer in REGISTRY else {}
+        opt = lookup_optimizer(self.optimizer)
+        defaults = opt.defaults if opt is not None else {}
         changed = {k: v for k, v in self.hparams.items() if defaults.get(k) != v}
-        return f"{self.optimizer}({format_hparams(changed)})" if changed else self.optimizer
+        label = f"{self.optimizer}({format_hparams(changed)})" if changed else self.optimizer
+        return label if self.impl == "auto" else f"{label}@{self.impl}"
 
 
 def _digest(obj: Any) -> str:
@@ -91,6 +101,8 @@ class RunResult:
     run_id: str
     metric_name: str = "test_metric"
     error: str | None = None
+    # The implementation that ran (forloop, foreach, fused, native); None if it never started.
+    optimizer_impl: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return _finite_or_null({
@@ -103,6 +115,7 @@ class RunResult:
             "error": self.error,
             "metric_name": self.metric_name,
             "metrics": self.metrics,
+            "optimizer_impl": self.optimizer_impl,
             "curve": [asdict(p) for p in self.curve],
             "environment": self.environment,
             "started_at": self.started_at,

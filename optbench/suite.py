@@ -10,19 +10,20 @@ Config format (every key optional; flags given on the command line override it):
     seeds = 1            # seeds per task x optimizer cell: seed, seed+1, ...
     device = "auto"
     dataset = "synthetic"  # for every task that does not name its own
+    impl = "auto"        # optimizer implementation: auto, forloop, foreach, fused (see optbench.optimizers)
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optbench.devices import resolve_device
 from optbench.errors import UserError
-from optbench.optimizers import parse_optimizer_arg, resolve_hparams
+from optbench.optimizers import parse_optimizer_arg, resolve_hparams, resolve_impl
 from optbench.spec import RunSpec
 from optbench.tasks import check_dataset, get_task
 
@@ -64,6 +65,7 @@ class SuiteConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     seeds: int = Field(default=1, ge=1)
     device: str = "auto"
+    impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
     check: CheckConfig | None = None
 
     @field_validator("tasks", "optimizers", mode="before")
@@ -122,6 +124,7 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
         else:
             name, overrides = entry.name, dict(entry.model_extra or {})
         optimizers.append((name, resolve_hparams(name, overrides)))
+        resolve_impl(name, suite.impl, device)  # an optimizer without the chosen implementation fails here
     specs = []
     for entry in suite.tasks:
         entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
@@ -133,6 +136,6 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
                     task=task.name, dataset=dataset, optimizer=name, hparams=hparams,
                     epochs=entry.epochs or suite.epochs or task.default_epochs,
                     batch_size=entry.batch_size or suite.batch_size or task.default_batch_size,
-                    seed=seed, device=device,
+                    seed=seed, device=device, impl=suite.impl,
                 ))
     return specs
