@@ -18,6 +18,7 @@ from optbench.errors import UserError
 from optbench.fingerprint import environment
 from optbench.spec import RunResult, RunSpec
 from optbench.store import has_finished, save_result
+from optbench.targets import Target, target_metrics
 
 
 class Progress:
@@ -33,11 +34,14 @@ class Progress:
 
 
 def run_suite(specs: list[RunSpec], results_dir: Path, data_dir: Path = DEFAULT_DATA_DIR,
-              progress: Progress | None = None, force: bool = False) -> Iterator[RunResult]:
+              progress: Progress | None = None, force: bool = False, stage: str | None = None,
+              targets: dict[str, Target] | None = None) -> Iterator[RunResult]:
     """Run every spec in order, saving each record before the next run starts; yields results.
 
     A spec that already has a finished record in ``results_dir`` (written earlier, or by another
     process running at the same time) is skipped unless ``force``: re-running a command resumes it.
+    Each record is marked with ``stage`` (see ``optbench.selection``) and, for a task in ``targets``,
+    the target with its ``time_to_target_s`` and ``epochs_to_target`` (test-split runs only).
     """
     progress = progress or Progress()
     for index, spec in enumerate(specs):
@@ -58,6 +62,11 @@ def run_suite(specs: list[RunSpec], results_dir: Path, data_dir: Path = DEFAULT_
             )
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # give the next run the memory an out-of-memory run held
+        result.stage = stage
+        target = (targets or {}).get(spec.task)
+        if target is not None and spec.training.split == "test":
+            result.target = target.to_dict()
+            result.metrics.update(target_metrics([p.to_dict() for p in result.curve], target))
         path = save_result(result, results_dir)
         progress.run_finished(index, len(specs), result, path)
         yield result

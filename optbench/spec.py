@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from optbench.training import TrainingOptions
 
 SCHEMA_VERSION = 1
 
-Status = Literal["ok", "diverged", "failed"]
+# converged: stopped early by early_stop_delta; budget: stopped by time_budget_s (optbench.training).
+Status = Literal["ok", "converged", "budget", "diverged", "failed"]
+# Runs that finished training normally: they enter the statistics and are not repeated on resume.
+SUCCESS: tuple[str, ...] = ("ok", "converged", "budget")
+STATUSES: tuple[str, ...] = ("ok", "converged", "budget", "diverged", "failed")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class RunSpec:
     device: str
     # Which optimizer implementation: auto, forloop, foreach or fused (optbench.optimizers.resolve_impl).
     impl: str = "auto"
+    # Schedule, clipping, early stopping, budget, evaluation split (optbench.training).
+    training: TrainingOptions = field(default_factory=TrainingOptions)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored spec. ``impl`` is left out when it is "auto", so default runs keep the record
@@ -38,12 +46,17 @@ class RunSpec:
         d["hparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(self.hparams.items())}
         if self.impl == "auto":
             del d["impl"]
+        # Likewise only non-default training options are stored, and none at all for plain training.
+        d["training"] = self.training.to_dict()
+        if not d["training"]:
+            del d["training"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        fields = {k: d[k] for k in cls.__dataclass_fields__ if k != "impl"}
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k not in ("impl", "training")}
         fields["impl"] = d.get("impl", "auto")
+        fields["training"] = TrainingOptions.from_dict(d.get("training"))
         fields["hparams"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["hparams"].items()}
         return cls(**fields)
 
@@ -78,13 +91,28 @@ def _digest(obj: Any) -> str:
 
 @dataclass
 class CurvePoint:
-    """One epoch. ``time_s`` is cumulative training seconds at the end of the epoch."""
+    """One epoch. ``time_s`` is cumulative training seconds at the end of the epoch; ``lr`` the
+    learning rate of the first parameter group during the epoch (None when the optimizer has none).
+
+    A run evaluated on the validation split has ``val_loss`` and ``val_metric`` instead of test
+    values; they are stored only there. Records written before ``lr`` existed have no ``lr``:
+    readers use ``point.get("lr")``.
+    """
 
     epoch: int
     time_s: float
     train_loss: float | None
     test_loss: float | None
     test_metric: float | None
+    lr: float | None = None
+    val_loss: float | None = None
+    val_metric: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.val_loss is None and self.val_metric is None:
+            del d["val_loss"], d["val_metric"]
+        return d
 
 
 @dataclass
@@ -103,8 +131,14 @@ class RunResult:
     error: str | None = None
     # The implementation that ran (forloop, foreach, fused, native); None if it never started.
     optimizer_impl: str | None = None
+    # The protocol stage that ran it: "sweep" or "final" under --select (optbench.selection); None otherwise.
+    stage: str | None = None
+    # The time-to-target goal it was measured against, {"metric": "loss", "value": 0.5} (optbench.targets).
+    target: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
+        """The JSON document; ``stage`` and ``target`` appear only when set."""
+        extra = {k: v for k, v in (("stage", self.stage), ("target", self.target)) if v is not None}
         return _finite_or_null({
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -116,10 +150,11 @@ class RunResult:
             "metric_name": self.metric_name,
             "metrics": self.metrics,
             "optimizer_impl": self.optimizer_impl,
-            "curve": [asdict(p) for p in self.curve],
+            "curve": [p.to_dict() for p in self.curve],
             "environment": self.environment,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            **extra,
         })
 
 

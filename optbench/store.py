@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from optbench.errors import UserError
-from optbench.spec import SCHEMA_VERSION, RunResult
+from optbench.spec import SCHEMA_VERSION, SUCCESS, RunResult
 
 RUNS = "runs"
 
@@ -95,11 +95,11 @@ def load_records(results_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], li
 
 _SPEC_KEYS = ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device")
 # A finished run is not repeated on resume; a failed one is (its cause may have been transient).
-FINISHED = ("ok", "diverged")
+FINISHED = (*SUCCESS, "diverged")
 
 
 def finished_specs(records: Iterable[dict[str, Any]]) -> set[str]:
-    """Spec hashes of the runs that finished (status ok or diverged)."""
+    """Spec hashes of the runs that finished (status ok, converged, budget or diverged)."""
     return {r["spec_hash"] for r in records if r.get("status") in FINISHED and "spec_hash" in r}
 
 

@@ -11,6 +11,18 @@ Config format (every key optional; flags given on the command line override it):
     device = "auto"
     dataset = "synthetic"  # for every task that does not name its own
     impl = "auto"        # optimizer implementation: auto, forloop, foreach, fused (see optbench.optimizers)
+
+Fair comparisons (optbench.training, optbench.sweep, optbench.selection, optbench.targets)::
+
+    optimizers = ["adam:lr=1e-4|1e-3|1e-2", {name = "sgd", lr = {log = [1e-3, 1], num = 7}}]  # sweeps
+    select = true        # tune every optimizer on a validation split, re-run the best on test
+    split = "test"       # or "validation": evaluate every run on the validation part of the training data
+    schedule = "cosine"  # none, step, cosine, plateau; "step:step_size=10,gamma=0.5" or {name = "step", ...}
+    warmup_epochs = 2
+    clip_norm = 1.0      # or clip_value = 1.0
+    early_stop_delta = 1e-4
+    time_budget_s = 60
+    target = "loss=0.5"  # time to target for every task; a task table may set its own target
 """
 
 from __future__ import annotations
@@ -25,7 +37,10 @@ from optbench.devices import resolve_device
 from optbench.errors import UserError
 from optbench.optimizers import parse_optimizer_arg, resolve_hparams, resolve_impl
 from optbench.spec import RunSpec
+from optbench.sweep import expand_inline, expand_table
+from optbench.targets import Target, parse_target
 from optbench.tasks import check_dataset, get_task
+from optbench.training import resolve as resolve_training
 
 DEFAULT_TASKS = ["regression"]
 DEFAULT_OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam"]
@@ -37,6 +52,7 @@ class TaskEntry(BaseModel):
     dataset: str | None = None
     epochs: int | None = Field(default=None, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
+    target: str | None = None  # time-to-target goal for this task, e.g. "accuracy=0.6"
 
 
 class OptimizerEntry(BaseModel):
@@ -66,6 +82,17 @@ class SuiteConfig(BaseModel):
     seeds: int = Field(default=1, ge=1)
     device: str = "auto"
     impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
+    # Training options (optbench.training), the same for every run of the suite.
+    schedule: str | dict[str, Any] | None = None
+    warmup_epochs: int | None = Field(default=None, ge=0)
+    clip_norm: float | None = Field(default=None, gt=0)
+    clip_value: float | None = Field(default=None, gt=0)
+    early_stop_delta: float | None = Field(default=None, gt=0)
+    time_budget_s: float | None = Field(default=None, gt=0)
+    split: Literal["test", "validation"] | None = None
+    # Tune on validation, re-run the best on test (optbench.selection); time-to-target goal for every task.
+    select: bool = False
+    target: str | None = None
     check: CheckConfig | None = None
 
     @field_validator("tasks", "optimizers", mode="before")
@@ -115,27 +142,49 @@ def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] |
 
 
 def build_specs(suite: SuiteConfig) -> list[RunSpec]:
-    """Every task x optimizer x seed, in that order, with hyperparameters resolved and checked."""
+    """Every task x optimizer x seed, in that order, with hyperparameters resolved and checked.
+
+    An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.sweep``) stands
+    for each of its combinations, in order.
+    """
     device = resolve_device(suite.device)
+    if suite.select and suite.split == "validation":
+        raise UserError("--select runs the sweep on the validation split and the final runs on test; leave out split")
     optimizers = []
     for entry in suite.optimizers:
         if isinstance(entry, str):
-            name, overrides = parse_optimizer_arg(entry)
+            parsed = [parse_optimizer_arg(text) for text in expand_inline(entry)]
         else:
-            name, overrides = entry.name, dict(entry.model_extra or {})
-        optimizers.append((name, resolve_hparams(name, overrides)))
-        resolve_impl(name, suite.impl, device)  # an optimizer without the chosen implementation fails here
+            parsed = [(entry.name, o) for o in expand_table(entry.name, dict(entry.model_extra or {}))]
+        optimizers += [(name, resolve_hparams(name, overrides)) for name, overrides in parsed]
+        resolve_impl(parsed[0][0], suite.impl, device)  # an optimizer without the chosen implementation fails here
     specs = []
     for entry in suite.tasks:
         entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
         task = get_task(entry.name)
         dataset = check_dataset(task, entry.dataset or suite.dataset)
+        epochs = entry.epochs or suite.epochs or task.default_epochs
+        training = resolve_training(
+            epochs, suite.schedule, suite.warmup_epochs, suite.clip_norm, suite.clip_value, suite.early_stop_delta,
+            suite.time_budget_s, suite.split)
         for name, hparams in optimizers:
             for seed in range(suite.seed, suite.seed + suite.seeds):
                 specs.append(RunSpec(
-                    task=task.name, dataset=dataset, optimizer=name, hparams=hparams,
-                    epochs=entry.epochs or suite.epochs or task.default_epochs,
+                    task=task.name, dataset=dataset, optimizer=name, hparams=hparams, epochs=epochs,
                     batch_size=entry.batch_size or suite.batch_size or task.default_batch_size,
-                    seed=seed, device=device, impl=suite.impl,
+                    seed=seed, device=device, impl=suite.impl, training=training,
                 ))
     return specs
+
+
+def targets_for(suite: SuiteConfig) -> dict[str, Target]:
+    """Task name -> its time-to-target goal: the task table's ``target``, else the suite's (``--target``).
+    A target on a metric the task does not measure is a UserError."""
+    targets = {}
+    for entry in suite.tasks:
+        entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
+        text = entry.target or suite.target
+        if text:
+            task = get_task(entry.name)
+            targets[task.name] = parse_target(text, task.metric_name, task.name)
+    return targets

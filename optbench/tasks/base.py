@@ -14,6 +14,12 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+# The validation part of the training split (``TaskData.validation_split``): its fraction, and the
+# seed of its row permutation. The seed is the data split's, not the run's, so every candidate of a
+# sweep, whatever its seed, is tuned on the same validation rows.
+VALIDATION_FRACTION = 0.2
+VALIDATION_SEED = 0
+
 
 @dataclass
 class TaskData:
@@ -36,6 +42,15 @@ class TaskData:
             target_scale=self.target_scale,
             reference=dict(self.reference),
         )
+
+    def validation_split(self, fraction: float = VALIDATION_FRACTION, seed: int = VALIDATION_SEED) -> TaskData:
+        """The data a validation run sees: ``fraction`` of the training rows (a permutation fixed by
+        ``seed``) in place of the test split, the other training rows to train on. The test split is
+        not part of the result, and ``reference`` (facts about the test split) is dropped.
+        """
+        fit, val = split_indices(len(self.x_train), fraction, seed)
+        return TaskData(self.x_train[fit], self.y_train[fit], self.x_train[val], self.y_train[val],
+                        target_scale=self.target_scale)
 
 
 class Task(ABC):
@@ -70,7 +85,8 @@ class Task(ABC):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TaskData) -> dict[str, float]:
-        """Test loss and the main metric over the whole test split."""
+        """Loss and the main metric over the whole evaluation split ``data.x_test`` (the test split,
+        or the validation rows of ``TaskData.validation_split``), as ``test_loss`` and ``test_<metric>``."""
         model.eval()
         n = len(data.x_test)
         loss_sum = torch.zeros((), device=data.x_test.device)

@@ -1,0 +1,180 @@
+"""The tuning protocol behind ``optbench run --select``: tune on validation, compare on test.
+
+1. ``sweep``: every candidate (each combination of a sweep, see ``optbench.sweep``) runs once, with
+   the suite's first seed, on the validation split (``TaskData.validation_split``): the test split
+   is never seen while choosing.
+2. ``final``: per task x optimizer, the candidate with the best main validation metric (lowest
+   ``val_rmse``, highest ``val_accuracy``; ties: the first candidate) is re-run on test with every
+   seed of the suite. Candidates that diverged or failed are never chosen.
+3. ``default``: the same optimizer at its documented default hyperparameters, with the same
+   training options and seeds, on test, so the report can show default against tuned. Skipped
+   where the defaults won (the final runs are those runs).
+
+Records carry their stage as the top-level key ``stage``. A stage is a role, not part of what is
+computed: the spec (and its hash) is that of the run, so a resumed protocol skips every run already
+stored, and a final run equal to an earlier plain run is not repeated. Which candidate won is
+therefore never read from the stage marks but recomputed from the sweep's records (``choose``),
+here and in the report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from optbench.optimizers import resolve_hparams
+from optbench.spec import SUCCESS, RunSpec
+from optbench.store import FINISHED, load_records
+from optbench.tasks import TASKS
+
+SWEEP, FINAL, DEFAULT = "sweep", "final", "default"
+STAGES = (SWEEP, FINAL, DEFAULT)
+
+
+@dataclass
+class Candidate:
+    """One sweep candidate's outcome: its status and main validation metric (None: no value)."""
+
+    spec: RunSpec
+    status: str
+    value: float | None
+
+
+@dataclass
+class Choice:
+    """The sweep of one task x dataset x optimizer (with its other settings) and its winner."""
+
+    task: str
+    dataset: str
+    optimizer: str
+    metric: str  # "val_rmse" or "val_accuracy"
+    higher_is_better: bool
+    candidates: list[Candidate] = field(default_factory=list)
+    best: Candidate | None = None
+
+    @property
+    def finished(self) -> int:
+        """Candidates with a value to compare (finished training without diverging)."""
+        return sum(c.value is not None for c in self.candidates)
+
+    def swept(self) -> list[str]:
+        """The hyperparameters whose value differs between the candidates."""
+        keys = {k for c in self.candidates for k in c.spec.hparams}
+        return sorted(k for k in keys if len({repr(c.spec.hparams.get(k)) for c in self.candidates}) > 1)
+
+    def tuned_spec(self) -> RunSpec | None:
+        """The winner as a test-split spec (seed still the sweep's), or None when nothing finished."""
+        return None if self.best is None else on_test(self.best.spec)
+
+    def default_spec(self) -> RunSpec:
+        """The optimizer at its default hyperparameters with the candidates' other settings, on test."""
+        first = on_test(self.candidates[0].spec)
+        return replace(first, hparams=resolve_hparams(self.optimizer, {}))
+
+
+def on_test(spec: RunSpec) -> RunSpec:
+    return replace(spec, training=spec.training.with_split("test"))
+
+
+def group_key(spec: RunSpec) -> tuple[Any, ...]:
+    """What the candidates of one sweep share: everything but hyperparameters, seed and split."""
+    return (spec.task, spec.dataset, spec.optimizer, spec.epochs, spec.batch_size, spec.device, spec.impl,
+            spec.training.with_split("test"))
+
+
+def candidate_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
+    """One validation-split spec per distinct cell of ``specs``, with the first seed, in order."""
+    specs = list(specs)
+    first_seed = min((s.seed for s in specs), default=0)
+    out: list[RunSpec] = []
+    seen: set[str] = set()
+    for spec in specs:
+        candidate = replace(spec, seed=first_seed, training=spec.training.with_split("validation"))
+        if candidate.spec_hash() not in seen:
+            seen.add(candidate.spec_hash())
+            out.append(candidate)
+    return out
+
+
+def main_validation_metric(task: str, metric_name: str | None = None) -> tuple[str, bool]:
+    """(``val_rmse``, False) or (``val_accuracy``, True) for a task (a task this optbench lacks
+    answers from its records' ``metric_name``)."""
+    name = TASKS[task].metric_name if task in TASKS else (metric_name or "rmse")
+    return f"val_{name}", name == "accuracy"
+
+
+def choose(outcomes: Iterable[tuple[RunSpec, str, dict[str, Any], str | None]]) -> list[Choice]:
+    """Group validation-split outcomes ``(spec, status, metrics, metric_name)`` into sweeps and pick
+    each one's best; test-split outcomes are ignored. Where a spec appears more than once, the last
+    outcome counts (pass them oldest first). Sweeps come in the order of their first candidate."""
+    latest: dict[str, tuple[RunSpec, str, dict[str, Any], str | None]] = {}
+    for outcome in outcomes:
+        if outcome[0].training.split == "validation":
+            latest[outcome[0].spec_hash()] = outcome  # keeps the first position, takes the last value
+    choices: dict[tuple[Any, ...], Choice] = {}
+    for spec, status, metrics, metric_name in latest.values():
+        metric, higher = main_validation_metric(spec.task, metric_name)
+        choice = choices.setdefault(group_key(spec), Choice(spec.task, spec.dataset, spec.optimizer, metric, higher))
+        value = metrics.get(metric) if status in SUCCESS else None
+        ok = isinstance(value, (int, float)) and math.isfinite(value)
+        choice.candidates.append(Candidate(spec, status, float(value) if ok else None))
+    for choice in choices.values():
+        for c in choice.candidates:
+            if c.value is None:
+                continue
+            b = choice.best
+            if b is None or (c.value > b.value if choice.higher_is_better else c.value < b.value):
+                choice.best = c
+    return list(choices.values())
+
+
+def choose_from_records(candidates: list[RunSpec], records: list[dict[str, Any]]) -> list[Choice]:
+    """The choices for ``candidates`` from stored records (the newest finished record of each
+    candidate; a candidate without one counts as failed)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for rec in sorted(records, key=lambda r: r.get("started_at") or ""):
+        if rec.get("status") in FINISHED:
+            newest[rec.get("spec_hash")] = rec
+    outcomes = []
+    for spec in candidates:
+        rec = newest.get(spec.spec_hash())
+        if rec is None:
+            outcomes.append((spec, "failed", {}, None))
+        else:
+            outcomes.append((spec, rec["status"], rec.get("metrics") or {}, rec.get("metric_name")))
+    return choose(outcomes)
+
+
+@dataclass
+class Protocol:
+    """The three stages over a suite's specs; ``stages`` yields each one's specs when it is due."""
+
+    candidates: list[RunSpec]
+    seeds: list[int]
+    choices: list[Choice] = field(default_factory=list)
+
+    @classmethod
+    def from_specs(cls, specs: list[RunSpec]) -> Protocol:
+        seeds = sorted({s.seed for s in specs})
+        return cls(candidate_specs(specs), seeds)
+
+    def stages(self, results_dir: Path) -> Iterator[tuple[str, list[RunSpec]]]:
+        """(stage, specs) for sweep, final and default. The final stage is decided from the sweep's
+        records in ``results_dir`` once the caller has run the sweep (resumed runs included)."""
+        yield SWEEP, self.candidates
+        self.choices = choose_from_records(self.candidates, load_records([results_dir])[0])
+        yield FINAL, self.final_specs()
+        yield DEFAULT, self.default_specs()
+
+    def final_specs(self) -> list[RunSpec]:
+        return [replace(tuned, seed=seed) for c in self.choices if (tuned := c.tuned_spec()) is not None
+                for seed in self.seeds]
+
+    def default_specs(self) -> list[RunSpec]:
+        """The default-hyperparameter runs, less those that are already final runs."""
+        finals = {s.spec_hash() for s in self.final_specs()}
+        specs = [replace(c.default_spec(), seed=seed) for c in self.choices for seed in self.seeds]
+        return [s for s in specs if s.spec_hash() not in finals]

@@ -1,0 +1,110 @@
+"""Hyperparameter sweeps: one optimizer entry with several values per key -> several concrete entries.
+
+Inline (``--opt`` and suite strings) ``|`` separates alternatives, and every combination is swept::
+
+    adam:lr=1e-4|1e-3|1e-2,betas=0.9/0.999|0.8/0.99   ->  6 entries, lr varying slowest
+
+In a suite table a key takes a list of alternatives, or a range::
+
+    {name = "adam", lr = [1e-4, 1e-3]}                 # two values
+    {name = "adam", lr = {log = [1e-5, 1e-1], num = 9}}   # 9 log-spaced values, ends included
+    {name = "adam", lr = {linear = [0.1, 0.9], num = 5}}  # 5 evenly spaced values
+    {name = "adam", betas = [[0.9, 0.999], [0.8, 0.99]]}  # alternatives of a tuple hyperparameter
+
+A flat list for a key whose default is a tuple (``betas = [0.9, 0.98]``) stays one value, as before.
+Range values are rounded to 6 significant digits, so a label pasted back into ``--opt`` names the
+same run. Expansion happens before ``optbench.optimizers`` parses and checks each entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from optbench.errors import UserError
+from optbench.optimizers import lookup_optimizer
+
+# Above this many combinations from one entry, ask for a smaller sweep rather than start it.
+MAX_COMBINATIONS = 10_000
+RANGE_KINDS = ("log", "linear")
+
+
+def expand_inline(text: str) -> list[str]:
+    """``name:key=a|b,other=c`` -> ``["name:key=a,other=c", "name:key=b,other=c"]`` (one entry when
+    nothing has alternatives). The name is split off as ``parse_optimizer_arg`` does."""
+    text = text.strip()
+    name, colon, rest = text.rpartition(":")
+    if not colon or (rest and "=" not in rest) or "|" not in rest:
+        return [text]
+    axes: list[list[str]] = []
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, raw = item.partition("=")
+        if not eq:
+            axes.append([item])  # parse_optimizer_arg reports it
+            continue
+        values = [v.strip() for v in raw.split("|")]
+        if any(not v for v in values):
+            raise UserError(f"empty alternative in '{item}' of '{text}'; write key=a|b|c, e.g. {name}:lr=1e-3|1e-2")
+        if len(set(values)) < len(values):
+            raise UserError(f"a value is given twice in '{item}' of '{text}'")
+        axes.append([f"{key.strip()}={v}" for v in values])
+    _check_size(text, [len(a) for a in axes])
+    return [f"{name}:{','.join(combo)}" for combo in itertools.product(*axes)]
+
+
+def expand_table(name: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    """The override dicts of a suite table ``{name, key = value | [values] | {log/linear = [a, b], num = n}}``."""
+    opt = lookup_optimizer(name)
+    axes: list[list[tuple[str, Any]]] = []
+    for key, value in overrides.items():
+        reference = opt.reference_value(key) if opt is not None and key in opt.accepted_keys() else None
+        axes.append([(key, v) for v in alternatives(name, key, value, reference)])
+    _check_size(name, [len(a) for a in axes])
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def alternatives(name: str, key: str, value: Any, reference: Any = None) -> list[Any]:
+    """The values one key of a suite table sweeps over (a one-element list when it is not swept)."""
+    where = f"hyperparameter '{key}' of '{name}'"
+    if isinstance(value, dict):
+        return value_range(where, value)
+    if isinstance(value, list):
+        if isinstance(reference, tuple) and not any(isinstance(v, list) for v in value):
+            return [value]  # one tuple value, written as a list
+        if not value:
+            raise UserError(f"{where}: an empty list sweeps nothing; give at least one value")
+        return value
+    return [value]
+
+
+def value_range(where: str, spec: dict[str, Any]) -> list[float]:
+    """``{log = [a, b], num = n}`` (log-spaced, both ends included) or ``{linear = [a, b], num = n}``."""
+    kinds = [k for k in RANGE_KINDS if k in spec]
+    extra = set(spec) - {*RANGE_KINDS, "num"}
+    example = "{log = [1e-5, 1e-1], num = 9}"
+    if len(kinds) != 1 or extra or "num" not in spec:
+        raise UserError(f"{where}: a range is {example} or {{linear = [a, b], num = n}}")
+    kind, ends, num = kinds[0], spec[kinds[0]], spec["num"]
+    if not (isinstance(ends, list) and len(ends) == 2 and all(_is_number(v) for v in ends)):
+        raise UserError(f"{where}: {kind} needs two numbers [start, end], e.g. {example}")
+    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        raise UserError(f"{where}: num must be a whole number >= 1, got {num!r}")
+    a, b = float(ends[0]), float(ends[1])
+    if kind == "log":
+        if a <= 0 or b <= 0:
+            raise UserError(f"{where}: a log range needs positive ends, got [{ends[0]}, {ends[1]}]")
+        a, b = math.log10(a), math.log10(b)
+    points = [a] if num == 1 else [a + (b - a) * i / (num - 1) for i in range(num)]
+    values = [10**p if kind == "log" else p for p in points]
+    return list(dict.fromkeys(float(f"{v:.6g}") for v in values))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_size(what: str, sizes: list[int]) -> None:
+    total = math.prod(sizes)
+    if total > MAX_COMBINATIONS:
+        raise UserError(f"'{what}' sweeps {total:,} combinations (over {MAX_COMBINATIONS:,}); sweep fewer values")

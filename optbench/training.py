@@ -1,0 +1,175 @@
+"""Training options: what a run does besides the optimizer step (schedule, warm-up, clipping,
+early stopping, a time budget, and which split it is evaluated on).
+
+They are part of the spec (``RunSpec.training``), so runs that differ in them are different cells.
+Only options that differ from the defaults are stored: a run with none of them keeps the record
+format and hashes it had before these options existed.
+
+Options (units: epochs, seconds, loss, gradient units):
+
+- ``schedule``: ``none``, ``step`` (multiply the learning rate by ``gamma`` every ``step_size``
+  epochs), ``cosine`` (from the base rate towards 0 over the epochs after warm-up) or ``plateau``
+  (multiply by ``factor`` after ``patience`` + 1 epochs without a relative improvement of 1e-4 in
+  the validation loss, or the training loss when the run is evaluated on test); see
+  ``optbench.schedules`` for the exact rates.
+- ``warmup_epochs``: linear warm-up before the schedule: epoch e <= W runs at e/(W+1) of the base rate.
+- ``clip_norm`` / ``clip_value``: clip the gradient's global L2 norm, or each element to [-v, v],
+  before every optimizer step (one of the two).
+- ``early_stop_delta``: stop with status ``converged`` once the epoch training loss changes by less
+  than this fraction of the previous epoch's (relative: the same threshold means the same on every task).
+- ``time_budget_s``: stop with status ``budget`` at the end of the first epoch whose cumulative
+  training seconds reach it (the clock of ``train_seconds``; evaluation time is not counted).
+- ``split``: ``test`` (train on the training split, evaluate on test) or ``validation`` (train on
+  the training split minus a validation part and evaluate on that part; the test split is never
+  touched). See ``optbench.tasks.base.TaskData.validation_split``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from optbench.errors import UserError, did_you_mean
+
+SCHEDULES = ("none", "step", "cosine", "plateau")
+SPLITS = ("test", "validation")
+# Each schedule's parameters with their defaults (None: derived from the run's epochs, see ``resolve``).
+SCHEDULE_PARAMS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "step": {"step_size": None, "gamma": 0.1},
+    "cosine": {},
+    "plateau": {"factor": 0.1, "patience": 2},
+}
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The training options of one run; the defaults are plain training evaluated on test."""
+
+    schedule: str = "none"
+    step_size: int | None = None
+    gamma: float | None = None
+    factor: float | None = None
+    patience: int | None = None
+    warmup_epochs: int = 0
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    early_stop_delta: float | None = None
+    time_budget_s: float | None = None
+    split: str = "test"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the options that differ from the defaults (empty for plain training)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> TrainingOptions:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in known})
+
+    def is_default(self) -> bool:
+        return not self.to_dict()
+
+    def with_split(self, split: str) -> TrainingOptions:
+        return replace(self, split=split)
+
+    def without_split(self) -> dict[str, Any]:
+        """The stored options but the split: what a sweep candidate and its final runs share."""
+        return {k: v for k, v in self.to_dict().items() if k != "split"}
+
+    def text(self) -> str:
+        """``schedule=cosine,split=validation``: the options as one short string ('' when default)."""
+        return ",".join(f"{k}={_fmt(v)}" for k, v in self.to_dict().items())
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def parse_schedule(value: str | dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """``"step:step_size=5,gamma=0.5"`` or ``{name = "step", step_size = 5}`` -> (name, parameters)."""
+    if value is None:
+        return "none", {}
+    if isinstance(value, dict):
+        params = dict(value)
+        name = params.pop("name", None)
+        if not isinstance(name, str):
+            raise UserError(f"schedule table needs a name: one of {', '.join(SCHEDULES)}, e.g. {{name = \"step\", step_size = 10}}")
+    else:
+        name, _, rest = str(value).strip().partition(":")
+        params = {}
+        for item in filter(None, (s.strip() for s in rest.split(","))):
+            key, eq, raw = item.partition("=")
+            if not eq or not key.strip() or not raw.strip():
+                raise UserError(f"bad schedule parameter '{item}' in '{value}'; write NAME:key=value, e.g. step:step_size=10,gamma=0.5")
+            params[key.strip()] = _number(raw.strip(), key.strip())
+    name = name.strip()
+    if name not in SCHEDULES:
+        raise UserError(f"unknown schedule '{name}'{did_you_mean(name, SCHEDULES)}; choose from: {', '.join(SCHEDULES)}")
+    allowed = SCHEDULE_PARAMS[name]
+    for key in params:
+        if key not in allowed:
+            valid = f"valid keys: {', '.join(allowed)}" if allowed else "it takes none"
+            raise UserError(f"unknown parameter '{key}' for schedule '{name}'; {valid}")
+    return name, params
+
+
+def _number(raw: str, key: str) -> int | float:
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    raise UserError(f"schedule parameter '{key}' must be a number, got '{raw}'")
+
+
+def resolve(epochs: int, schedule: str | dict[str, Any] | None = None, warmup_epochs: int | None = None,
+            clip_norm: float | None = None, clip_value: float | None = None, early_stop_delta: float | None = None,
+            time_budget_s: float | None = None, split: str | None = None) -> TrainingOptions:
+    """Checked training options for a run of ``epochs`` epochs; every schedule parameter is resolved
+    and stored (``step``'s ``step_size`` defaults to a third of the epochs after warm-up, at least 1).
+
+    Raises UserError with the fix for a bad value.
+    """
+    name, params = parse_schedule(schedule)
+    warmup = warmup_epochs or 0
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise UserError(f"warmup_epochs must be a whole number >= 0, got {warmup!r}")
+    if warmup >= epochs:
+        raise UserError(f"warmup_epochs ({warmup}) must be less than the epochs ({epochs}); lower --warmup or raise --epochs")
+    resolved = {**SCHEDULE_PARAMS[name], **params}
+    if name == "step":
+        if resolved["step_size"] is None:
+            resolved["step_size"] = max(1, (epochs - warmup) // 3)
+        _check(isinstance(resolved["step_size"], int) and resolved["step_size"] >= 1, "step_size of schedule 'step'",
+               "a whole number of epochs >= 1", resolved["step_size"])
+        _check(_positive(resolved["gamma"]), "gamma of schedule 'step'", "a number > 0", resolved["gamma"])
+        resolved["gamma"] = float(resolved["gamma"])
+    if name == "plateau":
+        _check(_positive(resolved["factor"]) and resolved["factor"] < 1, "factor of schedule 'plateau'",
+               "a number in (0, 1)", resolved["factor"])
+        _check(isinstance(resolved["patience"], int) and resolved["patience"] >= 0, "patience of schedule 'plateau'",
+               "a whole number of epochs >= 0", resolved["patience"])
+        resolved["factor"] = float(resolved["factor"])
+    for key, value in (("clip_norm", clip_norm), ("clip_value", clip_value), ("early_stop_delta", early_stop_delta),
+                       ("time_budget_s", time_budget_s)):
+        if value is not None:
+            _check(_positive(value), key, "a number > 0", value)
+    if clip_norm is not None and clip_value is not None:
+        raise UserError("choose one of clip_norm (--clip-norm) and clip_value (--clip-value), not both")
+    split = split or "test"
+    if split not in SPLITS:
+        raise UserError(f"unknown split '{split}'{did_you_mean(split, SPLITS)}; choose from: {', '.join(SPLITS)}")
+    as_float = {k: None if v is None else float(v) for k, v in
+                (("clip_norm", clip_norm), ("clip_value", clip_value), ("early_stop_delta", early_stop_delta),
+                 ("time_budget_s", time_budget_s))}
+    return TrainingOptions(schedule=name, warmup_epochs=warmup, split=split, **resolved, **as_float)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value != float("inf")
+
+
+def _check(ok: bool, what: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise UserError(f"{what} must be {expected}, got {got!r}")
