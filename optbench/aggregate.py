@@ -1,7 +1,8 @@
 """Runs grouped into cells and summarised over seeds: n, mean, standard deviation, 95% confidence interval.
 
 A cell is one task x dataset x optimizer (with its hyperparameters) x epochs x batch size x device
-(``results.CELL_COLUMNS``); its runs differ only by seed. Only runs with status ``ok`` enter the
+(``results.CELL_COLUMNS``, training options included); its runs differ only by seed. Only runs that
+finished training (status ``ok``, ``converged`` or ``budget``: ``spec.SUCCESS``) enter the
 statistics; diverged and failed runs are counted per cell (``n_diverged``, ``n_failed``) and never
 averaged in, so a cell whose every run diverged has ``n == 0`` and no means.
 
@@ -20,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from optbench.results import CELL_COLUMNS
+from optbench.spec import SUCCESS
 from optbench.tasks import TASKS
 
 
@@ -41,6 +43,10 @@ METRICS: list[Metric] = [
     Metric("test_rmse", "test RMSE", "target units"),
     Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum"),
     Metric("test_accuracy", "accuracy", "fraction", higher_is_better=True),
+    # Runs evaluated on the validation split (sweep candidates) have these instead of test metrics.
+    Metric("val_loss", "validation loss", "loss"),
+    Metric("val_rmse", "validation RMSE", "target units"),
+    Metric("val_accuracy", "validation accuracy", "fraction", higher_is_better=True),
 ]
 METRIC_BY_COLUMN = {m.column: m for m in METRICS}
 
@@ -88,8 +94,9 @@ def with_metric_columns(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: the cell columns, ``optimizer``, ``cell_hash``, ``metric_name``, the counts
-    ``runs``, ``n`` (ok runs), ``n_diverged``, ``n_failed``, ``seeds`` (sorted, all statuses), and for
+    """One row per cell: the cell columns, ``optimizer``, ``cell_hash``, ``metric_name``, ``split``, the
+    counts ``runs``, ``n`` (ok runs: ok, converged or budget), ``n_converged``, ``n_budget``,
+    ``n_diverged``, ``n_failed``, ``seeds`` (sorted, all statuses), and for
     each metric in METRICS the columns ``<metric>_mean``, ``_std``, ``_ci95_low``, ``_ci95_high``
     (ok runs only; units as in the records: seconds, steps per second, loss, target units, fraction).
 
@@ -99,14 +106,17 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
     runs = with_metric_columns(runs)
     rows: list[dict[str, Any]] = []
     for key, group in runs.groupby(CELL_COLUMNS, sort=False, dropna=False):
-        ok = group[group["status"] == "ok"]
+        ok = group[group["status"].isin(SUCCESS)]
         row: dict[str, Any] = dict(zip(CELL_COLUMNS, key))
         row.update({
             "optimizer": group["optimizer"].iloc[0],
             "cell_hash": group["cell_hash"].iloc[0],
             "metric_name": main_metric(row["task"], runs).column.removeprefix("test_"),
+            "split": group["split"].iloc[0] if "split" in group else "test",
             "runs": len(group),
             "n": len(ok),
+            "n_converged": int((group["status"] == "converged").sum()),
+            "n_budget": int((group["status"] == "budget").sum()),
             "n_diverged": int((group["status"] == "diverged").sum()),
             "n_failed": int((group["status"] == "failed").sum()),
             "seeds": sorted(int(s) for s in group["seed"]),
@@ -141,7 +151,7 @@ def curve_stats(runs: pd.DataFrame) -> pd.DataFrame:
     ``<field>_mean/_min/_max``. Missing and non-finite points are left out of each statistic.
     """
     points = []
-    for _, run in runs[runs["status"] == "ok"].iterrows():
+    for _, run in runs[runs["status"].isin(SUCCESS)].iterrows():
         for p in run["curve"] or []:
             points.append({
                 **{c: run[c] for c in CELL_COLUMNS},

@@ -46,7 +46,7 @@ class SeedRun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     seed: int
-    status: Literal["ok", "diverged", "failed"]
+    status: Literal["ok", "converged", "budget", "diverged", "failed"]
     train_seconds: float | None = None
     final_train_loss: float | None = None
     test_loss: float | None = None
@@ -69,6 +69,7 @@ class Cell(BaseModel):
     batch_size: int
     device: str
     impl: str = "auto"  # optimizer implementation; left out of the file when "auto"
+    training: dict[str, Any] = Field(default_factory=dict)  # non-default training options; left out when none
     label: str
     cell_hash: str
     metric_name: str
@@ -92,7 +93,7 @@ class Cell(BaseModel):
         return any(fnmatch.fnmatchcase(f"{self.task}/{name}", glob) for name in (self.label, self.optimizer))
 
     def spec_fields(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device", "impl")}
+        return {k: getattr(self, k) for k in ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device", "impl", "training")}
 
 
 class Baseline(BaseModel):

@@ -202,3 +202,125 @@ def _short(value: float) -> str:
     if not math.isfinite(value):
         return ""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+# --- fair comparisons (optbench.fair) ------------------------------------------------------------
+
+def sensitivity_chart(sweeps: list[Any], names: list[str], colours: dict[str, str], title: str,
+                      metric: Metric) -> Figure:
+    """One panel per swept hyperparameter: the final validation ``metric`` against its value (log x
+    axis when every value is positive), one line per sweep. Each point is the best candidate
+    with that value (over any other swept hyperparameter); a ring marks the chosen value, and an
+    x on the top edge a value whose every candidate diverged or failed.
+
+    ``sweeps``: ``fair.Sensitivity`` objects of one task x dataset, ``names`` their display names;
+    ``colours``: per optimizer name (sweeps of one optimizer share it and differ by line style).
+    """
+    keys = sorted({k for s in sweeps for k in s.curves})
+    fig = Figure(figsize=(max(5.5, 4.6 * len(keys)) + 2.2, 4.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(keys), sharey=True, squeeze=False)[0])
+    accuracy = metric.higher_is_better
+    for ax, key in zip(axes, keys):
+        all_values = [p.value for s in sweeps for p in s.curves.get(key, [])]
+        seen: dict[str, int] = {}
+        for s, name in zip(sweeps, names):
+            points = s.curves.get(key)
+            if not points:
+                continue
+            colour = colours[s.choice.optimizer]
+            style = LINE_STYLES[seen.setdefault(s.choice.optimizer, 0) % len(LINE_STYLES)]
+            seen[s.choice.optimizer] += 1
+            xs = [p.value for p in points if p.metric is not None]
+            ys = [p.metric for p in points if p.metric is not None]
+            ax.plot(xs, ys, color=colour, linestyle=style, marker="o", markersize=4, linewidth=1.6, label=name)
+            for p in points:
+                if p.chosen and p.metric is not None:
+                    ax.plot([p.value], [p.metric], linestyle="none", marker="o", markersize=13, markerfacecolor="none",
+                            markeredgecolor=colour, markeredgewidth=2)
+                if p.metric is None:
+                    ax.plot([p.value], [0.97], linestyle="none", marker="x", markersize=8, color=colour,
+                            transform=ax.get_xaxis_transform(), clip_on=False)
+        if all_values and min(all_values) > 0:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"{key}{' (log scale)' if ax.get_xscale() == 'log' else ''}")
+        ax.grid(which="major", alpha=0.35)
+        ax.grid(which="minor", alpha=0.12)
+    if accuracy:
+        axes[0].yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        axes[0].set_ylabel(f"final {metric.title} (%)")
+    else:
+        axes[0].set_yscale("log")
+        axes[0].set_ylabel(f"final {metric.title} ({metric.unit}, log scale)")
+        lo, hi = axes[0].get_ylim()
+        if 0 < lo < hi:
+            _log_ticks(axes[0].yaxis, lo, hi)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", title="optimizer", fontsize=9, frameon=False)
+    fig.suptitle(f"{title}: sensitivity on the validation split\n"
+                 "ring: chosen value; x on top: every candidate diverged", fontsize=11)
+    return fig
+
+
+def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str, target: str) -> Figure:
+    """Horizontal bars, log x axis: the median training seconds to reach ``target`` per test cell
+    (rows of ``fair.time_to_target_cells``, in report order), with how many seeds reached it; a
+    cell whose median run never got there gets a note instead of a bar."""
+    k = len(rows)
+    fig = Figure(figsize=(9, 1.9 + 0.42 * k), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(k)[::-1]
+    seconds = rows["seconds"].to_numpy(dtype=float)
+    ok = np.isfinite(seconds) & (seconds > 0)
+    ax.barh(y[ok], seconds[ok], color=[colours[lab] for lab in rows["label"][ok]], edgecolor="white", height=0.7)
+    ax.set_xscale("log")
+    ax.set_xlabel("median training seconds to target (log scale)")
+    ax.grid(axis="x", which="major", alpha=0.35)
+    ax.grid(axis="x", which="minor", alpha=0.12)
+    ax.set_axisbelow(True)
+    if ok.any():
+        lo, hi = float(seconds[ok].min()) / 1.5, float(seconds[ok].max())
+        extra = max(0.45 * math.log10(hi / lo), 0.25)
+        ax.set_xlim(lo, hi * 10**extra)
+        _log_ticks(ax.xaxis, lo, hi * 10**extra)
+    for yi, (_, row), reached in zip(y, rows.iterrows(), ok):
+        seeds = f"{row['reached']} of {row['runs']} seeds reached it"
+        if reached:
+            ax.annotate(f"{_short(row['seconds'])} s, epoch {row['epochs']:g} ({seeds})", (row["seconds"], yi),
+                        xytext=(6, 0), textcoords="offset points", va="center", fontsize=8, color="#333333")
+        else:
+            ax.text(0.02, yi, f"not reached ({seeds})", transform=ax.get_yaxis_transform(), va="center",
+                    fontsize=8, color="#B00000", style="italic")
+    ax.set_yticks(y, list(rows["name"]))
+    ax.set_ylim(-0.7, k - 0.3)
+    fig.suptitle(f"{title}: time to target {target} (test split)\n"
+                 "bars: median over seeds, a seed that never reached it counting as infinitely slow", fontsize=11)
+    return fig
+
+
+def profile_chart(taus: list[float], rho: dict[str, list[float]], scores: dict[str, float], colours: dict[str, str],
+                  problems: int) -> Figure:
+    """Performance profiles: per optimizer the fraction of tasks on which it reached the target
+    within tau times the fastest optimizer, tau from 1 to the end of ``taus``; the legend gives each
+    optimizer's score (normalised area under its profile), best first."""
+    fig = Figure(figsize=(9, 4.6), layout="constrained")
+    ax = fig.subplots()
+    for name in sorted(rho, key=lambda s: (-scores[s], s)):
+        ax.step(taus, rho[name], where="post", color=colours[name], linewidth=1.8,
+                label=f"{name} (score {scores[name]:.2f})")
+    ax.set_xlim(taus[0], taus[-1])
+    ax.set_ylim(-0.03, 1.03)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set_xlabel("τ: time to target relative to the fastest optimizer on the task")
+    ax.set_ylabel(f"tasks reached within τ (of {problems})")
+    ax.grid(alpha=0.3)
+    _legend(fig, ax)
+    fig.suptitle(f"Performance profile: time to target over {problems} task(s)\n"
+                 f"score: area under the profile over τ in [1, {taus[-1]:g}] / {taus[-1] - 1:g}", fontsize=11)
+    return fig

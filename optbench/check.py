@@ -7,7 +7,8 @@ or hyperparameters) is "not comparable", never passed or failed. The rest of the
 
 Deciding, per compared cell:
 
-- status: a current run that diverged or failed fails the cell.
+- status: a current run that diverged or failed fails the cell (one stopped early, ``converged`` or
+  ``budget``, finished: its metrics are compared like those of an ``ok`` run).
 - quality (final_train_loss, test_loss, test_rmse lower is better; test_accuracy higher): the means
   over seeds are compared. Worse beyond the fail tolerance fails only when the difference also
   exceeds ``NOISE_SE`` standard errors of seed noise (``noise_ratio``: paired by seed when both
@@ -34,6 +35,7 @@ from typing import Any, Literal
 from scipy.stats import mannwhitneyu
 
 from optbench.baseline import Baseline, Cell, load_cells, read_baseline
+from optbench.spec import SUCCESS
 from optbench.store import Problem
 from optbench.tolerance import METRICS, Tolerance, Tolerances
 
@@ -168,7 +170,7 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
 
 def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: Tolerances) -> list[Row]:
     rows = []
-    bad = [r for r in cur.runs if r.status != "ok"]
+    bad = [r for r in cur.runs if r.status not in SUCCESS]
     if bad:
         rows.append(_row(cur, "status", "fail", baseline=_ok_count(base), current=_ok_count(cur),
                          note="; ".join(f"seed {r.seed} {r.status}" for r in bad)))
@@ -262,12 +264,12 @@ def _runtime_row(cell: Cell, metric: str, b: list[float], c: list[float], tol: T
 
 
 def _ok_count(cell: Cell) -> str:
-    return f"{sum(r.status == 'ok' for r in cell.runs)}/{len(cell.runs)} ok"
+    return f"{sum(r.status in SUCCESS for r in cell.runs)}/{len(cell.runs)} ok"
 
 
 def _samples(cell: Cell, metric: str) -> dict[int, float]:
     """Seed -> value of the runs that finished."""
-    return {r.seed: v for r in cell.runs if r.status == "ok" and (v := r.value(metric)) is not None}
+    return {r.seed: v for r in cell.runs if r.status in SUCCESS and (v := r.value(metric)) is not None}
 
 
 def _row(cell: Cell, metric: str, verdict: Verdict, **fields: Any) -> Row:

@@ -20,15 +20,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
-from optbench import charts
+from optbench import charts, fair
+from optbench import profile as perf_profile
 from optbench.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
 from optbench.errors import UserError, did_you_mean
 from optbench.optimizers import format_hparams, parse_optimizer_arg, resolve_hparams
 from optbench.results import CELL_COLUMNS, records_frame
-from optbench.spec import RunSpec
+from optbench.selection import Choice
+from optbench.spec import STATUSES, RunSpec
 from optbench.store import RUNS, Problem, load_records
+from optbench.targets import Target, parse_target
 
 REPORT_DIR = "report"
 
@@ -83,22 +87,42 @@ class Report:
     charts: list[Path] = field(default_factory=list)
     export: Path | None = None
     markdown: str | None = None
+    # Fair comparisons (optbench.fair): every sweep and its winner, the time-to-target goal per task,
+    # time to target per test cell, and the performance profile across tasks (None without targets).
+    choices: list[Choice] = field(default_factory=list)
+    targets: dict[str, Target] = field(default_factory=dict)
+    time_to_target: pd.DataFrame = field(default_factory=pd.DataFrame)
+    profile: fair.Profile | None = None
 
 
 def build_report(results_dirs: list[Path], filters: Filters | None = None, out_dir: Path | None = None,
-                 fmt: Format = "table", draw_charts: bool = True) -> Report:
+                 fmt: Format = "table", draw_charts: bool = True, target: str | None = None) -> Report:
     """Load, filter and aggregate; then write the charts (PNG and SVG) and the ``fmt`` export file
     into ``out_dir`` (default ``<first results dir>/report``).
 
-    Raises UserError when no run record is found, when the filters match no run, or when the
-    output directory cannot be written (or is a results directory's ``runs/``).
+    ``target`` (``loss=0.5``, ``rmse=1600``, ``accuracy=0.6``) is the time-to-target goal for every
+    task whose metric it fits; without it each task uses the target its newest records carry.
+
+    Raises UserError when no run record is found, when the filters match no run, when ``target``
+    is malformed, or when the output directory cannot be written (or is a results directory's ``runs/``).
     """
+    if target is not None:
+        parse_target(target)  # a malformed target fails before anything is read
     runs, problems = load_runs(results_dirs)
     runs = filter_runs(runs, filters or Filters())
     cells = cell_stats(runs)
     cells["name"] = series_names(cells)
     curves = curve_stats(runs).merge(cells[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="left")
     report = Report(list(results_dirs), runs, cells, curves, problems, group_tables(cells, runs))
+    report.choices = fair.choices(runs)
+    report.targets = fair.report_targets(runs, target)
+    report.time_to_target = fair.time_to_target_cells(runs, cells, report.targets)
+    report.profile = fair.performance_profile(report.time_to_target, cells, report.choices)
+    tables = report.tables + fair_tables(report)
+    position = {}
+    for t in tables:
+        position.setdefault((t.task, t.dataset), len(position))
+    report.tables = sorted(tables, key=lambda t: position[(t.task, t.dataset)])  # stable: a task's tables together
 
     writes_files = draw_charts or fmt != "table"
     if not writes_files:
@@ -147,7 +171,7 @@ def _not_a_run(record: dict[str, Any]) -> str | None:
         RunSpec.from_dict(record["spec"])
     except (KeyError, TypeError, AttributeError):
         return "not a run record (spec lacks task, dataset, optimizer, hparams, epochs, batch_size, seed or device)"
-    if record["status"] not in ("ok", "diverged", "failed"):
+    if record["status"] not in STATUSES:
         return f"not a run record (status {record['status']!r})"
     if not isinstance(record["metrics"], dict) or not isinstance(record["curve"], list) \
             or not isinstance(record["environment"], dict):
@@ -190,22 +214,23 @@ def _optimizer_matches(runs: pd.DataFrame, value: str) -> pd.Series:
 
 # --- naming --------------------------------------------------------------------------------------
 
-VARIANT_COLUMNS = [("epochs", "{} ep"), ("batch_size", "bs {}"), ("device", "{}")]
+VARIANT_COLUMNS = [("epochs", "{} ep"), ("batch_size", "bs {}"), ("device", "{}"), ("training", "{}")]
 
 
 def varying(cells: pd.DataFrame) -> list[str]:
-    """The columns among epochs, batch size and device whose value differs between these cells."""
-    return [c for c, _ in VARIANT_COLUMNS if cells[c].nunique() > 1]
+    """The columns among epochs, batch size, device and training options whose value differs between these cells."""
+    return [c for c, _ in VARIANT_COLUMNS if c in cells and cells[c].nunique() > 1]
 
 
 def series_names(cells: pd.DataFrame) -> pd.Series:
     """A name per cell, unique within its task x dataset: the optimizer label, plus epochs, batch
-    size or device where cells of that task and dataset differ in them (``adam · 2 ep``)."""
+    size, device or training options where cells of that task and dataset differ in them
+    (``adam · 2 ep``, ``adam · schedule=cosine``)."""
     names = pd.Series("", index=cells.index, dtype=object)
     for _, group in cells.groupby(["task", "dataset"], sort=False):
         vary = varying(group)
         for i, cell in group.iterrows():
-            parts = [fmt.format(cell[c]) for c, fmt in VARIANT_COLUMNS if c in vary]
+            parts = [fmt.format(cell[c]) for c, fmt in VARIANT_COLUMNS if c in vary and cell[c] != ""]
             names[i] = " · ".join([cell["label"], *parts])
     return names
 
@@ -217,31 +242,52 @@ def _slug(text: str) -> str:
 # --- display tables ------------------------------------------------------------------------------
 
 def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
-    """One display table per task x dataset, rows in the cells' order (best main metric first)."""
-    return [_group_table(group.reset_index(drop=True), runs)
-            for _, group in cells.groupby(["task", "dataset"], sort=False)]
+    """One display table per task x dataset, rows in the cells' order (best main metric first); cells
+    evaluated on the validation split (sweep candidates) get a table of their own after it, sorted
+    by the main validation metric."""
+    tables = []
+    for (task, _), group in cells.groupby(["task", "dataset"], sort=False):
+        validation = group["split"] == "validation" if "split" in group else pd.Series(False, index=group.index)
+        if (~validation).any():
+            tables.append(_group_table(group[~validation].reset_index(drop=True), runs))
+        if validation.any():
+            main = validation_metric(main_metric(task, runs))
+            part = group[validation].sort_values(f"{main.column}_mean", ascending=not main.higher_is_better,
+                                                 na_position="last", kind="stable")
+            tables.append(_group_table(part.reset_index(drop=True), runs, main))
+    return tables
+
+
+def validation_metric(main: Metric) -> Metric:
+    """``test_rmse`` -> ``val_rmse``: a task's main metric on the validation split."""
+    return METRIC_BY_COLUMN[main.column.replace("test_", "val_", 1)]
 
 
 def _columns_for(main: Metric, group: pd.DataFrame) -> list[Metric]:
-    order = [main.column, "rmse_gap", "test_accuracy", "test_rmse", "test_loss", "final_train_loss",
-             "train_seconds", "steps_per_s"]
+    order = [main.column, "rmse_gap", "test_accuracy", "test_rmse", "test_loss", "val_accuracy", "val_rmse",
+             "val_loss", "final_train_loss", "train_seconds", "steps_per_s"]
     order = list(dict.fromkeys(order))
     return [METRIC_BY_COLUMN[c] for c in order if group[f"{c}_mean"].notna().any() or c == main.column]
 
 
-def _group_table(group: pd.DataFrame, runs: pd.DataFrame) -> GroupTable:
+def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = None) -> GroupTable:
+    """The display table of one task x dataset's cells, sorted and bolded by ``main`` (default: the
+    task's main test metric; the validation tables pass the validation one)."""
     task, dataset = group["task"].iloc[0], group["dataset"].iloc[0]
-    main = main_metric(task, runs)
+    validation = main is not None
+    main = main or main_metric(task, runs)
     vary = varying(group)
-    constant = [fmt.format(group[c].iloc[0]) for c, fmt in VARIANT_COLUMNS if c not in vary]
+    constant = [fmt.format(group[c].iloc[0]) for c, fmt in VARIANT_COLUMNS
+                if c not in vary and c in group and group[c].iloc[0] != ""]
     constant = [c.replace(" ep", " epochs").replace("bs ", "batch ") for c in constant]
     metrics = _columns_for(main, group)
-    variant_titles = {"epochs": "epochs", "batch_size": "batch", "device": "device"}
+    variant_titles = {"epochs": "epochs", "batch_size": "batch", "device": "device", "training": "training"}
     columns = ["optimizer", *(variant_titles[c] for c in vary), "n", *(_header(m) for m in metrics), "status"]
-    numeric = [False, *(c != "device" for c in vary), True, *(True for _ in metrics), False]
+    numeric = [False, *(c not in ("device", "training") for c in vary), True, *(True for _ in metrics), False]
     table = GroupTable(
         task=task, dataset=dataset,
-        title=f"{task} on {dataset}" + (f" ({', '.join(constant)})" if constant else ""),
+        title=f"{task} on {dataset}" + (f" ({', '.join(constant)})" if constant else "")
+              + (": sweep candidates on the validation split" if validation else ""),
         caption=(f"mean ± std over n seeds (ok runs only); sorted by {main.title}, "
                  f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold"),
         columns=columns, numeric=numeric, rows=[],
@@ -263,7 +309,8 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame) -> GroupTable:
 
 
 def _header(metric: Metric) -> str:
-    units = {"train_seconds": "runtime (s)", "rmse_gap": "RMSE gap", "test_accuracy": "accuracy"}
+    units = {"train_seconds": "runtime (s)", "rmse_gap": "RMSE gap", "test_accuracy": "accuracy",
+             "val_accuracy": "val accuracy", "val_rmse": "val RMSE", "val_loss": "val loss"}
     return units.get(metric.column, metric.title)
 
 
@@ -271,7 +318,7 @@ def format_number(value: float, metric: Metric, spread: bool = False) -> str:
     """Display text for one value of ``metric``: percent for fractions, 4 significant digits otherwise."""
     if value is None or not math.isfinite(value):
         return "-"
-    if metric.column == "test_accuracy":
+    if metric.column in ("test_accuracy", "val_accuracy"):
         return f"{value:.2%}"
     if metric.column == "rmse_gap":
         return f"{value:.1%}" if spread else f"{value:+.1%}"
@@ -290,7 +337,10 @@ def format_stat(cell: pd.Series, metric: Metric) -> str:
 
 
 def status_text(cell: pd.Series) -> str:
-    parts = [f"{cell[k]} of {cell['runs']} {k.removeprefix('n_')}" for k in ("n_diverged", "n_failed") if cell[k]]
+    """``ok``, or the counts of runs that did not simply finish: ``1 of 3 diverged, 2 of 3 converged``
+    (converged: stopped early; budget: stopped by the time budget; both count as finished)."""
+    keys = ("n_diverged", "n_failed", "n_converged", "n_budget")
+    parts = [f"{cell[k]} of {cell['runs']} {k.removeprefix('n_')}" for k in keys if cell.get(k)]
     return ", ".join(parts) if parts else "ok"
 
 
@@ -299,8 +349,9 @@ def status_text(cell: pd.Series) -> str:
 def export_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """The cells with the columns written to CSV and JSON: identity, counts, then per metric
     ``_mean``, ``_std``, ``_ci95_low``, ``_ci95_high`` (units: seconds, steps/s, loss, target units, fraction)."""
-    identity = ["task", "dataset", "optimizer", "label", "hparams", "epochs", "batch_size", "device",
-                "cell_hash", "metric_name", "runs", "n", "n_diverged", "n_failed", "seeds"]
+    identity = ["task", "dataset", "optimizer", "label", "hparams", "epochs", "batch_size", "device", "training",
+                "split", "cell_hash", "metric_name", "runs", "n", "n_converged", "n_budget", "n_diverged", "n_failed",
+                "seeds"]
     stats_cols = [f"{m.column}_{s}" for m in METRIC_BY_COLUMN.values() for s in STATS]
     return cells[identity + stats_cols]
 
@@ -390,6 +441,7 @@ def to_html(report: Report, images: dict[str, bytes]) -> str:
     body = ["<h1>optbench report</h1>", '<ul class="context">']
     body += [f"<li>{e(line)}</li>" for line in _context_lines(report)]
     body.append(f"<li>generated {e(datetime.now(timezone.utc).isoformat(timespec='seconds'))}</li></ul>")
+    shown: set[str] = set()
     for t in report.tables:
         body += [f"<h2>{e(t.title)}</h2>", f'<p class="caption">{e(t.caption)}</p>', "<table><thead><tr>"]
         body += [f'<th class="{"num" if num else ""}">{e(col)}</th>' for col, num in zip(t.columns, t.numeric)]
@@ -404,7 +456,8 @@ def to_html(report: Report, images: dict[str, bytes]) -> str:
             body.append("</tr>")
         body.append("</tbody></table>")
         for stem, png in images.items():
-            if stem.startswith(chart_prefix(t.task, t.dataset)):
+            if stem.startswith(chart_prefix(t.task, t.dataset)) and stem not in shown:
+                shown.add(stem)  # a task with several tables shows its charts once, after the first
                 data = base64.b64encode(png).decode()
                 body.append(f'<img alt="{e(stem)}" src="data:image/png;base64,{data}">')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -419,26 +472,144 @@ def chart_prefix(task: str, dataset: str) -> str:
     return f"{_slug(task)}-{_slug(dataset)}-"
 
 
+# The cross-task chart and table: a "task" and "dataset" whose chart prefix names the chart.
+PROFILE_TASK, PROFILE_DATASET = "all", "tasks"
+PROFILE_STEM = chart_prefix(PROFILE_TASK, PROFILE_DATASET) + "performance-profile"
+
+
 def report_figures(report: Report) -> list[tuple[str, Any]]:
     """Every chart of the report as (file stem, matplotlib Figure): per task x dataset a comparison
-    chart and a convergence chart, plus an accuracy chart for classification tasks."""
+    chart and a convergence chart of the cells evaluated on test, an accuracy chart for
+    classification tasks, a sensitivity chart where the task has sweeps (validation-split cells)
+    and a time-to-target chart where it has a target; across tasks, the performance profile."""
     colours = charts.colour_map(report.cells["label"])
+    optimizer_colours = charts.colour_map(report.cells["optimizer"])  # the fair-comparison charts: per optimizer
     figures = []
     for (task, dataset), group in report.cells.groupby(["task", "dataset"], sort=False):
         main = main_metric(task, report.runs)
         classification = main.column == "test_accuracy"
         title = f"{task} on {dataset}"
         prefix = chart_prefix(task, dataset)
-        error = replace(METRIC_BY_COLUMN["test_loss"], unit="cross-entropy") if classification else main
-        figures.append((prefix + "comparison", charts.comparison_chart(group, colours, title, error)))
-        curves = report.curves[(report.curves["task"] == task) & (report.curves["dataset"] == dataset)]
-        if curves.empty:
-            continue
-        loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
-        figures.append((prefix + "convergence", charts.convergence_chart(group, curves, colours, title, loss)))
-        if classification:
-            figures.append((prefix + "accuracy", charts.accuracy_chart(group, curves, colours, title)))
+        tested = group[group["split"] != "validation"] if "split" in group else group
+        if not tested.empty:
+            error = replace(METRIC_BY_COLUMN["test_loss"], unit="cross-entropy") if classification else main
+            figures.append((prefix + "comparison", charts.comparison_chart(tested, colours, title, error)))
+            curves = report.curves[(report.curves["task"] == task) & (report.curves["dataset"] == dataset)
+                                   & report.curves["name"].isin(tested["name"])]
+            if not curves.empty:
+                loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
+                figures.append((prefix + "convergence", charts.convergence_chart(tested, curves, colours, title, loss)))
+                if classification:
+                    figures.append((prefix + "accuracy", charts.accuracy_chart(tested, curves, colours, title)))
+        choices = [c for c in report.choices if (c.task, c.dataset) == (task, dataset)]
+        sweeps = [(fair.sensitivity(c), name) for c, name in zip(choices, fair.sweep_names(choices))]
+        sweeps = [(s, name) for s, name in sweeps if s.curves]
+        if sweeps:
+            figures.append((prefix + "sensitivity", charts.sensitivity_chart(
+                [s for s, _ in sweeps], [n for _, n in sweeps], optimizer_colours, title, validation_metric(main))))
+        ttt = report.time_to_target
+        ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset)]
+        if not ttt.empty:
+            figures.append((prefix + "time-to-target",
+                            charts.time_to_target_chart(ttt, colours, title, ttt["target"].iloc[0])))
+    if report.profile is not None:
+        taus = perf_profile.tau_grid()
+        rho = perf_profile.profile(report.profile.times, taus)
+        figures.append((PROFILE_STEM, charts.profile_chart(taus, rho, report.profile.scores, optimizer_colours,
+                                                           len(report.profile.problems))))
     return figures
+
+
+# --- fair-comparison tables ----------------------------------------------------------------------
+
+def fair_tables(report: Report) -> list[GroupTable]:
+    """Per task x dataset with sweeps a default-vs-tuned table, per task x dataset with a target a
+    time-to-target table, and across tasks the performance profile's scores."""
+    tables = []
+    for (task, dataset), _ in report.cells.groupby(["task", "dataset"], sort=False):
+        sweeps = [c for c in report.choices if (c.task, c.dataset) == (task, dataset)]
+        if sweeps:
+            tables.append(_tuning_table(task, dataset, sweeps, report))
+        ttt = report.time_to_target
+        ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset)]
+        if not ttt.empty:
+            tables.append(_time_to_target_table(task, dataset, ttt))
+    if report.profile is not None:
+        tables.append(_profile_table(report.profile))
+    return tables
+
+
+def _tuning_table(task: str, dataset: str, sweeps: list[Choice], report: Report) -> GroupTable:
+    main = main_metric(task, report.runs)
+    val = validation_metric(main)
+    columns = ["optimizer", "swept", "candidates", "chosen", val.title, "default: n", f"default: {main.title}",
+               "tuned: n", f"tuned: {main.title}"]
+    table = GroupTable(
+        task=task, dataset=dataset, title=f"{task} on {dataset}: default vs tuned",
+        caption=(f"each candidate ran once on the validation split; the best by {val.title} was re-run on test, "
+                 "as were the defaults (mean ± std over seeds); '-': not run on test"),
+        columns=columns, numeric=[False, False, True, False, True, True, True, True, True], rows=[])
+    names = fair.sweep_names(sweeps)
+    for r, row in enumerate(fair.tuning_rows(sweeps, report.cells)):
+        c = row["choice"]
+        chosen = c.best.spec.label() if c.best else "none finished"
+        value = format_number(c.best.value, val) if c.best else "-"
+        cells = []
+        for side in (row["default"], row["tuned"]):
+            cells += ["-", "-"] if side is None else [str(side["n"]), format_stat(side, main)]
+        table.rows.append([names[r], ", ".join(c.swept()) or "-", f"{c.finished} of {len(c.candidates)}",
+                           chosen, value, *cells])
+        if c.best is None:
+            table.warnings.add(r)
+    return table
+
+
+def _time_to_target_table(task: str, dataset: str, ttt: pd.DataFrame) -> GroupTable:
+    table = GroupTable(
+        task=task, dataset=dataset, title=f"{task} on {dataset}: time to target {ttt['target'].iloc[0]}",
+        caption=("training seconds and epochs until the test metric first reached the target; median over seeds, "
+                 "a seed that never reached it counting as infinitely slow; fastest in bold"),
+        columns=["optimizer", "runs", "reached", "time to target (s)", "epochs to target"],
+        numeric=[False, True, True, True, True], rows=[])
+    seconds = ttt["seconds"].to_numpy(dtype=float)
+    for r, (_, row) in enumerate(ttt.iterrows()):
+        reached = math.isfinite(row["seconds"])
+        table.rows.append([row["name"], str(row["runs"]), str(row["reached"]),
+                           f"{row['seconds']:.4g}" if reached else "never",
+                           f"{row['epochs']:g}" if math.isfinite(row["epochs"]) else "never"])
+        if not reached:
+            table.warnings.add(r)
+    finite = seconds[np.isfinite(seconds)]
+    if len(finite) >= 2:
+        table.best = {(r, 3) for r in range(len(seconds)) if seconds[r] == finite.min()}
+    return table
+
+
+def _profile_table(prof: fair.Profile) -> GroupTable:
+    r = perf_profile.ratios(prof.times)
+    table = GroupTable(
+        task=PROFILE_TASK, dataset=PROFILE_DATASET, title=f"performance profile over {len(prof.problems)} task(s)",
+        caption=(f"score: area under the profile over τ in [1, {perf_profile.TAU_MAX:g}] divided by "
+                 f"{perf_profile.TAU_MAX - 1:g} (1: fastest to target on every task); per task the cell that stood "
+                 "for the optimizer, its median seconds to target and its ratio to the fastest"),
+        columns=["optimizer", "score", *prof.problems], numeric=[False, True, *(False for _ in prof.problems)],
+        rows=[])
+    order = sorted(prof.scores, key=lambda s: (-prof.scores[s], s))
+    for i, name in enumerate(order):
+        row = [name, f"{prof.scores[name]:.3f}"]
+        for problem in prof.problems:
+            label = prof.cells[problem].get(name)
+            ratio = r[problem][name]
+            if label is None:
+                row.append("not run")
+            elif math.isfinite(ratio):
+                row.append(f"{label}: {prof.times[problem][name]:.3g} s ({ratio:.2f}x)")
+            else:
+                row.append(f"{label}: never")
+        table.rows.append(row)
+        if i == 0 and len(order) >= 2:
+            table.best.add((i, 1))
+    return table
 
 
 # --- files ---------------------------------------------------------------------------------------

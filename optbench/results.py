@@ -2,10 +2,13 @@
 
 Columns: ``path``, ``run_id``, ``status``, ``error``, ``metric_name``, ``spec_hash``, ``cell_hash``,
 the spec (``task``, ``dataset``, ``optimizer``, ``hparams`` as the inline string, ``epochs``,
-``batch_size``, ``seed``, ``device``), ``label`` (optimizer with non-default hyperparameters),
+``batch_size``, ``seed``, ``device``), ``training`` (non-default training options as one string,
+'' for none, see optbench.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
+``final``, ``default`` or None), ``label`` (optimizer with non-default hyperparameters),
 every metric (``train_seconds``, ``steps_per_s``, ``final_train_loss``, ``test_loss``, ``test_rmse``,
-``test_accuracy``, ``rmse_gap``, ...), and the environment prefixed ``env_`` (``env_cpu``, ``env_torch``, ...).
-The ``curve`` column keeps each run's list of per-epoch points.
+``test_accuracy``, ``rmse_gap``, ``val_rmse``, ``time_to_target_s``, ...), and the environment prefixed
+``env_`` (``env_cpu``, ``env_torch``, ...). The ``curve`` column keeps each run's list of per-epoch
+points, ``spec`` the stored spec and ``target`` the time-to-target goal (a dict, or None).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pandas as pd
 from optbench.optimizers import format_hparams
 from optbench.spec import RunSpec
 
-CELL_COLUMNS = ["task", "dataset", "label", "hparams", "epochs", "batch_size", "device"]
+CELL_COLUMNS = ["task", "dataset", "label", "hparams", "epochs", "batch_size", "device", "training"]
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -35,9 +38,14 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             **{k: v for k, v in rec["spec"].items() if k != "hparams"},
             "hparams": format_hparams(spec.hparams),
             "label": spec.label(),
+            "training": spec.training.text(),
+            "split": spec.training.split,
+            "stage": rec.get("stage"),
             **rec["metrics"],
             **{f"env_{k}": v for k, v in rec["environment"].items()},
             "curve": rec["curve"],
+            "spec": rec["spec"],
+            "target": rec.get("target"),
             "started_at": rec.get("started_at"),
         })
     return pd.DataFrame(rows)

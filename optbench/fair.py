@@ -1,0 +1,195 @@
+"""The fair-comparison views of stored runs, for the report: what tuning chose and what it bought
+(default vs tuned), how sensitive each optimizer is to its swept hyperparameters, time to target
+per cell, and the performance profile across tasks.
+
+Everything is recomputed from the records: the winner of each sweep with ``selection.choose``,
+times to target from the curves with ``targets.time_to_target``. Pure pandas: no plotting, no printing.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from optbench import profile
+from optbench.errors import UserError
+from optbench.selection import Choice, choose
+from optbench.spec import RunSpec
+from optbench.targets import Target, parse_target, time_to_target
+from optbench.tasks import TASKS
+
+
+# --- selection -----------------------------------------------------------------------------------
+
+def choices(runs: pd.DataFrame) -> list[Choice]:
+    """Every sweep in the runs (validation-split runs grouped by everything but hyperparameters and
+    seed) with its winner, as ``optbench run --select`` chose it."""
+    val = runs[runs["split"] == "validation"].sort_values("started_at", kind="stable", na_position="first")
+    return choose((RunSpec.from_dict(r["spec"]), r["status"], _metrics(r), r.get("metric_name"))
+                  for _, r in val.iterrows())
+
+
+def _metrics(row: pd.Series) -> dict[str, Any]:
+    return {k: row.get(k) for k in ("val_rmse", "val_accuracy", "val_loss") if k in row and pd.notna(row.get(k))}
+
+
+def sweep_names(sweeps: list[Choice]) -> list[str]:
+    """A display name per sweep of one task x dataset: the optimizer, plus the epochs, batch size,
+    device or training options in which sweeps of the same optimizer differ (``adam · 5 ep``)."""
+    def variant(c: Choice) -> dict[str, str]:
+        spec = c.candidates[0].spec
+        training = ",".join(f"{k}={v}" for k, v in spec.training.without_split().items())
+        return {"epochs": f"{spec.epochs} ep", "batch_size": f"bs {spec.batch_size}", "device": spec.device,
+                "impl": spec.impl, "training": training}
+
+    variants = [variant(c) for c in sweeps]
+    names = []
+    for c, v in zip(sweeps, variants):
+        same = [w for d, w in zip(sweeps, variants) if d.optimizer == c.optimizer]
+        parts = [v[k] for k in v if len({w[k] for w in same}) > 1 and v[k]]
+        names.append(" · ".join([c.optimizer, *parts]))
+    return names
+
+
+@dataclass
+class SweepPoint:
+    """One value of one swept hyperparameter: the best validation metric over the candidates with
+    that value (None when none of them finished) and whether it is the chosen value."""
+
+    value: float
+    metric: float | None
+    chosen: bool
+
+
+@dataclass
+class Sensitivity:
+    """One sweep's curves: hyperparameter -> points sorted by value (numeric hyperparameters only)."""
+
+    choice: Choice
+    curves: dict[str, list[SweepPoint]] = field(default_factory=dict)
+
+
+def sensitivity(choice: Choice) -> Sensitivity:
+    """Per swept numeric hyperparameter, the best candidate's validation metric at each of its values."""
+    out = Sensitivity(choice)
+    better = max if choice.higher_is_better else min
+    for key in choice.swept():
+        values = [c.spec.hparams.get(key) for c in choice.candidates]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue  # tuples and strings have no axis
+        points = []
+        for value in sorted(set(values)):
+            metrics = [c.value for c in choice.candidates if c.spec.hparams.get(key) == value and c.value is not None]
+            chosen = choice.best is not None and choice.best.spec.hparams.get(key) == value
+            points.append(SweepPoint(float(value), better(metrics) if metrics else None, chosen))
+        out.curves[key] = points
+    return out
+
+
+def tuning_rows(choices: list[Choice], cells: pd.DataFrame) -> list[dict[str, Any]]:
+    """Default vs tuned, one row per sweep: the chosen label and validation metric, and the test
+    cells of the defaults and of the winner (None where they were not run), found by cell hash."""
+    by_hash = {h: row for h, row in zip(cells["cell_hash"], (r for _, r in cells.iterrows()))}
+    rows = []
+    for c in choices:
+        try:
+            default = by_hash.get(c.default_spec().cell_hash())
+        except UserError:  # an optimizer this optbench cannot resolve: no defaults to compare with
+            default = None
+        tuned_spec = c.tuned_spec()
+        rows.append({"choice": c, "default": default,
+                     "tuned": by_hash.get(tuned_spec.cell_hash()) if tuned_spec else None})
+    return rows
+
+
+# --- time to target ------------------------------------------------------------------------------
+
+def report_targets(runs: pd.DataFrame, given: str | None) -> dict[str, Target]:
+    """task -> target: ``given`` (``--target``, for every task whose metric it fits), else the target
+    the newest test-split record of the task carries."""
+    targets: dict[str, Target] = {}
+    for task, group in runs[runs["split"] == "test"].groupby("task", sort=True):
+        metric_name = TASKS[task].metric_name if task in TASKS else (group["metric_name"].dropna().iloc[0]
+                                                                       if group["metric_name"].notna().any() else None)
+        if given:
+            try:
+                targets[task] = parse_target(given, metric_name, task)
+            except UserError:
+                continue  # e.g. accuracy=0.6 given while this task measures RMSE
+            continue
+        stored = [Target.from_dict(t) for t in group.sort_values("started_at", kind="stable")["target"]]
+        stored = [t for t in stored if t is not None]
+        if stored:
+            targets[task] = stored[-1]
+    return targets
+
+
+def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
+    """Per test-split cell of a task with a target: ``target`` (text), ``runs``, ``reached`` (runs that
+    got there), ``seconds`` (median time to target over all the cell's runs, a run that never reached
+    it, diverged or failed counting as infinitely slow: inf unless at least half got there) and
+    ``epochs`` (median epochs to target likewise). Columns: the cells' identity columns and those."""
+    rows = []
+    for _, cell in cells[cells["split"] == "test"].iterrows():
+        target = targets.get(cell["task"])
+        if target is None:
+            continue
+        group = runs[runs["cell_hash"] == cell["cell_hash"]]
+        times = [time_to_target(curve or [], target) for curve in group["curve"]]
+        seconds = [math.inf if s is None else float(s) for s, _ in times]
+        epochs = [math.inf if e is None else float(e) for _, e in times]
+        rows.append({"task": cell["task"], "dataset": cell["dataset"], "optimizer": cell["optimizer"],
+                     "label": cell["label"], "name": cell.get("name", cell["label"]), "cell_hash": cell["cell_hash"],
+                     "target": target.text(), "runs": len(group), "reached": sum(math.isfinite(s) for s in seconds),
+                     "seconds": statistics.median(seconds) if seconds else math.inf,
+                     "epochs": statistics.median(epochs) if epochs else math.inf})
+    columns = ["task", "dataset", "optimizer", "label", "name", "cell_hash", "target", "runs", "reached", "seconds", "epochs"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class Profile:
+    """The performance profile across ``problems`` (task x dataset): ``cells`` names the cell that
+    stood for each optimizer there, ``times`` its median seconds to target, ``scores`` the
+    normalised area under each optimizer's profile (``optbench.profile``)."""
+
+    problems: list[str]
+    times: dict[str, dict[str, float]]
+    cells: dict[str, dict[str, str]]
+    scores: dict[str, float]
+
+
+def performance_profile(ttt: pd.DataFrame, cells: pd.DataFrame, choices: list[Choice]) -> Profile | None:
+    """The profile over every task x dataset with a target, one entry per optimizer name.
+
+    Where an optimizer has several test cells on a task, the one that stands for it is the tuned
+    cell of its sweep if there is one, else its default hyperparameters, else the cell with the
+    best main test metric (the first in the report's order).
+    """
+    if ttt.empty:
+        return None
+    tuned = {c.tuned_spec().cell_hash() for c in choices if c.tuned_spec() is not None}
+    order = {h: i for i, h in enumerate(cells["cell_hash"])}
+    times: dict[str, dict[str, float]] = {}
+    chosen: dict[str, dict[str, str]] = {}
+    for (task, dataset), group in ttt.groupby(["task", "dataset"], sort=True):
+        problem = f"{task}/{dataset}"
+        times[problem], chosen[problem] = {}, {}
+        for optimizer, opt_cells in group.groupby("optimizer", sort=True):
+            row = _representative(opt_cells, tuned, order)
+            times[problem][optimizer] = row["seconds"]
+            chosen[problem][optimizer] = row["label"]
+    return Profile(sorted(times), times, chosen, profile.scores(times))
+
+
+def _representative(opt_cells: pd.DataFrame, tuned: set[str], order: dict[str, int]) -> pd.Series:
+    for _, row in opt_cells.iterrows():
+        if row["cell_hash"] in tuned:
+            return row
+    defaults = opt_cells[opt_cells["label"] == opt_cells["optimizer"]]
+    pool = defaults if not defaults.empty else opt_cells
+    return pool.loc[min(pool.index, key=lambda i: order.get(pool.at[i, "cell_hash"], math.inf))]
