@@ -223,7 +223,7 @@ def sensitivity_chart(sweeps: list[Any], names: list[str], colours: dict[str, st
     for ax, key in zip(axes, keys):
         all_values = [p.value for s in sweeps for p in s.curves.get(key, [])]
         seen: dict[str, int] = {}
-        for s, name in zip(sweeps, names):
+        for i, (s, name) in enumerate(zip(sweeps, names)):
             points = s.curves.get(key)
             if not points:
                 continue
@@ -235,10 +235,11 @@ def sensitivity_chart(sweeps: list[Any], names: list[str], colours: dict[str, st
             ax.plot(xs, ys, color=colour, linestyle=style, marker="o", markersize=4, linewidth=1.6, label=name)
             for p in points:
                 if p.chosen and p.metric is not None:
-                    ax.plot([p.value], [p.metric], linestyle="none", marker="o", markersize=13, markerfacecolor="none",
-                            markeredgecolor=colour, markeredgewidth=2)
-                if p.metric is None:
-                    ax.plot([p.value], [0.97], linestyle="none", marker="x", markersize=8, color=colour,
+                    # Rings grow per sweep, so winners at one value stay visible inside each other.
+                    ax.plot([p.value], [p.metric], linestyle="none", marker="o", markersize=12 + 5 * i,
+                            markerfacecolor="none", markeredgecolor=colour, markeredgewidth=2)
+                if p.metric is None:  # stacked below the top edge, one row per sweep
+                    ax.plot([p.value], [0.97 - 0.05 * i], linestyle="none", marker="x", markersize=8, color=colour,
                             transform=ax.get_xaxis_transform(), clip_on=False)
         if all_values and min(all_values) > 0:
             ax.set_xscale("log")

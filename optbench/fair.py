@@ -129,7 +129,7 @@ def report_targets(runs: pd.DataFrame, given: str | None) -> dict[str, Target]:
 
 
 def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
-    """Per test-split cell of a task with a target: ``target`` (text), ``runs``, ``reached`` (runs that
+    """Per test-split cell of a task with a target, fastest first: ``target`` (text), ``runs``, ``reached`` (runs that
     got there), ``seconds`` (median time to target over all the cell's runs, a run that never reached
     it, diverged or failed counting as infinitely slow: inf unless at least half got there) and
     ``epochs`` (median epochs to target likewise). Columns: the cells' identity columns and those."""
@@ -148,7 +148,7 @@ def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[
                      "seconds": statistics.median(seconds) if seconds else math.inf,
                      "epochs": statistics.median(epochs) if epochs else math.inf})
     columns = ["task", "dataset", "optimizer", "label", "name", "cell_hash", "target", "runs", "reached", "seconds", "epochs"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).sort_values("seconds", kind="stable", ignore_index=True)
 
 
 @dataclass
