@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
+
+from typer import Abort
+
+try:  # recent typer vendors click
+    from typer._click import ClickException
+except ImportError:  # pragma: no cover - typer on the click package
+    from click import ClickException
 
 from optbench import __version__
 from optbench.errors import UserError
 
+class OneLineErrors(TyperGroup):
+    """Usage errors (bad flag, bad value) as one line on stderr with exit code 2, like UserError."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            Console(stderr=True).print(f"[bold red]error:[/] {exc.format_message()}{hint}", highlight=False, soft_wrap=True)
+            code = exc.exit_code
+        except Abort:
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code or 0)
+
+
 app = typer.Typer(
     name="optbench",
+    cls=OneLineErrors,
     help="Benchmark PyTorch optimizers: runtime, loss, RMSE and accuracy, side by side.",
     no_args_is_help=False,
     pretty_exceptions_enable=False,
@@ -92,6 +120,30 @@ def _stdout_console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM during a suite (a BaseException, so no run records it as a failure)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into Interrupted, so the suite stops between two clean states."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"optbench {__version__}")
@@ -110,7 +162,7 @@ def main_options(
 @user_errors
 def run(
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s): regression, mlp, cifar10. Several after one flag, repeated, or comma-separated.", show_default="regression")] = None,
-    opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) with inline hyperparameters, e.g. --opt adam sgd or "adam:lr=3e-4,betas=0.9/0.98".', show_default="sgd momentum rmsprop adam")] = None,
+    opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) with inline hyperparameters, e.g. --opt adam sgd or "adam:lr=3e-4,betas=0.9/0.98,weight_decay=1e-4"; "|" sweeps alternatives: "adam:lr=1e-4|1e-3|1e-2".', show_default="sgd momentum rmsprop adam")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset for every task (see `optbench list`).", show_default="each task's default")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.", show_default="each task's default")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.", show_default="each task's default")] = None,
@@ -123,41 +175,76 @@ def run(
     results_dir: Annotated[Path, typer.Option(help="Where run records are written (under runs/).")] = Path("results"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the records of these runs as a JSON array on stdout, nothing else.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-run specs that already have a finished record (default: skip them, so a re-run resumes).")] = False,
+    select: Annotated[bool, typer.Option("--select", help="Tune: run every sweep candidate on a validation split, re-run the best per optimizer (and its defaults) on test with --seeds.")] = False,
+    split: Annotated[str | None, typer.Option(help="Evaluate on test, or on validation (a part of the training data; test is never touched).", show_default="test")] = None,
+    schedule: Annotated[str | None, typer.Option(metavar="NAME[:key=value,...]", help="Learning-rate schedule per epoch: none, step[:step_size=N,gamma=G], cosine, plateau[:patience=N,factor=F].", show_default="none")] = None,
+    warmup: Annotated[int | None, typer.Option(min=0, help="Linear warm-up epochs before the schedule.", show_default="0")] = None,
+    clip_norm: Annotated[float | None, typer.Option(help="Clip the gradient's global L2 norm to this before every step.")] = None,
+    clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
+    early_stop: Annotated[float | None, typer.Option(metavar="DELTA", help="Stop (status converged) once the epoch training loss changes by less than this fraction.")] = None,
+    time_budget: Annotated[float | None, typer.Option(metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
+    target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Record the training time and epoch at which the test metric first reaches this: loss=0.5, rmse=1600, accuracy=0.6.")] = None,
 ) -> None:
     """Train the chosen optimizers on the chosen tasks and record runtime, loss, RMSE and accuracy.
 
     With no options: the default suite (the regression task on its built-in data with
     sgd, momentum, rmsprop and adam).
     """
-    from optbench.console import LiveProgress, results_table
+    from optbench.console import LiveProgress, SkipCounter, results_table, selection_table
     from optbench.executor import run_suite
-    from optbench.store import RUNS, ensure_writable
-    from optbench.suite import build_specs, load_suite, read_config
+    from optbench.selection import Protocol
+    from optbench.store import RUNS, ensure_writable, load_records
+    from optbench.suite import build_specs, load_suite, read_config, targets_for
 
     overrides = {
         "tasks": split_list(task), "optimizers": split_list(opt, split_optimizers=True), "dataset": dataset,
         "epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds, "device": device,
-        "impl": impl,
+        "impl": impl, "select": select or None, "split": split, "schedule": schedule, "warmup_epochs": warmup,
+        "clip_norm": clip_norm, "clip_value": clip_value, "early_stop_delta": early_stop,
+        "time_budget_s": time_budget, "target": target,
     }
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
     specs = build_specs(suite)
+    targets = targets_for(suite)
+    protocol = Protocol.from_specs(specs) if suite.select else None
     ensure_writable(results_dir)
 
     err = Console(stderr=True)
     out = err if json_out else _stdout_console()
-    results = []
-    if quiet or not err.is_terminal:
-        results = list(run_suite(specs, results_dir, data_dir))
-    else:
-        with LiveProgress(specs, err) as progress:
-            results = list(run_suite(specs, results_dir, data_dir, progress))
+    _warn_skipped(load_records([results_dir])[1])
+    # One stage for plain runs; sweep, final and default under --select (optbench.selection).
+    stages = protocol.stages(results_dir) if protocol else [(None, specs)]
+    results: list[Any] = []
+    skipped_runs = 0
+    try:
+        with signals_raise():
+            for stage, stage_specs in stages:
+                progress = SkipCounter() if quiet or not err.is_terminal else LiveProgress(stage_specs, err)
+                with progress:
+                    results.extend(run_suite(stage_specs, results_dir, data_dir, progress, force=force,
+                                             stage=stage, targets=targets))
+                skipped_runs += progress.skipped
+    except Interrupted as exc:
+        err.print(
+            f"interrupted by {exc.name}: kept {len(results)} finished run(s) in {results_dir / RUNS}, "
+            f"discarded the run in progress; run the same command again to resume", highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + exc.signum) from None
 
     if json_out:
         sys.stdout.write(json.dumps([r.to_record() for r in results], indent=2) + "\n")
     if not (json_out and quiet):
-        out.print(results_table(results))
-        out.print(f"{len(results)} run(s) recorded in {results_dir / RUNS}", highlight=False)
+        if results:
+            out.print(results_table(results))
+        if protocol:
+            out.print(selection_table(protocol.choices))
+        for r in results:
+            if r.status == "failed":
+                out.print(f"[red]failed[/]: {r.spec.task} {r.spec.label()} seed {r.spec.seed}: "
+                          f"{(r.error or '').splitlines()[0]}", highlight=False, soft_wrap=True)
+        skipped = f"; skipped {skipped_runs} already finished (--force re-runs them)" if skipped_runs else ""
+        out.print(f"{len(results)} run(s) recorded in {results_dir / RUNS}{skipped}", highlight=False)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
@@ -184,6 +271,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="Where charts and the export file are written.", show_default="<first results dir>/report", file_okay=False)] = None,
     fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", help="table: print to the terminal; markdown: print and write report.md; csv, json, html: write report.<ext>.")] = "table",
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG).")] = True,
+    target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Time-to-target goal for every task it fits (loss=0.5, rmse=1600, accuracy=0.6), recomputed from the curves.", show_default="the target stored with the runs")] = None,
 ) -> None:
     """Aggregate stored runs over seeds into tables (mean ± std, 95% CI) and log-scale charts.
 
@@ -194,7 +282,7 @@ def report(
 
     filters = Filters(tasks=split_list(task), optimizers=split_list(opt, split_optimizers=True),
                       datasets=split_list(dataset), devices=split_list(device))
-    result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts)
+    result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts, target=target)
 
     err = Console(stderr=True)
     for problem in result.problems:

@@ -5,20 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from optbench import executor, optimizers
+from optbench import executor, optimizers, selection
 from optbench import optimizer_plugins as plugins
 from optbench.optimizers import format_hparams
 from optbench.spec import RunResult, RunSpec
 from optbench.tasks import TASKS
 
-STATUS_STYLE = {"ok": "green", "diverged": "yellow", "failed": "red"}
+STATUS_STYLE = {"ok": "green", "converged": "green", "budget": "cyan", "diverged": "yellow", "failed": "red"}
 
 
-class LiveProgress(executor.Progress):
+class SkipCounter(executor.Progress):
+    """No display; counts the runs skipped because they had already finished."""
+
+    skipped = 0
+
+    def __enter__(self) -> SkipCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def run_skipped(self, index: int, total: int, spec: RunSpec) -> None:
+        self.skipped += 1
+
+
+class LiveProgress(SkipCounter):
     """Overall progress in epochs (so the ETA is meaningful) plus the current run's epochs."""
 
     def __init__(self, specs: list[RunSpec], console: Console) -> None:
@@ -52,31 +68,67 @@ class LiveProgress(executor.Progress):
         self._done_epochs += self._epochs[index]
         self._bar.update(self._suite, completed=self._done_epochs, description=f"runs {index + 1}/{total}")
 
+    def run_skipped(self, index: int, total: int, spec: RunSpec) -> None:
+        super().run_skipped(index, total, spec)
+        self._bar.update(self._suite, total=self._bar.tasks[self._suite].total - self._epochs[index],
+                         description=f"runs {index + 1}/{total}")
+
 
 def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
 def results_table(results: list[RunResult]) -> Table:
-    """One row per run; the RMSE and accuracy columns appear only when some run has them."""
-    has = {key: any(r.metrics.get(key) is not None for r in results) for key in ("test_rmse", "test_accuracy")}
+    """One row per run; the RMSE and accuracy columns (test, validation, time to target) appear only
+    when some run has them."""
+    keys = ("test_rmse", "test_accuracy", "val_rmse", "val_accuracy", "time_to_target_s")
+    has = {key: any(key in r.metrics for r in results) for key in keys}
     table = Table(title="optbench results", title_justify="left")
+    staged = any(r.stage for r in results)
     columns = [("task", "left"), ("dataset", "left"), ("optimizer", "left"), ("seed", "right"),
-               ("runtime s", "right"), ("final loss", "right")]
+               *([("stage", "left")] if staged else []), ("runtime s", "right"), ("final loss", "right")]
     columns += [("test RMSE (gap)", "right")] if has["test_rmse"] else []
     columns += [("accuracy", "right")] if has["test_accuracy"] else []
+    columns += [("val RMSE", "right")] if has["val_rmse"] else []
+    columns += [("val accuracy", "right")] if has["val_accuracy"] else []
+    columns += [("to target s (epoch)", "right")] if has["time_to_target_s"] else []
     for name, justify in [*columns, ("status", "left")]:
         table.add_column(name, justify=justify, no_wrap=True)
     for r in results:
         m = r.metrics
-        row = [r.spec.task, r.spec.dataset, r.spec.label(), str(r.spec.seed),
+        row = [r.spec.task, r.spec.dataset, r.spec.label(), str(r.spec.seed), *([r.stage or "-"] if staged else []),
                _num(m.get("train_seconds"), ".3f"), _num(m.get("final_train_loss"), ".4g")]
         if has["test_rmse"]:
             rmse = _num(m.get("test_rmse"), ",.5g")
             row.append(rmse + (f" ({m['rmse_gap']:+.1%})" if m.get("rmse_gap") is not None else ""))
         if has["test_accuracy"]:
             row.append(_num(m.get("test_accuracy"), ".2%"))
-        table.add_row(*row, f"[{STATUS_STYLE[r.status]}]{r.status}[/]")
+        if has["val_rmse"]:
+            row.append(_num(m.get("val_rmse"), ",.5g"))
+        if has["val_accuracy"]:
+            row.append(_num(m.get("val_accuracy"), ".2%"))
+        if has["time_to_target_s"]:
+            reached = m.get("time_to_target_s")
+            row.append("-" if "time_to_target_s" not in m else "never" if reached is None
+                       else f"{reached:.3f} ({m.get('epochs_to_target')})")
+        table.add_row(*row, f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]")
+    return table
+
+
+def selection_table(choices: list[selection.Choice]) -> Table:
+    """What ``--select`` chose: per task x optimizer the winning candidate and its validation metric."""
+    table = Table(title="selection: best candidate on the validation split, re-run on test", title_justify="left")
+    for name, justify in (("task", "left"), ("dataset", "left"), ("optimizer", "left"), ("swept", "left"),
+                          ("candidates", "right"), ("chosen", "left"), ("validation metric", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    for c in choices:
+        finished = f"{c.finished} of {len(c.candidates)}"
+        if c.best is None:
+            chosen, value = "[red]none finished[/]", "-"
+        else:
+            chosen = escape(c.best.spec.label())
+            value = f"{c.metric.removeprefix('val_')} " + (f"{c.best.value:.2%}" if c.higher_is_better else f"{c.best.value:,.5g}")
+        table.add_row(c.task, c.dataset, c.optimizer, ", ".join(c.swept()) or "-", finished, chosen, value)
     return table
 
 
@@ -97,6 +149,12 @@ def optimizers_table() -> Table:
     registered, problems = optimizers.entry_point_optimizers()
     caption = (f"Plugins: --opt {plugins.PLUGIN_SYNTAX}, any torch.optim.Optimizer subclass. "
                f"Implementation: --impl {'|'.join(optimizers.IMPLS)} (auto: foreach on CUDA, for-loop on CPU).")
+    builtin = [*optimizers.REGISTRY.values(), *optimizers.REFERENCE.values()]
+    decay = [o.name for o in builtin if "weight_decay" in o.accepted_keys()]
+    caption += (f"\nWeight decay is a hyperparameter: --opt \"adam:weight_decay=1e-4\" (L2 added to the gradient; "
+                f"decoupled in adamw); taken by {', '.join(decay)} (defaults 0 but adamw 0.01)."
+                "\nSweeps: --opt \"adam:lr=1e-4|1e-3|1e-2\" runs each value; --select tunes on validation, "
+                "then re-runs the best on test.")
     caption += "".join(f"\nnot loaded: {problem}" for problem in problems)
     table = Table(title="optimizers", title_justify="left", caption=Text(caption), caption_justify="left")
     for col in ("optimizer", "class", "default hyperparameters", "what it is"):
