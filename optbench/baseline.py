@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from optbench.errors import UserError
+from optbench.files import write_atomic
 from optbench.spec import RunSpec
 from optbench.store import RUNS, Problem, load_records
 
@@ -156,7 +155,7 @@ def make_baseline(cells: list[Cell]) -> Baseline:
     common = json.loads(Counter(envs).most_common(1)[0][0]) if envs else {}
     kept = [c.model_copy(update={"environment": None if c.environment == common else c.environment}) for c in cells]
     kept.sort(key=lambda c: (c.task, c.dataset, c.device, c.optimizer, c.label, c.cell_hash))
-    return Baseline(schema_version=BASELINE_SCHEMA_VERSION, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return Baseline(schema_version=BASELINE_SCHEMA_VERSION, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     environment=common, cells=kept)
 
 
@@ -174,21 +173,9 @@ def write_baseline(baseline: Baseline, path: Path) -> Path:
     text = to_json(baseline)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        return write_atomic(path, text.encode())
     except OSError as exc:
         raise UserError(f"cannot write baseline {path} ({exc.strerror or exc}); choose a path you can write") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write baseline {path} ({exc.strerror or exc}); choose a path you can write") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def read_baseline(path: Path) -> Baseline:

@@ -15,7 +15,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import torch
@@ -49,7 +49,7 @@ def load_data(task: Task, dataset: str, data_dir: Path, device: str, split: str 
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallback | None = None) -> RunResult:

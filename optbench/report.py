@@ -13,10 +13,8 @@ import base64
 import html
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +25,7 @@ from optbench import charts, fair
 from optbench import profile as perf_profile
 from optbench.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
 from optbench.errors import UserError, did_you_mean
+from optbench.files import probe_writable, write_atomic
 from optbench.optimizers import format_hparams, parse_optimizer_arg, resolve_hparams
 from optbench.results import CELL_COLUMNS, records_frame
 from optbench.selection import Choice
@@ -135,13 +134,13 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
             rendered = charts.render(fig)
             images[stem] = rendered["png"]
             for ext, data in rendered.items():
-                report.charts.append(_write(report.out_dir / f"{stem}.{ext}", data))
+                report.charts.append(write_atomic(report.out_dir / f"{stem}.{ext}", data))
     if fmt == "markdown":
         report.markdown = to_markdown(report)
     if fmt in EXPORT_FILE:
         text = {"markdown": lambda: report.markdown, "csv": lambda: to_csv(cells),
                 "json": lambda: to_json(cells), "html": lambda: to_html(report, images)}[fmt]()
-        report.export = _write(report.out_dir / EXPORT_FILE[fmt], text.encode())
+        report.export = write_atomic(report.out_dir / EXPORT_FILE[fmt], text.encode())
     return report
 
 
@@ -440,7 +439,7 @@ def to_html(report: Report, images: dict[str, bytes]) -> str:
     e = html.escape
     body = ["<h1>optbench report</h1>", '<ul class="context">']
     body += [f"<li>{e(line)}</li>" for line in _context_lines(report)]
-    body.append(f"<li>generated {e(datetime.now(timezone.utc).isoformat(timespec='seconds'))}</li></ul>")
+    body.append(f"<li>generated {e(datetime.now(UTC).isoformat(timespec='seconds'))}</li></ul>")
     shown: set[str] = set()
     for t in report.tables:
         body += [f"<h2>{e(t.title)}</h2>", f'<p class="caption">{e(t.caption)}</p>', "<table><thead><tr>"]
@@ -620,24 +619,9 @@ def _check_out_dir(out_dir: Path, results_dirs: list[Path]) -> None:
         raise UserError(f"--out {out_dir} is where run records live; pass another directory, e.g. the default "
                         f"{Path(results_dirs[0]) / REPORT_DIR}")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".probe-")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(out_dir)
     except OSError as exc:
         raise UserError(f"cannot write the report to {out_dir} ({exc.strerror or exc}); "
                         "pass --out DIR that you can write") from None
 
 
-def _write(path: Path, data: bytes) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -7,14 +7,13 @@ name carries the run's unique id, so a reader never sees half a record and no ru
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from optbench.errors import UserError
+from optbench.files import probe_writable, write_atomic
 from optbench.spec import SCHEMA_VERSION, SUCCESS, RunResult
 
 RUNS = "runs"
@@ -24,10 +23,7 @@ def ensure_writable(results_dir: Path) -> Path:
     """Create ``<results_dir>/runs`` and prove it is writable before any run starts."""
     runs = Path(results_dir) / RUNS
     try:
-        runs.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=runs, prefix=".probe-")
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(runs)
     except OSError as exc:
         raise UserError(f"cannot write results to {runs} ({exc.strerror or exc}); pass --results-dir DIR that you can write") from None
     return runs
@@ -48,19 +44,9 @@ def save_result(result: RunResult, results_dir: Path) -> Path:
 def save_record(record: dict[str, Any], results_dir: Path) -> Path:
     runs = Path(results_dir) / RUNS
     runs.mkdir(parents=True, exist_ok=True)
-    final = runs / record_filename(record)
-    fd, tmp = tempfile.mkstemp(dir=runs, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        # link() refuses to replace an existing file, unlike rename(): no run overwrites another.
-        os.link(tmp, final)
-    finally:
-        os.unlink(tmp)
-    return final
+    text = json.dumps(record, indent=1, allow_nan=False) + "\n"
+    # Linked, not renamed, into place: no run ever overwrites another.
+    return write_atomic(runs / record_filename(record), text.encode(), replace=False)
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from optbench.errors import UserError
+from optbench.files import write_atomic
 
 URL = "https://raw.githubusercontent.com/mwaskom/seaborn-data/master/diamonds.csv"
 # A mirror (or a local file server) can stand in for the repository; the checksum still applies.
@@ -48,11 +48,7 @@ def ensure_diamonds(data_dir: Path) -> Path:
     digest = hashlib.sha256(payload).hexdigest()
     if digest != SHA256:
         raise UserError(f"downloaded diamonds.csv has SHA-256 {digest}, expected {SHA256}; nothing was saved, try again")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".diamonds-", suffix=".part")
-    with os.fdopen(fd, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, payload)
 
 
 def load_diamonds(data_dir: Path) -> pd.DataFrame:
