@@ -71,11 +71,18 @@ class CIFAR10Classification(ClassificationTask):
     default_epochs = 10
     eval_batch_size = 1000
 
+    # Images and convolution weights are kept channels-last (NHWC): the same maths, but oneDNN's
+    # and cuDNN's fastest convolution kernels; 1.4x the images/s of NCHW on a 2-core CPU
+    # (benchmarks/bench_cifar10.py). Batches taken by indexing keep the layout.
     def load(self, dataset: str, data_dir: Path) -> TaskData:
         if dataset == "synthetic":
-            return synthetic_cifar()
-        x_train, y_train, x_test, y_test = load_cifar10(data_dir)
-        return TaskData(normalise(x_train), y_train, normalise(x_test), y_test)
+            data = synthetic_cifar()
+        else:
+            x_train, y_train, x_test, y_test = load_cifar10(data_dir)
+            data = TaskData(normalise(x_train), y_train, normalise(x_test), y_test)
+        data.x_train = data.x_train.contiguous(memory_format=torch.channels_last)
+        data.x_test = data.x_test.contiguous(memory_format=torch.channels_last)
+        return data
 
     def build_model(self, data: TaskData) -> nn.Module:
-        return SmallCNN()
+        return SmallCNN().to(memory_format=torch.channels_last)
