@@ -42,3 +42,8 @@ def test_steps_and_throughput_are_consistent():
     assert m["steps_per_s"] == m["steps"] / m["train_seconds"]
     assert m["samples_per_s"] == 3 * 1600 / m["train_seconds"]
     assert result.curve[-1].time_s == m["train_seconds"]
+
+
+def test_cnn_runs_are_deterministic_on_cpu_too():
+    cnn = spec(task="cifar10", epochs=1, batch_size=256)
+    assert losses(run(cnn)) == losses(run(cnn))
