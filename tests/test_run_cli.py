@@ -129,3 +129,12 @@ def test_shipped_configs_are_valid(cli):
     assert quick == build_specs(load_suite())  # quick.toml is the built-in default suite
     cifar = build_specs(load_suite(read_config(configs / "cifar10.toml")))
     assert {(s.task, s.optimizer, s.batch_size) for s in cifar} == {("cifar10", "adam", 64), ("cifar10", "momentum", 64)}
+
+
+def test_a_diverging_run_is_recorded_and_the_suite_goes_on(cli):
+    result = cli.run("--opt", "sgd:lr=1e6", "momentum", "--epochs", "3")
+    assert result.exit_code == 0  # diverging is a result, not an error
+    diverged, ok = cli.stored()
+    assert diverged["status"] == "diverged" and diverged["metrics"]["final_train_loss"] is None
+    assert ok["status"] == "ok" and ok["spec"]["optimizer"] == "momentum"
+    assert "diverged" in result.stdout
