@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from optbench.metrics import higher_is_better
 from optbench.results import CELL_COLUMNS
 from optbench.spec import SUCCESS
 from optbench.tasks import TASKS
@@ -32,21 +33,24 @@ class Metric:
     column: str
     title: str
     unit: str
-    higher_is_better: bool = False
+
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.column)
 
 
 METRICS: list[Metric] = [
     Metric("train_seconds", "runtime", "s"),
-    Metric("steps_per_s", "steps/s", "steps/s", higher_is_better=True),
+    Metric("steps_per_s", "steps/s", "steps/s"),
     Metric("final_train_loss", "final train loss", "loss"),
     Metric("test_loss", "test loss", "loss"),
     Metric("test_rmse", "test RMSE", "target units"),
     Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum"),
-    Metric("test_accuracy", "accuracy", "fraction", higher_is_better=True),
+    Metric("test_accuracy", "accuracy", "fraction"),
     # Runs evaluated on the validation split (sweep candidates) have these instead of test metrics.
     Metric("val_loss", "validation loss", "loss"),
     Metric("val_rmse", "validation RMSE", "target units"),
-    Metric("val_accuracy", "validation accuracy", "fraction", higher_is_better=True),
+    Metric("val_accuracy", "validation accuracy", "fraction"),
 ]
 METRIC_BY_COLUMN = {m.column: m for m in METRICS}
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from optbench.metrics import higher_is_better
 from optbench.optimizers import resolve_hparams
 from optbench.spec import SUCCESS, RunSpec
 from optbench.store import FINISHED, load_records
@@ -103,7 +104,7 @@ def main_validation_metric(task: str, metric_name: str | None = None) -> tuple[s
     """(``val_rmse``, False) or (``val_accuracy``, True) for a task (a task this optbench lacks
     answers from its records' ``metric_name``)."""
     name = TASKS[task].metric_name if task in TASKS else (metric_name or "rmse")
-    return f"val_{name}", name == "accuracy"
+    return f"val_{name}", higher_is_better(name)
 
 
 def choose(outcomes: Iterable[tuple[RunSpec, str, dict[str, Any], str | None]]) -> list[Choice]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optbench.errors import UserError, did_you_mean
+from optbench.metrics import higher_is_better
 
 TARGET_METRICS = ("loss", "rmse", "accuracy")
 
@@ -25,7 +26,7 @@ class Target:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric == "accuracy"
+        return higher_is_better(self.metric)
 
     def text(self) -> str:
         return f"{self.metric}={self.value:g}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from optbench.errors import UserError, unknown
+from optbench.metrics import higher_is_better
 
 LevelKind = Literal["rel", "ratio", "abs", "off"]
 
@@ -76,20 +77,23 @@ class Metric:
     """A compared metric: its direction and default tolerance."""
 
     name: str
-    higher_is_better: bool
     default: Tolerance
     runtime: bool = False
+
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.name)
 
 
 _QUALITY = Tolerance(Level("rel", 0.05), Level("rel", 0.10))
 METRICS: dict[str, Metric] = {m.name: m for m in [
     # Timings on a shared machine jitter by tens of percent; a 1.5x slowdown is a real one.
-    Metric("train_seconds", higher_is_better=False, default=Tolerance(Level("ratio", 1.25), Level("ratio", 1.5)), runtime=True),
-    Metric("final_train_loss", higher_is_better=False, default=_QUALITY),
-    Metric("test_loss", higher_is_better=False, default=_QUALITY),
-    Metric("test_rmse", higher_is_better=False, default=_QUALITY),
+    Metric("train_seconds", default=Tolerance(Level("ratio", 1.25), Level("ratio", 1.5)), runtime=True),
+    Metric("final_train_loss", default=_QUALITY),
+    Metric("test_loss", default=_QUALITY),
+    Metric("test_rmse", default=_QUALITY),
     # Accuracy in absolute points: 0.02 is two points, 20 test images in 1,000.
-    Metric("test_accuracy", higher_is_better=True, default=Tolerance(Level("abs", 0.01), Level("abs", 0.02))),
+    Metric("test_accuracy", default=Tolerance(Level("abs", 0.01), Level("abs", 0.02))),
 ]}
 
 _VALUE = re.compile(r"^(?:(?P<rel>[0-9.eE+-]+)%|(?P<ratio>[0-9.eE+-]+)x|abs=(?P<abs>[0-9.eE+-]+)|(?P<off>off))$")
