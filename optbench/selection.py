@@ -32,7 +32,6 @@ from optbench.store import FINISHED, load_records
 from optbench.tasks import TASKS
 
 SWEEP, FINAL, DEFAULT = "sweep", "final", "default"
-STAGES = (SWEEP, FINAL, DEFAULT)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 
 from optbench.errors import UserError
 from optbench.files import probe_writable, write_atomic
-from optbench.spec import SCHEMA_VERSION, SUCCESS, RunResult
+from optbench.spec import SCHEMA_VERSION, SUCCESS, RunResult, RunSpec
 
 RUNS = "runs"
 
@@ -79,14 +79,8 @@ def load_records(results_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], li
     return records, problems
 
 
-_SPEC_KEYS = ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device")
 # A finished run is not repeated on resume; a failed one is (its cause may have been transient).
 FINISHED = (*SUCCESS, "diverged")
-
-
-def finished_specs(records: Iterable[dict[str, Any]]) -> set[str]:
-    """Spec hashes of the runs that finished (status ok, converged, budget or diverged)."""
-    return {r["spec_hash"] for r in records if r.get("status") in FINISHED and "spec_hash" in r}
 
 
 def has_finished(results_dir: Path, spec_hash: str) -> bool:
@@ -109,8 +103,9 @@ def _invalid(record: Any) -> str | None:
                if k not in record]
     if missing:
         return f"not a run record (missing {', '.join(missing)})"
-    spec = record["spec"]
-    if not isinstance(spec, dict) or any(k not in spec for k in _SPEC_KEYS):
+    try:  # the spec itself decides what a complete spec is
+        RunSpec.from_dict(record["spec"])
+    except (KeyError, TypeError, AttributeError):
         return "not a run record (incomplete spec)"
     if not isinstance(record["metrics"], dict) or not isinstance(record["curve"], list):
         return "not a run record (metrics or curve malformed)"

@@ -67,9 +67,6 @@ class TrainingOptions:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (d or {}).items() if k in known})
 
-    def is_default(self) -> bool:
-        return not self.to_dict()
-
     def with_split(self, split: str) -> TrainingOptions:
         return replace(self, split=split)
 
