@@ -201,8 +201,9 @@ def _keep(runs: pd.DataFrame, mask: pd.Series, flag: str, wanted: list[str], hel
 
 
 def _optimizer_matches(runs: pd.DataFrame, value: str) -> pd.Series:
-    if ":" not in value:
-        return (runs["optimizer"] == value) | (runs["label"] == value)
+    exact = (runs["optimizer"] == value) | (runs["label"] == value)
+    if ":" not in value or exact.any():  # plugins (mod:Class) and zoo names (po:lion) contain ':'
+        return exact
     name, overrides = parse_optimizer_arg(value)
     try:
         hparams = format_hparams(resolve_hparams(name, overrides))

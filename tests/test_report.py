@@ -343,3 +343,22 @@ def test_out_may_not_be_the_runs_directory(cli, results: Path) -> None:
     result = cli("report", "--results-dir", str(results), "--out", str(results / "runs"), "--format", "csv")
     assert result.exit_code == 2 and "where run records live" in result.stderr
     assert snapshot(results) == before
+
+
+def test_opt_filter_matches_plugin_names_by_their_import_path(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from optbench.cli import app
+
+    (tmp_path / "my_opt.py").write_text("import torch\n\nclass Plain(torch.optim.SGD):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", "--opt", "my_opt.py:Plain", "sgd", "--epochs", "1", "-q"]).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"  # the report runs where the plugin cannot be imported
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = runner.invoke(app, ["report", "--results-dir", str(tmp_path / "results"), "--opt", "my_opt.py:Plain",
+                                 "--no-charts", "--format", "csv", "--out", str(elsewhere)])
+    assert result.exit_code == 0, result.output
+    rows = (elsewhere / "report.csv").read_text().splitlines()
+    assert len(rows) == 2 and "my_opt.py:Plain" in rows[1]
