@@ -6,7 +6,7 @@ same number of 32x32 images, measured side by side in one process:
 - classic: the PyTorch tutorial pipeline: torchvision's CIFAR10 dataset (PIL image per sample) with
   ToTensor and Normalize per image, through a DataLoader (batch 64, shuffle, no workers);
 - minimal: a hand-written loop over preloaded, pre-normalised tensors;
-- optbench: ``optbench.engine.run`` on the task's built-in synthetic CIFAR-shaped data (which keeps
+- optbench: ``optbench.engine.eager.run`` on the task's built-in synthetic CIFAR-shaped data (which keeps
   images and weights channels-last, the layout of the fastest convolution kernels).
 
 Each loop runs one warm-up epoch, then the best of three timed epochs counts. The classic loop
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from optbench.datasets.cifar10 import BASE_FOLDER, write_cifar10
-from optbench.engine import run
+from optbench.engine.eager import run
 from optbench.spec import RunSpec
 from optbench.tasks.cifar10 import SmallCNN, normalise, synthetic_cifar
 

@@ -15,8 +15,8 @@ import time
 import torch
 from torch import nn
 
-from optbench.engine import DEFAULT_DATA_DIR, load_data, run
-from optbench.optimizers import build_optimizer, resolve_hparams
+from optbench.engine.eager import DEFAULT_DATA_DIR, load_data, run
+from optbench.optim.registry import build_optimizer, resolve_hparams
 from optbench.spec import RunSpec
 from optbench.tasks import get_task
 

@@ -11,11 +11,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from optbench.training import TrainingOptions
+from optbench.protocol.training import TrainingOptions
 
 SCHEMA_VERSION = 1
 
-# converged: stopped early by early_stop_delta; budget: stopped by time_budget_s (optbench.training).
+# converged: stopped early by early_stop_delta; budget: stopped by time_budget_s (optbench.protocol.training).
 Status = Literal["ok", "converged", "budget", "diverged", "failed"]
 # Runs that finished training normally: they enter the statistics and are not repeated on resume.
 SUCCESS: tuple[str, ...] = ("ok", "converged", "budget")
@@ -34,9 +34,9 @@ class RunSpec:
     batch_size: int
     seed: int
     device: str
-    # Which optimizer implementation: auto, forloop, foreach or fused (optbench.optimizers.resolve_impl).
+    # Which optimizer implementation: auto, forloop, foreach or fused (optbench.optim.registry.resolve_impl).
     impl: str = "auto"
-    # Schedule, clipping, early stopping, budget, evaluation split (optbench.training).
+    # Schedule, clipping, early stopping, budget, evaluation split (optbench.protocol.training).
     training: TrainingOptions = field(default_factory=TrainingOptions)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +75,7 @@ class RunSpec:
     def label(self) -> str:
         """Short human name: ``adam`` or ``adam(lr=0.0003)`` when hyperparameters differ from defaults,
         with ``@fused`` appended when an implementation other than auto was asked for."""
-        from optbench.optimizers import format_hparams, lookup_optimizer
+        from optbench.optim.registry import format_hparams, lookup_optimizer
 
         opt = lookup_optimizer(self.optimizer)
         defaults = opt.defaults if opt is not None else {}
@@ -131,9 +131,9 @@ class RunResult:
     error: str | None = None
     # The implementation that ran (forloop, foreach, fused, native); None if it never started.
     optimizer_impl: str | None = None
-    # The protocol stage that ran it: "sweep" or "final" under --select (optbench.selection); None otherwise.
+    # The protocol stage that ran it: "sweep" or "final" under --select (optbench.protocol.selection); None otherwise.
     stage: str | None = None
-    # The time-to-target goal it was measured against, {"metric": "loss", "value": 0.5} (optbench.targets).
+    # The time-to-target goal it was measured against, {"metric": "loss", "value": 0.5} (optbench.protocol.targets).
     target: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from optbench.cli import app
+from optbench.cli.app import app
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from optbench.cli import app
-from optbench.tolerance import Level, Tolerances, parse_rule
+from optbench.cli.app import app
+from optbench.check.tolerance import Level, Tolerances, parse_rule
 
 runner = CliRunner()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optbench.engine import run
+from optbench.engine.eager import run
 from optbench.spec import RunSpec
 
 

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 import torch
 
-from optbench.cli import split_list
-from optbench.optimizers import (
+from optbench.cli.app import split_list
+from optbench.optim.registry import (
     REFERENCE, REGISTRY, build_optimizer, parse_optimizer_arg, resolve_hparams, resolve_impl,
 )
 from optbench.spec import RunSpec
@@ -115,7 +115,7 @@ def test_list_shows_reference_optimizers_and_plugin_syntax(cli):
     out = " ".join(result.stdout.split())
     for name in REFERENCE:
         assert name in out
-    assert "optbench.reference_optimizers.AdamW" in out and "module:Class or file.py:Class" in out
+    assert "optbench.optim.reference.AdamW" in out and "module:Class or file.py:Class" in out
 
 
 # --- plugins -------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def fake_distribution(tmp_path, monkeypatch, clean_modules):
         "broken = fake_ep_optim:nothing_here\n"
     )
     (site / "fake_ep_optim.py").write_text(LION + textwrap.dedent('''
-        from optbench.optimizers import OptimizerDef
+        from optbench.optim.registry import OptimizerDef
         FAST_LION = OptimizerDef("fastlion", Lion, {"lr": 3e-4}, "Lion with a larger step")
     '''))
     monkeypatch.syspath_prepend(str(site))

@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from optbench.engine import run
-from optbench.optimizers import resolve_hparams
-from optbench.report import build_report, report_figures
+from optbench.engine.eager import run
+from optbench.optim.registry import resolve_hparams
+from optbench.report.build import build_report, report_figures
 from optbench.spec import RunSpec
-from optbench.store import save_record
-from optbench.suite import build_specs, load_suite
+from optbench.store.records import save_record
+from optbench.protocol.suite import build_specs, load_suite
 
 # Student t, 97.5% quantile, 2 degrees of freedom (any printed t table: 4.303).
 T975_DF2 = 4.302652729911275
@@ -348,7 +348,7 @@ def test_out_may_not_be_the_runs_directory(cli, results: Path) -> None:
 def test_opt_filter_matches_plugin_names_by_their_import_path(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from optbench.cli import app
+    from optbench.cli.app import app
 
     (tmp_path / "my_opt.py").write_text("import torch\n\nclass Plain(torch.optim.SGD):\n    pass\n")
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from optbench.store import load_records
+from optbench.store.records import load_records
 
 SUITE = ["run", "--opt", "sgd", "momentum", "adam", "rmsprop", "--epochs", "300", "--quiet"]
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from optbench.optimizers import REGISTRY
+from optbench.optim.registry import REGISTRY
 
 
 def test_default_suite_is_regression_with_the_four_classic_optimizers(cli):
@@ -122,7 +122,7 @@ def test_config_file_with_flag_overrides(cli, tmp_path):
 def test_shipped_configs_are_valid(cli):
     from pathlib import Path
 
-    from optbench.suite import build_specs, load_suite, read_config
+    from optbench.protocol.suite import build_specs, load_suite, read_config
 
     configs = Path(__file__).resolve().parents[1] / "configs"
     quick = build_specs(load_suite(read_config(configs / "quick.toml")))

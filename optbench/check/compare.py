@@ -34,10 +34,10 @@ from typing import Any, Literal
 
 from scipy.stats import mannwhitneyu
 
-from optbench.baseline import Baseline, Cell, load_cells, read_baseline
+from optbench.check.baseline import Baseline, Cell, load_cells, read_baseline
 from optbench.spec import SUCCESS
-from optbench.store import Problem
-from optbench.tolerance import METRICS, Tolerance, Tolerances
+from optbench.store.records import Problem
+from optbench.check.tolerance import METRICS, Tolerance, Tolerances
 
 NOISE_SE = 2.0
 MIN_RANK_SAMPLES = 5

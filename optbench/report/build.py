@@ -1,7 +1,7 @@
 """``optbench report``: stored runs -> cells aggregated over seeds -> tables, charts and export files.
 
 ``build_report`` loads every record under the results directories, filters, aggregates
-(``optbench.aggregate``), draws the charts (``optbench.charts``) and writes the export file; it
+(``optbench.report.aggregate``), draws the charts (``optbench.report.charts``) and writes the export file; it
 returns a ``Report`` holding the frames, the display tables and the paths it wrote. It writes
 only into the output directory, each file atomically, and never touches a results directory's
 ``runs/``. No printing here: the CLI renders ``Report.tables`` and the paths.
@@ -21,17 +21,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from optbench import charts, fair
-from optbench import profile as perf_profile
-from optbench.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
+from optbench.report import charts
+
+from optbench.report import fair
+from optbench.report import profile as perf_profile
+from optbench.report.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
 from optbench.errors import UserError, did_you_mean
 from optbench.files import probe_writable, write_atomic
-from optbench.optimizers import format_hparams, parse_optimizer_arg, resolve_hparams
-from optbench.results import CELL_COLUMNS, records_frame
-from optbench.selection import Choice
+from optbench.optim.registry import format_hparams, parse_optimizer_arg, resolve_hparams
+from optbench.store.frame import CELL_COLUMNS, records_frame
+from optbench.protocol.selection import Choice
 from optbench.spec import STATUSES, RunSpec
-from optbench.store import RUNS, Problem, load_records
-from optbench.targets import Target, parse_target
+from optbench.store.records import RUNS, Problem, load_records
+from optbench.protocol.targets import Target, parse_target
 
 REPORT_DIR = "report"
 
@@ -86,7 +88,7 @@ class Report:
     charts: list[Path] = field(default_factory=list)
     export: Path | None = None
     markdown: str | None = None
-    # Fair comparisons (optbench.fair): every sweep and its winner, the time-to-target goal per task,
+    # Fair comparisons (optbench.report.fair): every sweep and its winner, the time-to-target goal per task,
     # time to target per test cell, and the performance profile across tasks (None without targets).
     choices: list[Choice] = field(default_factory=list)
     targets: dict[str, Target] = field(default_factory=dict)

@@ -11,7 +11,7 @@ Options (units: epochs, seconds, loss, gradient units):
   epochs), ``cosine`` (from the base rate towards 0 over the epochs after warm-up) or ``plateau``
   (multiply by ``factor`` after ``patience`` + 1 epochs without a relative improvement of 1e-4 in
   the validation loss, or the training loss when the run is evaluated on test); see
-  ``optbench.schedules`` for the exact rates.
+  ``optbench.protocol.schedules`` for the exact rates.
 - ``warmup_epochs``: linear warm-up before the schedule: epoch e <= W runs at e/(W+1) of the base rate.
 - ``clip_norm`` / ``clip_value``: clip the gradient's global L2 norm, or each element to [-v, v],
   before every optimizer step (one of the two).

@@ -1,6 +1,6 @@
 """The tuning protocol behind ``optbench run --select``: tune on validation, compare on test.
 
-1. ``sweep``: every candidate (each combination of a sweep, see ``optbench.sweep``) runs once, with
+1. ``sweep``: every candidate (each combination of a sweep, see ``optbench.protocol.sweep``) runs once, with
    the suite's first seed, on the validation split (``TaskData.validation_split``): the test split
    is never seen while choosing.
 2. ``final``: per task x optimizer, the candidate with the best main validation metric (lowest
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from optbench.metrics import higher_is_better
-from optbench.optimizers import resolve_hparams
+from optbench.optim.registry import resolve_hparams
 from optbench.spec import SUCCESS, RunSpec
-from optbench.store import FINISHED, load_records
+from optbench.store.records import FINISHED, load_records
 from optbench.tasks import TASKS
 
 SWEEP, FINAL, DEFAULT = "sweep", "final", "default"

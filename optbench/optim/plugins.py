@@ -2,7 +2,7 @@
 ``optbench.optimizers`` entry-point group, or in the pytorch_optimizer zoo (``po:NAME``).
 
 Each finder returns the object it found (a class, or whatever an entry point points at) or
-raises UserError saying what to fix; ``optbench.optimizers`` turns the object into an
+raises UserError saying what to fix; ``optbench.optim.registry`` turns the object into an
 OptimizerDef and checks that it is an optimizer.
 """
 

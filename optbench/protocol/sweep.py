@@ -13,7 +13,7 @@ In a suite table a key takes a list of alternatives, or a range::
 
 A flat list for a key whose default is a tuple (``betas = [0.9, 0.98]``) stays one value, as before.
 Range values are rounded to 6 significant digits, so a label pasted back into ``--opt`` names the
-same run. Expansion happens before ``optbench.optimizers`` parses and checks each entry.
+same run. Expansion happens before ``optbench.optim.registry`` parses and checks each entry.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 from typing import Any
 
 from optbench.errors import UserError
-from optbench.optimizers import lookup_optimizer
+from optbench.optim.registry import lookup_optimizer
 
 # Above this many combinations from one entry, ask for a smaller sweep rather than start it.
 MAX_COMBINATIONS = 10_000

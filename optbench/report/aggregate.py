@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from optbench.metrics import higher_is_better
-from optbench.results import CELL_COLUMNS
+from optbench.store.frame import CELL_COLUMNS
 from optbench.spec import SUCCESS
 from optbench.tasks import TASKS
 

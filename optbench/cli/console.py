@@ -10,9 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from optbench import executor, optimizers, selection
-from optbench import optimizer_plugins as plugins
-from optbench.optimizers import format_hparams
+from optbench.execution import local as executor
+
+from optbench.optim import registry as optimizers
+
+from optbench.protocol import selection
+from optbench.optim import plugins
+from optbench.optim.registry import format_hparams
 from optbench.spec import RunResult, RunSpec
 from optbench.tasks import TASKS
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from optbench.errors import UserError
 from optbench.files import write_atomic
 from optbench.spec import RunSpec
-from optbench.store import RUNS, Problem, load_records
+from optbench.store.records import RUNS, Problem, load_records
 
 BASELINE_SCHEMA_VERSION = 1
 FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit")

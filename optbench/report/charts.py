@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from optbench.aggregate import Metric
+from optbench.report.aggregate import Metric
 
 # Okabe & Ito (2008), yellow and black last (weakest on white, and black reads as "axis").
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
@@ -204,7 +204,7 @@ def _short(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-# --- fair comparisons (optbench.fair) ------------------------------------------------------------
+# --- fair comparisons (optbench.report.fair) ------------------------------------------------------------
 
 def sensitivity_chart(sweeps: list[Any], names: list[str], colours: dict[str, str], title: str,
                       metric: Metric) -> Figure:

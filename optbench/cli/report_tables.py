@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from optbench.report import GroupTable
+from optbench.report.build import GroupTable
 
 
 def report_table(table: GroupTable) -> Table:

@@ -1,4 +1,5 @@
-"""The forms a check's result takes: a rich table, markdown, JUnit XML and JSON.
+"""The forms a check's result takes outside the terminal: markdown, JUnit XML and JSON
+(the terminal table is ``optbench.cli.check_table``).
 
 JUnit: one test case per cell and metric; a "fail" verdict is a ``<failure>``, "not comparable" and
 "new" are ``<skipped>``, and a warning passes with the reason in ``<system-out>``.
@@ -10,13 +11,9 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from rich.markup import escape
-from rich.table import Table
-
-from optbench.check import Comparison, Row
+from optbench.check.compare import Comparison, Row
 from optbench.errors import UserError
 
-STYLE = {"fail": "bold red", "warn": "yellow", "not comparable": "magenta", "missing": "yellow", "new": "cyan", "pass": "green"}
 ICON = {"fail": "❌", "warn": "⚠️", "not comparable": "➖", "missing": "❔", "new": "🆕", "pass": "✅"}
 HEADERS = ("verdict", "cell", "metric", "baseline", "current", "change", "note")
 
@@ -33,7 +30,7 @@ def format_value(metric: str, value: float | str | None) -> str:
     return f"{value:.4g}"
 
 
-def _cells(row: Row) -> list[str]:
+def row_cells(row: Row) -> list[str]:
     return [row.verdict, row.cell, row.metric, format_value(row.metric, row.baseline),
             format_value(row.metric, row.current), row.change_text, row.note]
 
@@ -45,19 +42,6 @@ def summary_line(comparison: Comparison) -> str:
     return f"{comparison.outcome.upper()}: {comparison.compared_cells} cell(s) compared{against}; {counts or 'no rows'}"
 
 
-def rich_table(comparison: Comparison) -> Table:
-    table = Table(title=f"optbench check: {comparison.results_dir or 'results'} against {comparison.baseline_path or 'baseline'}",
-                  title_justify="left")
-    for name in HEADERS:
-        justify = "right" if name in ("baseline", "current", "change") else "left"
-        table.add_column(name, justify=justify, no_wrap=name != "note")
-    for row in comparison.rows:
-        cells = [escape(c) for c in _cells(row)]
-        cells[0] = f"[{STYLE[row.verdict]}]{cells[0]}[/]"
-        table.add_row(*cells)
-    return table
-
-
 def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
@@ -65,7 +49,7 @@ def _md_row(cells: list[str]) -> str:
 def _md_table(rows: list[Row]) -> list[str]:
     lines = [_md_row(list(HEADERS)), "|" + "|".join(["---"] * 3 + ["--:"] * 3 + ["---"]) + "|"]
     for row in rows:
-        cells = _cells(row)
+        cells = row_cells(row)
         cells[0] = f"{ICON[row.verdict]} {row.verdict}"
         lines.append(_md_row(cells))
     return lines

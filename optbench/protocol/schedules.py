@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from optbench.training import TrainingOptions
+from optbench.protocol.training import TrainingOptions
 
 PLATEAU_THRESHOLD = 1e-4
 

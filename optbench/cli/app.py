@@ -191,11 +191,11 @@ def run(
     With no options: the default suite (the regression task on its built-in data with
     sgd, momentum, rmsprop and adam).
     """
-    from optbench.console import LiveProgress, SkipCounter, results_table, selection_table
-    from optbench.executor import run_suite
-    from optbench.selection import Protocol
-    from optbench.store import RUNS, ensure_writable, load_records
-    from optbench.suite import build_specs, load_suite, read_config, targets_for
+    from optbench.cli.console import LiveProgress, SkipCounter, results_table, selection_table
+    from optbench.execution.local import run_suite
+    from optbench.protocol.selection import Protocol
+    from optbench.store.records import RUNS, ensure_writable, load_records
+    from optbench.protocol.suite import build_specs, load_suite, read_config, targets_for
 
     overrides = {
         "tasks": split_list(task), "optimizers": split_list(opt, split_optimizers=True), "dataset": dataset,
@@ -214,7 +214,7 @@ def run(
     err = Console(stderr=True)
     out = err if json_out else _stdout_console()
     _warn_skipped(load_records([results_dir])[1])
-    # One stage for plain runs; sweep, final and default under --select (optbench.selection).
+    # One stage for plain runs; sweep, final and default under --select (optbench.protocol.selection).
     stages = protocol.stages(results_dir) if protocol else [(None, specs)]
     results: list[Any] = []
     skipped_runs = 0
@@ -252,7 +252,7 @@ def run(
 @app.command("list")
 def list_choices() -> None:
     """List tasks (with datasets) and optimizers (with default hyperparameters)."""
-    from optbench.console import optimizers_table, tasks_table, zoo_status
+    from optbench.cli.console import optimizers_table, tasks_table, zoo_status
 
     console = _stdout_console()
     console.print(tasks_table())
@@ -277,8 +277,8 @@ def report(
 
     Reads every record under <results-dir>/runs/ and never changes it; writes only into --out.
     """
-    from optbench.report import Filters, build_report
-    from optbench.report_tables import report_table
+    from optbench.report.build import Filters, build_report
+    from optbench.cli.report_tables import report_table
 
     filters = Filters(tasks=split_list(task), optimizers=split_list(opt, split_optimizers=True),
                       datasets=split_list(dataset), devices=split_list(device))
@@ -321,7 +321,7 @@ def baseline_save(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing baseline file.")] = False,
 ) -> None:
     """Write a baseline from stored results: per cell, its spec hash and every seed's runtime, loss and RMSE or accuracy."""
-    from optbench.baseline import save_baseline
+    from optbench.check.baseline import save_baseline
 
     baseline, problems = save_baseline(results_dir, out, force)
     _warn_skipped(problems)
@@ -338,7 +338,7 @@ def baseline_update(
     prune: Annotated[bool, typer.Option("--prune", help="Drop (selected) baseline cells that are not in the results.")] = False,
 ) -> None:
     """Refresh a baseline from stored results: replaced and new cells are taken from the results, the rest kept."""
-    from optbench.baseline import update_baseline_file
+    from optbench.check.baseline import update_baseline_file
 
     updated, update, problems = update_baseline_file(baseline, results_dir, split_list(cell), prune)
     _warn_skipped(problems)
@@ -367,10 +367,11 @@ def check(
     """
     import os
 
-    from optbench.check import check_results
-    from optbench.check_output import comparison_json, junit_xml, markdown, rich_table, summary_line, write_text
-    from optbench.suite import load_suite, read_config
-    from optbench.tolerance import Tolerances
+    from optbench.check.compare import check_results
+    from optbench.check.output import comparison_json, junit_xml, markdown, summary_line, write_text
+    from optbench.cli.check_table import rich_table
+    from optbench.protocol.suite import load_suite, read_config
+    from optbench.check.tolerance import Tolerances
 
     settings = load_suite(read_config(config), source=str(config)).check if config else None
     tolerances = Tolerances.parse(settings.tol if settings else None, tol)

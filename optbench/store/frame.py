@@ -3,7 +3,7 @@
 Columns: ``path``, ``run_id``, ``status``, ``error``, ``metric_name``, ``spec_hash``, ``cell_hash``,
 the spec (``task``, ``dataset``, ``optimizer``, ``hparams`` as the inline string, ``epochs``,
 ``batch_size``, ``seed``, ``device``), ``training`` (non-default training options as one string,
-'' for none, see optbench.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
+'' for none, see optbench.protocol.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
 ``final``, ``default`` or None), ``label`` (optimizer with non-default hyperparameters),
 every metric (``train_seconds``, ``steps_per_s``, ``final_train_loss``, ``test_loss``, ``test_rmse``,
 ``test_accuracy``, ``rmse_gap``, ``val_rmse``, ``time_to_target_s``, ...), and the environment prefixed
@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from optbench.optimizers import format_hparams
+from optbench.optim.registry import format_hparams
 from optbench.spec import RunSpec
 
 CELL_COLUMNS = ["task", "dataset", "label", "hparams", "epochs", "batch_size", "device", "training"]

@@ -9,9 +9,9 @@ Where an optimizer name comes from, in lookup order:
 - ``REGISTRY``: the torch.optim optimizers, and ``REFERENCE``: the from-scratch ``ref-*`` ones;
 - ``po:NAME``: an optimizer of the ``pytorch_optimizer`` package (the ``optbench[zoo]`` extra);
 - ``module:Class`` or ``file.py:Class``: any ``torch.optim.Optimizer`` subclass by import path;
-- a name an installed package registers in the entry-point group ``optbench.optimizers``.
+- a name an installed package registers in the entry-point group ``optbench.optim.registry``.
 
-``optbench.optimizer_plugins`` finds the classes outside optbench; they take their defaults
+``optbench.optim.plugins`` finds the classes outside optbench; they take their defaults
 from the class signature.
 
 Implementation (``impl``): torch optimizers have a for-loop, a ``foreach`` (one kernel per
@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from optbench import optimizer_plugins as plugins
-from optbench import reference_optimizers as ref
+from optbench.optim import plugins
+from optbench.optim import reference as ref
 from optbench.errors import UserError, did_you_mean, unknown
 
 HParamValue = bool | int | float | str | tuple
@@ -50,7 +50,7 @@ IMPLS = ("auto", "forloop", "foreach", "fused")
 class OptimizerDef:
     """One optimizer: a ``torch.optim.Optimizer`` subclass plus the defaults that define it.
 
-    Packages may export one from their ``optbench.optimizers`` entry point to choose defaults.
+    Packages may export one from their ``optbench.optim.registry`` entry point to choose defaults.
     """
 
     name: str
@@ -149,7 +149,7 @@ REGISTRY: dict[str, OptimizerDef] = {
     ]
 }
 
-# The from-scratch optimizers of optbench.reference_optimizers, each with the defaults of its
+# The from-scratch optimizers of optbench.optim.reference, each with the defaults of its
 # torch counterpart above, so `ref-adam` and `adam` run the same maths by default.
 REFERENCE: dict[str, OptimizerDef] = {
     f"ref-{twin}": OptimizerDef(f"ref-{twin}", cls, REGISTRY[twin].defaults, f"from scratch: {REGISTRY[twin].summary}",

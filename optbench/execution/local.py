@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from optbench.engine import DEFAULT_DATA_DIR, run, utc_now
+from optbench.engine.eager import DEFAULT_DATA_DIR, run, utc_now
 from optbench.errors import UserError
 from optbench.fingerprint import environment
 from optbench.spec import RunResult, RunSpec
-from optbench.store import has_finished, save_result
-from optbench.targets import Target, target_metrics
+from optbench.store.records import has_finished, save_result
+from optbench.protocol.targets import Target, target_metrics
 
 
 class Progress:
@@ -40,7 +40,7 @@ def run_suite(specs: list[RunSpec], results_dir: Path, data_dir: Path = DEFAULT_
 
     A spec that already has a finished record in ``results_dir`` (written earlier, or by another
     process running at the same time) is skipped unless ``force``: re-running a command resumes it.
-    Each record is marked with ``stage`` (see ``optbench.selection``) and, for a task in ``targets``,
+    Each record is marked with ``stage`` (see ``optbench.protocol.selection``) and, for a task in ``targets``,
     the target with its ``time_to_target_s`` and ``epochs_to_target`` (test-split runs only).
     """
     progress = progress or Progress()

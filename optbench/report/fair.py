@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from optbench import profile
+from optbench.report import profile
 from optbench.errors import UserError
-from optbench.selection import Choice, choose
+from optbench.protocol.selection import Choice, choose
 from optbench.spec import RunSpec
-from optbench.targets import Target, parse_target, time_to_target
+from optbench.protocol.targets import Target, parse_target, time_to_target
 from optbench.tasks import TASKS
 
 
@@ -155,7 +155,7 @@ def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[
 class Profile:
     """The performance profile across ``problems`` (task x dataset): ``cells`` names the cell that
     stood for each optimizer there, ``times`` its median seconds to target, ``scores`` the
-    normalised area under each optimizer's profile (``optbench.profile``)."""
+    normalised area under each optimizer's profile (``optbench.report.profile``)."""
 
     problems: list[str]
     times: dict[str, dict[str, float]]

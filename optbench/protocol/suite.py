@@ -10,9 +10,9 @@ Config format (every key optional; flags given on the command line override it):
     seeds = 1            # seeds per task x optimizer cell: seed, seed+1, ...
     device = "auto"
     dataset = "synthetic"  # for every task that does not name its own
-    impl = "auto"        # optimizer implementation: auto, forloop, foreach, fused (see optbench.optimizers)
+    impl = "auto"        # optimizer implementation: auto, forloop, foreach, fused (see optbench.optim.registry)
 
-Fair comparisons (optbench.training, optbench.sweep, optbench.selection, optbench.targets)::
+Fair comparisons (optbench.protocol.training, optbench.protocol.sweep, optbench.protocol.selection, optbench.protocol.targets)::
 
     optimizers = ["adam:lr=1e-4|1e-3|1e-2", {name = "sgd", lr = {log = [1e-3, 1], num = 7}}]  # sweeps
     select = true        # tune every optimizer on a validation split, re-run the best on test
@@ -35,12 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optbench.devices import resolve_device
 from optbench.errors import UserError
-from optbench.optimizers import parse_optimizer_arg, resolve_hparams, resolve_impl
+from optbench.optim.registry import parse_optimizer_arg, resolve_hparams, resolve_impl
 from optbench.spec import RunSpec
-from optbench.sweep import expand_inline, expand_table
-from optbench.targets import Target, parse_target
+from optbench.protocol.sweep import expand_inline, expand_table
+from optbench.protocol.targets import Target, parse_target
 from optbench.tasks import check_dataset, get_task
-from optbench.training import resolve as resolve_training
+from optbench.protocol.training import resolve as resolve_training
 
 DEFAULT_TASKS = ["regression"]
 DEFAULT_OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam"]
@@ -64,7 +64,7 @@ class OptimizerEntry(BaseModel):
 
 class CheckConfig(BaseModel):
     """The ``[check]`` table, read by ``optbench check --config``: ``tol`` rules as for ``--tol``
-    (see optbench.tolerance), applied before the command line's; ``strict`` as ``--strict``."""
+    (see optbench.check.tolerance), applied before the command line's; ``strict`` as ``--strict``."""
 
     model_config = ConfigDict(extra="forbid")
     tol: list[str] = Field(default_factory=list)
@@ -82,7 +82,7 @@ class SuiteConfig(BaseModel):
     seeds: int = Field(default=1, ge=1)
     device: str = "auto"
     impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
-    # Training options (optbench.training), the same for every run of the suite.
+    # Training options (optbench.protocol.training), the same for every run of the suite.
     schedule: str | dict[str, Any] | None = None
     warmup_epochs: int | None = Field(default=None, ge=0)
     clip_norm: float | None = Field(default=None, gt=0)
@@ -90,7 +90,7 @@ class SuiteConfig(BaseModel):
     early_stop_delta: float | None = Field(default=None, gt=0)
     time_budget_s: float | None = Field(default=None, gt=0)
     split: Literal["test", "validation"] | None = None
-    # Tune on validation, re-run the best on test (optbench.selection); time-to-target goal for every task.
+    # Tune on validation, re-run the best on test (optbench.protocol.selection); time-to-target goal for every task.
     select: bool = False
     target: str | None = None
     check: CheckConfig | None = None
@@ -144,7 +144,7 @@ def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] |
 def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     """Every task x optimizer x seed, in that order, with hyperparameters resolved and checked.
 
-    An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.sweep``) stands
+    An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.protocol.sweep``) stands
     for each of its combinations, in order.
     """
     device = resolve_device(suite.device)

@@ -1,0 +1,1 @@
+"""``optbench check`` and baselines: compare results with a committed baseline, per cell and metric."""

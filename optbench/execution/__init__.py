@@ -1,0 +1,1 @@
+"""Executors decide where runs execute: ``local`` runs them in this process."""

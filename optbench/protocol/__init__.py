@@ -1,0 +1,1 @@
+"""The comparison protocol: suites, sweeps, --select stages, training options, schedules and targets."""

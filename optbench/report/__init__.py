@@ -1,0 +1,1 @@
+"""``optbench report``: records aggregated into cells, tables, charts and exports (no rendering to a terminal)."""

@@ -1,0 +1,1 @@
+"""The results store: run records on disk, read and written safely, and as a flat table."""
