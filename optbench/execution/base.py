@@ -1,0 +1,50 @@
+"""The executor contract: where work runs. The campaign driver hands an executor units of work
+and receives results in completion order; only the driver writes records.
+
+A ``WorkUnit`` is one group of specs for one engine (specs that share everything but seed and
+swept hyperparameter values, see ``group_key``), so a vectorized engine or a remote worker can
+take the whole group. ``execute_unit`` is the function that runs a unit wherever it lands: this
+process (``LocalExecutor``) or a worker of a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from optbench.engine.base import RunEvents
+from optbench.spec import RunResult, RunSpec
+
+
+def group_key(spec: RunSpec) -> tuple[Any, ...]:
+    """What the specs of one group share: everything but the seed and the hyperparameter values
+    (the hyperparameter *names* are shared, so one optimizer construction fits all)."""
+    d = spec.to_dict()
+    del d["seed"]
+    d["hparams"] = sorted(d["hparams"])
+    return tuple(sorted((k, repr(v)) for k, v in d.items()))
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Specs for one engine to run together (one spec for the eager engine)."""
+
+    specs: tuple[RunSpec, ...]
+    engine: str = "eager"
+
+
+class Executor(Protocol):
+    """Runs units of work and yields each result as soon as it is known (completion order).
+
+    ``map`` may be called more than once (one call per protocol stage); ``close`` releases what
+    the executor started (worker processes, a local cluster). A ``UserError`` raised by a run
+    propagates out of ``map``; so does an interruption, after pending work is cancelled.
+    """
+
+    name: str
+
+    def map(self, work: Iterable[WorkUnit], data_dir: Path, events: RunEvents) -> Iterator[RunResult]: ...
+
+    def close(self) -> None: ...
