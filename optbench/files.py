@@ -1,10 +1,14 @@
-"""Writing files so that a reader never sees half of one, and checking a folder is writable."""
+"""Writing files so that a reader never sees half of one, checking a folder is writable, and reading
+files that someone else may have put there (regular files only, size-capped, depth-safe JSON)."""
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: Path, data: bytes, replace: bool = True) -> Path:
@@ -37,3 +41,84 @@ def probe_writable(directory: Path) -> None:
     fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe-")
     os.close(fd)
     os.unlink(probe)
+
+
+class Refused(Exception):
+    """A file that is not read: not a regular file, too large, unreadable, or not JSON within limits."""
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (links are followed) of at most ``max_bytes``.
+
+    Opened without blocking and checked with fstat before any read, so a named pipe, a device,
+    a socket or a folder is refused at once instead of hanging or reading without end.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise Refused(f"cannot open it ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(f"not a regular file ({_kind(st.st_mode)})")
+        if st.st_size > max_bytes:
+            raise Refused(f"{st.st_size:,} bytes, over the limit of {max_bytes:,}")
+        chunks, total = [], 0
+        while True:  # the size may grow while reading; never read past the limit
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise Refused(f"over the limit of {max_bytes:,} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise Refused(f"cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(data: bytes, max_depth: int) -> Any:
+    """Strict JSON (no NaN or Infinity) nested at most ``max_depth`` deep; Refused otherwise."""
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise Refused(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise Refused(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    except RecursionError:
+        raise Refused(f"nested more than {max_depth} deep") from None
+    if nesting(doc) > max_depth:
+        raise Refused(f"nested more than {max_depth} deep")
+    return doc
+
+
+def nesting(doc: Any) -> int:
+    """How deep lists and dicts nest in ``doc`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, dict):
+            children = obj.values()
+        elif isinstance(obj, list):
+            children = obj
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

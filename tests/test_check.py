@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from optbench.cli.app import app
 from optbench.check.tolerance import Level, Tolerances, parse_rule
+from optbench.spec import RunSpec
 
 runner = CliRunner()
 
@@ -55,6 +56,8 @@ def edit_records(results: Path, edit, optimizer: str = "adam") -> None:
         record = json.loads(path.read_text())
         if record["spec"]["optimizer"] == optimizer:
             edit(record)
+            spec = RunSpec.from_dict(record["spec"])  # an edited spec is another spec: rehash, as a real run would
+            record.update(spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash())
             path.write_text(json.dumps(record))
 
 

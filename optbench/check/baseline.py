@@ -14,7 +14,8 @@ A baseline is JSON, written with sorted keys and an indent so that a change read
 
 A cell is a spec without its seed; ``cell_hash`` is the records' ``cell_hash`` of that spec.
 Samples are rounded to 6 significant digits; a diverged or failed run keeps its status and null metrics.
-When a results directory holds several records of one cell and seed, the newest one counts.
+When a results directory holds several records of one cell and seed, the newest finished one counts
+(``optbench.store.records.newest_per_spec``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from optbench.errors import UserError
 from optbench.files import write_atomic
 from optbench.spec import RunSpec
-from optbench.store.records import RUNS, Problem, load_records
+from optbench.store.records import RUNS, Problem, load_records, newest_per_spec
 
 BASELINE_SCHEMA_VERSION = 1
 FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit")
@@ -117,14 +118,11 @@ def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
 
 
 def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:
-    """Group run records into cells (newest record per cell and seed), each with its environment set."""
-    newest: dict[tuple[str, int], dict[str, Any]] = {}
-    for rec in sorted(records, key=lambda r: (r.get("started_at") or "", r.get("finished_at") or "")):
-        spec = RunSpec.from_dict(rec["spec"])
-        newest[(rec.get("cell_hash") or spec.cell_hash(), spec.seed)] = rec
+    """Group run records into cells (one record per cell and seed: the store's newest-finished rule,
+    ``newest_per_spec``), each with its environment set."""
     by_cell: dict[str, list[dict[str, Any]]] = {}
-    for (cell_hash, _), rec in newest.items():
-        by_cell.setdefault(cell_hash, []).append(rec)
+    for rec in newest_per_spec(records):
+        by_cell.setdefault(rec.get("cell_hash") or RunSpec.from_dict(rec["spec"]).cell_hash(), []).append(rec)
     cells = []
     for cell_hash, recs in by_cell.items():
         recs.sort(key=lambda r: r["spec"]["seed"])

@@ -28,7 +28,7 @@ from typing import Any
 from optbench.metrics import higher_is_better
 from optbench.optim.registry import resolve_hparams
 from optbench.spec import SUCCESS, RunSpec
-from optbench.store.records import FINISHED, load_records
+from optbench.store.records import FINISHED, load_records, newest_per_spec
 from optbench.tasks import TASKS
 
 SWEEP, FINAL, DEFAULT = "sweep", "final", "default"
@@ -134,10 +134,7 @@ def choose(outcomes: Iterable[tuple[RunSpec, str, dict[str, Any], str | None]]) 
 def choose_from_records(candidates: list[RunSpec], records: list[dict[str, Any]]) -> list[Choice]:
     """The choices for ``candidates`` from stored records (the newest finished record of each
     candidate; a candidate without one counts as failed)."""
-    newest: dict[str, dict[str, Any]] = {}
-    for rec in sorted(records, key=lambda r: r.get("started_at") or ""):
-        if rec.get("status") in FINISHED:
-            newest[rec.get("spec_hash")] = rec
+    newest = {rec["spec_hash"]: rec for rec in newest_per_spec(records) if rec["status"] in FINISHED}
     outcomes = []
     for spec in candidates:
         rec = newest.get(spec.spec_hash())

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from optbench.errors import UserError
-from optbench.files import probe_writable, write_atomic
-from optbench.spec import SCHEMA_VERSION, SUCCESS, RunResult, RunSpec
+from optbench.files import Refused, parse_json, probe_writable, read_regular, write_atomic
+from optbench.limits import MAX_NESTING, MAX_RECORD_BYTES
+from optbench.spec import SUCCESS, RunResult, RunSpec
+from optbench.store.schema import why_invalid
 
 RUNS = "runs"
 
@@ -57,8 +60,29 @@ class Problem:
     reason: str
 
 
-def load_records(results_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """Every valid run record under ``<dir>/runs/`` of each directory, plus the files that were skipped."""
+def read_record(path: Path) -> dict[str, Any]:
+    """One validated run record; Refused (with the reason) for anything else.
+
+    Only regular files are read (a pipe, device, socket or folder is refused without blocking),
+    at most MAX_RECORD_BYTES of them, as strict JSON nested at most MAX_NESTING deep, and the
+    document must pass the schema (optbench.store.schema), including its spec hash.
+    """
+    doc = parse_json(read_regular(path, MAX_RECORD_BYTES), MAX_NESTING)
+    reason = why_invalid(doc)
+    if reason:
+        raise Refused(reason)
+    if doc.get("cell_hash") is None:
+        doc["cell_hash"] = RunSpec.from_dict(doc["spec"]).cell_hash()
+    doc["_path"] = str(path)
+    return doc
+
+
+def load_records(results_dirs: Iterable[Path], every_run: bool = False) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The valid run records under ``<dir>/runs/`` of each directory, plus the files that were skipped.
+
+    By default one record per spec (``newest_per_spec``: the newest finished one wins), across all
+    directories, so a spec that ran twice never counts twice; ``every_run`` keeps them all.
+    """
     records, problems = [], []
     for results_dir in results_dirs:
         runs = Path(results_dir) / RUNS
@@ -66,49 +90,50 @@ def load_records(results_dirs: Iterable[Path]) -> tuple[list[dict[str, Any]], li
             continue
         for path in sorted(runs.glob("*.json")):
             try:
-                record = json.loads(path.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                problems.append(Problem(path, f"not readable JSON ({exc})"))
-                continue
-            reason = _invalid(record)
-            if reason:
-                problems.append(Problem(path, reason))
-            else:
-                record["_path"] = str(path)
-                records.append(record)
-    return records, problems
+                records.append(read_record(path))
+            except Refused as exc:
+                problems.append(Problem(path, str(exc)))
+    return (records if every_run else newest_per_spec(records)), problems
 
 
 # A finished run is not repeated on resume; a failed one is (its cause may have been transient).
 FINISHED = (*SUCCESS, "diverged")
 
 
-def has_finished(results_dir: Path, spec_hash: str) -> bool:
-    """Whether a finished record of this spec exists now (another process may have written it)."""
+def _age_key(record: dict[str, Any]) -> tuple[bool, datetime, datetime, str]:
+    return (record["status"] in FINISHED, datetime.fromisoformat(record["finished_at"]),
+            datetime.fromisoformat(record["started_at"]), record["run_id"])
+
+
+def newest_per_spec(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The one rule for several records of one spec (a --force re-run, concurrent writers, merged
+    results directories): the newest finished record wins; a spec with no finished record is
+    represented by its newest failed one. Records keep their order otherwise."""
+    best: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for rec in records:
+        key = rec["spec_hash"]
+        if key not in best:
+            order.append(key)
+            best[key] = rec
+        elif _age_key(rec) > _age_key(best[key]):
+            best[key] = rec
+    return [best[k] for k in order]
+
+
+def finished_record(results_dir: Path, spec_hash: str) -> dict[str, Any] | None:
+    """The newest finished record of this spec now (another process may have just written it)."""
+    found = []
     for path in (Path(results_dir) / RUNS).glob(f"*_{spec_hash}_*.json"):
         try:
-            record = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            rec = read_record(path)
+        except Refused:
             continue
-        if isinstance(record, dict) and not _invalid(record) and record.get("status") in FINISHED \
-                and record.get("spec_hash") == spec_hash:
-            return True
-    return False
+        if rec["spec_hash"] == spec_hash and rec["status"] in FINISHED:
+            found.append(rec)
+    return max(found, key=_age_key) if found else None
 
 
-def _invalid(record: Any) -> str | None:
-    if not isinstance(record, dict):
-        return "not a run record (top level is not an object)"
-    missing = [k for k in ("schema_version", "spec", "spec_hash", "status", "metrics", "curve", "environment")
-               if k not in record]
-    if missing:
-        return f"not a run record (missing {', '.join(missing)})"
-    try:  # the spec itself decides what a complete spec is
-        RunSpec.from_dict(record["spec"])
-    except (KeyError, TypeError, AttributeError):
-        return "not a run record (incomplete spec)"
-    if not isinstance(record["metrics"], dict) or not isinstance(record["curve"], list):
-        return "not a run record (metrics or curve malformed)"
-    if record["schema_version"] != SCHEMA_VERSION:
-        return f"schema version {record['schema_version']!r}, this optbench reads {SCHEMA_VERSION}"
-    return None
+def has_finished(results_dir: Path, spec_hash: str) -> bool:
+    """Whether a finished record of this spec exists now (another process may have written it)."""
+    return finished_record(results_dir, spec_hash) is not None

@@ -1,0 +1,80 @@
+"""Every size limit optbench enforces, in one place (the README's "Limits" lists these values).
+
+A limit protects the machine from a request or a file that would otherwise exhaust memory, hang,
+or run for days by accident; each error that hits one names the limit and how to raise it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from optbench.errors import UserError
+
+# --- requests (checked before any spec is built) -------------------------------------------------
+
+# Runs one `optbench run` may plan: tasks x optimizer combinations x seeds (all stages of --select).
+# Raise it with the environment variable below, e.g. OPTBENCH_MAX_RUNS=50000.
+MAX_RUNS = 10_000
+MAX_RUNS_VARIABLE = "OPTBENCH_MAX_RUNS"
+# torch.manual_seed takes up to 2**64 - 1; records, pandas and JSON readers keep 64-bit signed integers exactly.
+MAX_SEED = 2**63 - 1
+
+# --- files ---------------------------------------------------------------------------------------
+
+# A run record is a few kB (10,000 epochs of curve are about 2 MB); anything larger is not one.
+MAX_RECORD_BYTES = 16 * 2**20
+# Baseline files hold a few samples per cell and seed.
+MAX_BASELINE_BYTES = 16 * 2**20
+# Suite files are a few lines of TOML.
+MAX_CONFIG_BYTES = 1 * 2**20
+# Nesting depth of JSON and TOML documents (a record nests 4 deep, a suite file 3).
+MAX_NESTING = 64
+
+# --- data ----------------------------------------------------------------------------------------
+
+# diamonds.csv is 2.7 MB (53,940 rows); the CIFAR-10 archive 170 MB (163 MiB), its extracted batches 178 MB.
+MAX_TABLE_BYTES = 256 * 2**20
+MAX_DOWNLOAD_BYTES = 512 * 2**20
+# A download that sends nothing for this long, or takes longer than the second figure in all, is abandoned.
+DOWNLOAD_STALL_S = 60.0
+DOWNLOAD_TOTAL_S = 3600.0
+DOWNLOAD_STALL_VARIABLE = "OPTBENCH_DOWNLOAD_TIMEOUT"
+# A table needs enough rows for its 80/20 split and the validation part of the training rows.
+MIN_TABLE_ROWS = 10
+# |value| above this in a numeric column is a unit or parsing error, not data (and would overflow float32 statistics).
+MAX_ABS_VALUE = 1e12
+
+
+def max_runs() -> int:
+    """MAX_RUNS, or the positive whole number in $OPTBENCH_MAX_RUNS."""
+    raw = os.environ.get(MAX_RUNS_VARIABLE)
+    if raw is None or raw.strip() == "":
+        return MAX_RUNS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"{MAX_RUNS_VARIABLE}={raw!r} is not a positive whole number; unset it or set e.g. {MAX_RUNS_VARIABLE}=50000")
+    return value
+
+
+def check_runs(count: int, what: str) -> None:
+    """UserError when ``count`` planned runs exceed the limit; ``what`` says where they come from."""
+    limit = max_runs()
+    if count > limit:
+        raise UserError(f"{what} makes {count:,} runs, over the limit of {limit:,} runs per suite; "
+                        f"ask for fewer, or raise the limit with {MAX_RUNS_VARIABLE}={count}")
+
+
+def download_stall_s() -> float:
+    raw = os.environ.get(DOWNLOAD_STALL_VARIABLE)
+    if not raw:
+        return DOWNLOAD_STALL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise UserError(f"{DOWNLOAD_STALL_VARIABLE}={raw!r} is not a positive number of seconds; unset it or set e.g. {DOWNLOAD_STALL_VARIABLE}=120")
+    return value

@@ -1,0 +1,174 @@
+"""The run record's schema (version 1), as the store reads it back.
+
+``RunRecord`` validates a parsed JSON document: strict types (no strings for numbers, no floats
+for whole numbers, no booleans for either), finite numbers, documented ranges, a spec whose hash
+is its ``spec_hash``, and metric names that cannot shadow a spec or record field. A document that
+fails is not a run record; the store reports it and skips it, so nothing downstream (report,
+check, baseline, resume) ever sees a wrong-typed field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+
+from optbench.limits import MAX_SEED
+from optbench.spec import SCHEMA_VERSION, STATUSES, RunSpec
+
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Count = Annotated[int, Field(strict=True, ge=0)]
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=1000)]
+Scalar = StrictBool | StrictInt | Finite | StrictStr | None
+Number = Finite  # a whole number is accepted as a float; the stored document keeps it as written
+
+# Names a metric may not take: the record's own keys and the flat table's columns (optbench.store.frame),
+# so that a metric can never stand in for a spec field, a status or a label.
+RESERVED = frozenset({
+    "schema_version", "run_id", "spec", "spec_hash", "cell_hash", "status", "error", "metric_name", "metrics",
+    "optimizer_impl", "curve", "environment", "started_at", "finished_at", "stage", "target",
+    "task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device", "impl", "training",
+    "path", "label", "split",
+})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingModel(_Strict):
+    """Non-default training options (optbench.protocol.training)."""
+
+    schedule: Literal["none", "step", "cosine", "plateau"] = "none"
+    step_size: Annotated[int, Field(strict=True, ge=1)] | None = None
+    gamma: Finite | None = None
+    factor: Finite | None = None
+    patience: Count | None = None
+    warmup_epochs: Count = 0
+    clip_norm: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
+    clip_value: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
+    early_stop_delta: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
+    time_budget_s: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
+    split: Literal["test", "validation"] = "test"
+
+
+class SpecModel(_Strict):
+    task: Name
+    dataset: Name
+    optimizer: Name
+    hparams: dict[str, Scalar | list[Scalar]]
+    epochs: Annotated[int, Field(strict=True, ge=1)]
+    batch_size: Annotated[int, Field(strict=True, ge=1)]
+    seed: Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
+    device: Name
+    impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
+    training: TrainingModel | None = None
+
+
+class CurvePointModel(_Strict):
+    epoch: Annotated[int, Field(strict=True, ge=1)]
+    time_s: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+    train_loss: Finite | None
+    test_loss: Finite | None
+    test_metric: Finite | None
+    lr: Finite | None = None
+    val_loss: Finite | None = None
+    val_metric: Finite | None = None
+
+
+class TargetModel(_Strict):
+    metric: Literal["loss", "rmse", "accuracy"]
+    value: Finite
+
+
+def _timestamp(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("an ISO 8601 time without a time zone")
+    return value
+
+
+class RunRecord(BaseModel):
+    """One stored run (see the README's "Results schema"). Unknown top-level keys are allowed
+    (a newer optbench of the same schema version may add some); every known key is checked."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    schema_version: Literal[1]
+    run_id: Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{12}$")]
+    spec: SpecModel
+    spec_hash: Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{16}$")]
+    cell_hash: Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{16}$")] | None = None
+    status: Literal[STATUSES]  # type: ignore[valid-type]
+    error: StrictStr | None = None
+    metric_name: Annotated[str, Field(strict=True, max_length=100)] | None = None
+    metrics: dict[str, Number | None]
+    optimizer_impl: StrictStr | None = None
+    curve: list[CurvePointModel]
+    environment: dict[str, Scalar]
+    started_at: StrictStr
+    finished_at: StrictStr
+    stage: Literal["sweep", "final", "default"] | None = None
+    target: TargetModel | None = None
+
+    _check_times = field_validator("started_at", "finished_at")(_timestamp)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names_and_ranges(cls, metrics: dict[str, Any]) -> dict[str, Any]:
+        for name, value in metrics.items():
+            if name in RESERVED or name.startswith("env_"):
+                raise ValueError(f"metric '{name}' would shadow a spec or record field")
+            if value is None:
+                continue
+            if name.endswith("accuracy") and not 0 <= value <= 1:
+                raise ValueError(f"metric '{name}' = {value} is not a fraction in [0, 1]")
+            if (name.endswith(("_seconds", "_s", "_rmse", "_loss", "_mb")) or name in ("steps", "stopped_epoch")
+                    or name.startswith("epochs")) and value < 0:
+                raise ValueError(f"metric '{name}' = {value} is negative")
+        return metrics
+
+    @model_validator(mode="after")
+    def _hashes_match_the_spec(self) -> RunRecord:
+        spec = RunSpec.from_dict(self.spec.model_dump(exclude_unset=True))
+        if spec.spec_hash() != self.spec_hash:
+            raise ValueError(f"spec_hash {self.spec_hash} is not the hash of its spec ({spec.spec_hash()}): "
+                             "the spec was edited or the record is not optbench's")
+        if self.cell_hash is not None and spec.cell_hash() != self.cell_hash:
+            raise ValueError(f"cell_hash {self.cell_hash} is not the hash of its spec without the seed")
+        return self
+
+
+def why_invalid(doc: Any) -> str | None:
+    """None for a valid run record, else one short phrase saying what is wrong with it."""
+    from pydantic import ValidationError
+
+    if not isinstance(doc, dict):
+        return "not a run record (top level is not an object)"
+    if "schema_version" in doc and doc["schema_version"] != SCHEMA_VERSION:
+        return f"schema version {doc['schema_version']!r}, this optbench reads {SCHEMA_VERSION}"
+    missing = [k for k in ("schema_version", "spec", "spec_hash", "status", "metrics", "curve", "environment") if k not in doc]
+    if missing:
+        return f"not a run record (missing {', '.join(missing)})"
+    try:
+        RunRecord.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"] if str(p) not in _UNION_TAGS and "[" not in str(p)) or "record"
+        got = err.get("input")
+        shown = "" if isinstance(got, (dict, list)) or err["type"] == "value_error" else f", got {_short(got)}"
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"invalid run record ({where}: {msg}{shown})"
+    return None
+
+
+_UNION_TAGS = {"bool", "int", "float", "str", "none", "constrained-float", "constrained-int", "constrained-str"}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

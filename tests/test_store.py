@@ -1,0 +1,145 @@
+"""The one record reader: no file in a results folder can hang, crash or skew a command, and a
+spec that ran twice never counts twice."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optbench.limits import MAX_RECORD_BYTES
+from optbench.spec import RunSpec
+from optbench.store.records import load_records, newest_per_spec, save_record
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real record (regression, sgd, 2 epochs)."""
+    from optbench.engine.eager import run
+    from optbench.protocol.suite import build_specs, load_suite
+
+    suite = load_suite(None, {"optimizers": ["sgd"], "epochs": 2, "device": "cpu"})
+    return run(build_specs(suite)[0], data_dir=tmp_path_factory.mktemp("data")).to_record()
+
+
+def variant(rec: dict[str, Any], *, seed: int | None = None, **top: Any) -> dict[str, Any]:
+    """A copy with another seed (rehashed, as a real run of that spec would be) and a new run id."""
+    rec = copy.deepcopy(rec)
+    if seed is not None:
+        spec = RunSpec.from_dict({**rec["spec"], "seed": seed})
+        rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash())
+    rec.update(run_id=uuid.uuid4().hex[:12], **top)
+    return rec
+
+
+def optbench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """optbench in a real process; the timeout is the guard against a hang."""
+    return subprocess.run([sys.executable, "-m", "optbench", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_special_huge_and_deep_files_are_skipped_without_blocking(record, tmp_path):
+    results = tmp_path / "results"
+    save_record(record, results)
+    runs = results / "runs"
+    os.mkfifo(runs / "pipe.json")  # opening it for reading would block forever
+    (runs / "zero.json").symlink_to("/dev/zero")  # reading it would never end
+    (runs / "folder.json").mkdir()
+    with open(runs / "huge.json", "wb") as f:  # sparse: costs no disk
+        f.truncate(MAX_RECORD_BYTES + 1)
+    (runs / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (runs / "nan.json").write_text(json.dumps(record).replace('"train_seconds": ', '"train_seconds": NaN, "x": '))
+    before = sorted((p.name, p.lstat().st_mode) for p in runs.iterdir())
+
+    for args in (["report", "--results-dir", str(results), "--no-charts"],
+                 ["run", "--opt", "sgd", "--epochs", "2", "--results-dir", str(results), "--data-dir", str(tmp_path)],
+                 ["baseline", "save", "--results-dir", str(results), "--out", str(tmp_path / "b.json")]):
+        done = optbench(*args)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        err = done.stderr.replace("\n", "")
+        for name, why in (("pipe.json", "not a regular file (a named pipe)"),
+                          ("zero.json", "not a regular file (a character device)"),
+                          ("folder.json", "not a regular file (a folder)"),
+                          ("huge.json", f"over the limit of {MAX_RECORD_BYTES:,}"),
+                          ("deep.json", "nested more than"), ("nan.json", "NaN is not valid JSON")):
+            assert f"warning: skipped {runs / name}: " in err and why in err, (name, err)
+    assert sorted((p.name, p.lstat().st_mode) for p in runs.iterdir()) == before  # nothing touched
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda r: r["spec"].update(seed="x"), "spec.seed: Input should be a valid integer, got 'x'"),
+    (lambda r: r["spec"].update(seed=1.5), "spec.seed: Input should be a valid integer, got 1.5"),
+    (lambda r: r["spec"].update(epochs=-5), "spec.epochs: Input should be greater than or equal to 1"),
+    (lambda r: r["spec"].update(seed=2**64), "spec.seed: Input should be less than or equal to"),
+    (lambda r: r["metrics"].update(train_seconds="slow"), "metrics.train_seconds"),
+    (lambda r: r["metrics"].update(test_accuracy=7.0), "not a fraction in [0, 1]"),
+    (lambda r: r["metrics"].update(task=1.0), "metric 'task' would shadow a spec or record field"),
+    (lambda r: r["metrics"].update(env_cpu=1.0), "metric 'env_cpu' would shadow"),
+    (lambda r: r.update(curve=[None]), "curve.0"),
+    (lambda r: r.update(started_at=12345), "started_at: Input should be a valid string, got 12345"),
+    (lambda r: r.update(finished_at="yesterday"), "finished_at: not an ISO 8601 time"),
+    (lambda r: r.update(status="great"), "status"),
+    (lambda r: r["spec"].update(optimizer="adam"), "is not the hash of its spec"),
+    (lambda r: r.update(environment={"cpu": {"nested": 1}}), "environment.cpu"),
+], ids=["seed-str", "seed-float", "epochs-negative", "seed-2**64", "seconds-str", "accuracy-7", "metric-task",
+        "metric-env", "curve-null", "started-int", "finished-text", "status", "spec-edited", "env-nested"])
+def test_a_well_formed_record_with_a_wrong_field_is_skipped_by_every_command(record, tmp_path, edit, reason):
+    from typer.testing import CliRunner
+
+    from optbench.cli.app import app
+
+    results = tmp_path / "results"
+    save_record(record, results)
+    bad = variant(record, seed=1)
+    edit(bad)
+    bad_path = results / "runs" / "bad.json"
+    bad_path.write_text(json.dumps(bad))
+    runner = CliRunner()
+    for args in (["report", "--no-charts"], ["baseline", "save", "--out", str(tmp_path / "b.json"), "--force"],
+                 ["check", "--baseline", str(tmp_path / "b.json")]):
+        result = runner.invoke(app, [*args, "--results-dir", str(results)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert f"warning: skipped {bad_path}: " in result.stderr.replace("\n", "")
+        assert reason in result.stderr.replace("\n", ""), result.stderr
+    baseline = json.loads((tmp_path / "b.json").read_text())
+    assert [[r["seed"] for r in c["runs"]] for c in baseline["cells"]] == [[0]]  # the bad record counts nowhere
+
+
+def test_duplicates_of_a_spec_count_once_and_the_newest_finished_wins(record, tmp_path):
+    results = tmp_path / "results"
+    older = variant(record, finished_at="2026-01-01T00:00:00.000+00:00", started_at="2026-01-01T00:00:00.000+00:00")
+    older["metrics"]["test_rmse"] = 1000.0
+    newer = variant(record, finished_at="2026-01-02T00:00:00.000+00:00", started_at="2026-01-02T00:00:00.000+00:00")
+    newer["metrics"]["test_rmse"] = 2000.0
+    failed_later = variant(record, status="failed", error="RuntimeError: x", metrics={}, curve=[],
+                           finished_at="2026-01-03T00:00:00.000+00:00", started_at="2026-01-03T00:00:00.000+00:00")
+    only_failed = variant(record, seed=1, status="failed", error="RuntimeError: y", metrics={}, curve=[])
+    for rec in (newer, failed_later, older, only_failed):
+        save_record(rec, results)
+
+    kept = load_records([results])[0]
+    assert sorted((r["spec"]["seed"], r["run_id"]) for r in kept) == [(0, newer["run_id"]), (1, only_failed["run_id"])]
+    assert len(load_records([results], every_run=True)[0]) == 4
+    # across results folders too (the same spec merged from two machines' copies)
+    copy_dir = tmp_path / "copy"
+    save_record(older, copy_dir)
+    assert [r["run_id"] for r in newest_per_spec(load_records([copy_dir, results], every_run=True)[0])
+            if r["spec"]["seed"] == 0] == [newer["run_id"]]
+
+    from optbench.report.build import build_report
+
+    report = build_report([copy_dir, results], fmt="table", draw_charts=False)
+    row = report.cells.iloc[0]
+    assert (row["n"], row["n_failed"], row["test_rmse_mean"]) == (1, 1, 2000.0)
+
+    from optbench.check.baseline import load_cells
+
+    [cell], _ = load_cells(results)
+    assert [(r.seed, r.status, r.test_rmse) for r in cell.runs] == [(0, "ok", 2000.0), (1, "failed", None)]
