@@ -31,7 +31,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from optbench.errors import UserError
-from optbench.files import write_atomic
+from optbench.files import Refused, parse_json, read_regular, write_atomic
+from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
 from optbench.spec import RunSpec
 from optbench.store.records import RUNS, Problem, load_records, newest_per_spec
 
@@ -44,9 +45,9 @@ SIGNIFICANT_DIGITS = 6
 class SeedRun(BaseModel):
     """One seed of a cell: its status and metric samples (seconds, loss, RMSE in target units, accuracy as a fraction)."""
 
-    model_config = ConfigDict(extra="forbid")
     seed: int
     status: Literal["ok", "converged", "budget", "diverged", "failed"]
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     train_seconds: float | None = None
     final_train_loss: float | None = None
     test_loss: float | None = None
@@ -180,14 +181,13 @@ def read_baseline(path: Path) -> Baseline:
     """Read and validate a baseline file; any problem is a one-line UserError."""
     path = Path(path)
     fix = f"recreate it with: optbench baseline save --out {path}"
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"baseline {path} not found; create it with: optbench baseline save --out {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read baseline {path} ({getattr(exc, 'strerror', None) or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"baseline {path} is not valid JSON (line {exc.lineno}: {exc.msg}); {fix}") from None
+    if not path.exists():
+        raise UserError(f"baseline {path} not found; create it with: optbench baseline save --out {path}")
+    try:  # a regular file within the size limit, strict JSON (NaN and Infinity are refused), depth-safe
+        doc = parse_json(read_regular(path, MAX_BASELINE_BYTES), MAX_NESTING)
+    except Refused as exc:
+        reason = str(exc)
+        raise UserError(f"baseline {path} {'is ' if reason.startswith('not ') else ''}{reason}; {fix}") from None
     if isinstance(doc, dict) and doc.get("schema_version") not in (None, BASELINE_SCHEMA_VERSION):
         raise UserError(f"baseline {path} has schema version {doc['schema_version']!r}, this optbench reads "
                         f"{BASELINE_SCHEMA_VERSION}; {fix}")

@@ -75,12 +75,16 @@ def _load_module(spec: str, name: str) -> ModuleType:
         raise UserError(f"optimizer '{name}': importing {spec} failed: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any error in someone else's module is theirs to fix
         raise UserError(f"optimizer '{name}': importing {spec} failed: {type(exc).__name__}: {exc}") from None
+    except ESCAPES as exc:
+        raise UserError(f"optimizer '{name}': importing {spec} {_escape(exc)}") from None
     finally:
         for path in extra:
             sys.path.remove(path)
 
 
 def _load_file(path: Path, name: str) -> ModuleType:
+    if any(ord(c) < 32 for c in str(path)):
+        raise UserError(f"optimizer '{name}': the path {str(path)!r} contains a control character; remove it")
     resolved = path.expanduser().resolve()
     if not resolved.is_file():
         raise UserError(f"optimizer '{name}': no file {resolved}; give the path of a .py file, relative to {os.getcwd()}")
@@ -99,7 +103,20 @@ def _load_file(path: Path, name: str) -> ModuleType:
     except Exception as exc:  # noqa: BLE001
         del sys.modules[module_name]
         raise UserError(f"optimizer '{name}': running {resolved} failed: {type(exc).__name__}: {exc}") from None
+    except ESCAPES as exc:
+        del sys.modules[module_name]
+        raise UserError(f"optimizer '{name}': running {resolved} {_escape(exc)}") from None
     return module
+
+
+# Raised by a plugin's module code (sys.exit(), exit(), a stray KeyboardInterrupt), they would end
+# optbench with the plugin's exit code and nothing run; they are the plugin's error instead.
+ESCAPES = (SystemExit, KeyboardInterrupt)
+
+
+def _escape(exc: BaseException) -> str:
+    what = f"called exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}"
+    return f"{what} while being imported; a plugin module must only define its optimizer classes"
 
 
 # --- entry points --------------------------------------------------------------------------------
@@ -132,6 +149,8 @@ def load_entry_point(ep: importlib.metadata.EntryPoint) -> Any:
         raise UserError(
             f"optimizer '{ep.name}' ({entry_point_source(ep)}, {ep.value}) cannot be loaded: {type(exc).__name__}: {exc}"
         ) from None
+    except ESCAPES as exc:
+        raise UserError(f"optimizer '{ep.name}' ({entry_point_source(ep)}, {ep.value}) cannot be loaded: it {_escape(exc)}") from None
 
 
 # --- the third-party zoo (pytorch_optimizer) -----------------------------------------------------

@@ -37,7 +37,9 @@ from optbench.devices import resolve_device
 from optbench.errors import UserError
 from optbench.optim.registry import parse_optimizer_arg, resolve_hparams, resolve_impl
 from optbench.spec import RunSpec
-from optbench.protocol.sweep import expand_inline, expand_table
+from optbench.files import Refused, nesting, read_regular
+from optbench.limits import MAX_CONFIG_BYTES, MAX_NESTING, MAX_SEED, check_runs
+from optbench.protocol.sweep import count_inline, count_table, expand_inline, expand_table
 from optbench.protocol.targets import Target, parse_target
 from optbench.tasks import check_dataset, get_task
 from optbench.protocol.training import resolve as resolve_training
@@ -78,7 +80,7 @@ class SuiteConfig(BaseModel):
     dataset: str | None = None
     epochs: int | None = Field(default=None, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     seeds: int = Field(default=1, ge=1)
     device: str = "auto"
     impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
@@ -114,15 +116,40 @@ def _one_line(exc: ValidationError, source: str) -> UserError:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """The raw TOML table of a suite file."""
+    """The raw TOML table of a suite file: a regular file of at most MAX_CONFIG_BYTES, nested at
+    most MAX_NESTING deep, without NUL or other control characters in its strings."""
+    if not Path(path).exists():
+        raise UserError(f"config file {path} not found; see configs/ for examples")
     try:
-        return tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {path} not found; see configs/ for examples") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read config file {path} ({exc})") from None
+        doc = tomllib.loads(read_regular(Path(path), MAX_CONFIG_BYTES).decode("utf-8"))
+    except Refused as exc:
+        raise UserError(f"cannot read config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        doc = None
+    if doc is None or nesting(doc) > MAX_NESTING:
+        raise UserError(f"{path} nests tables or arrays more than {MAX_NESTING} deep; a suite file needs 3")
+    return doc
+
+
+def _check_strings(obj: Any, source: str, where: str = "") -> None:
+    """UserError for a NUL or other control character in any key or string (a path or name with
+    one would fail deep inside the OS or torch)."""
+    stack = [(obj, where)]
+    while stack:
+        value, at = stack.pop()
+        if isinstance(value, str):
+            bad = next((c for c in value if ord(c) < 32 and c not in "\t\n\r" or c == "\x7f"), None)
+            if bad is not None:
+                raise UserError(f"{source}: {at or 'value'} contains the control character {bad!r}; remove it")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                stack += [(k, f"{at}.{k}" if at else str(k)), (v, f"{at}.{k}" if at else str(k))]
+        elif isinstance(value, list):
+            stack += [(v, f"{at}[{i}]") for i, v in enumerate(value)]
 
 
 def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
@@ -130,6 +157,7 @@ def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] |
     """Validate a config table with command-line overrides (None values mean "not given") applied."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     merged = {**(config or {}), **given}
+    _check_strings(merged, source)
     # A flag overrides the same key inside per-task tables too.
     if isinstance(merged.get("tasks"), list):
         merged["tasks"] = [
@@ -147,6 +175,7 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.protocol.sweep``) stands
     for each of its combinations, in order.
     """
+    check_size(suite)
     device = resolve_device(suite.device)
     if suite.select and suite.split == "validation":
         raise UserError("--select runs the sweep on the validation split and the final runs on test; leave out split")
@@ -175,6 +204,20 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
                     seed=seed, device=device, impl=suite.impl, training=training,
                 ))
     return specs
+
+
+def check_size(suite: SuiteConfig) -> None:
+    """UserError, before anything is built, when the suite asks for more runs than the limit
+    (tasks x optimizer settings x seeds, see optbench.limits) or for seeds torch cannot take."""
+    last_seed = suite.seed + suite.seeds - 1
+    if last_seed > MAX_SEED:
+        raise UserError(f"seeds {suite.seed}..{last_seed} go past the largest seed, 2**63 - 1 = {MAX_SEED}; "
+                        "choose a smaller --seed or fewer --seeds")
+    settings = sum(count_inline(e) if isinstance(e, str) else count_table(e.name, dict(e.model_extra or {}))
+                   for e in suite.optimizers)
+    tasks = len(suite.tasks)
+    check_runs(tasks * settings * suite.seeds,
+               f"{tasks:,} task(s) x {settings:,} optimizer setting(s) x {suite.seeds:,} seed(s)")
 
 
 def targets_for(suite: SuiteConfig) -> dict[str, Target]:

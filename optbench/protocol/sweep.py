@@ -23,10 +23,9 @@ import math
 from typing import Any
 
 from optbench.errors import UserError
+from optbench.limits import check_runs
 from optbench.optim.registry import lookup_optimizer
 
-# Above this many combinations from one entry, ask for a smaller sweep rather than start it.
-MAX_COMBINATIONS = 10_000
 RANGE_KINDS = ("log", "linear")
 
 
@@ -37,6 +36,7 @@ def expand_inline(text: str) -> list[str]:
     name, colon, rest = text.rpartition(":")
     if not colon or (rest and "=" not in rest) or "|" not in rest:
         return [text]
+    check_runs(count_inline(text), f"'{text}'")
     axes: list[list[str]] = []
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, raw = item.partition("=")
@@ -49,19 +49,46 @@ def expand_inline(text: str) -> list[str]:
         if len(set(values)) < len(values):
             raise UserError(f"a value is given twice in '{item}' of '{text}'")
         axes.append([f"{key.strip()}={v}" for v in values])
-    _check_size(text, [len(a) for a in axes])
     return [f"{name}:{','.join(combo)}" for combo in itertools.product(*axes)]
 
 
 def expand_table(name: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
     """The override dicts of a suite table ``{name, key = value | [values] | {log/linear = [a, b], num = n}}``."""
-    opt = lookup_optimizer(name)
-    axes: list[list[tuple[str, Any]]] = []
-    for key, value in overrides.items():
-        reference = opt.reference_value(key) if opt is not None and key in opt.accepted_keys() else None
-        axes.append([(key, v) for v in alternatives(name, key, value, reference)])
-    _check_size(name, [len(a) for a in axes])
+    references = _references(name, overrides)
+    check_runs(count_table(name, overrides), f"the sweep of '{name}'")
+    axes = [[(key, v) for v in alternatives(name, key, value, references[key])] for key, value in overrides.items()]
     return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def count_inline(text: str) -> int:
+    """How many entries ``expand_inline(text)`` gives, without building them."""
+    name, colon, rest = text.strip().rpartition(":")
+    if not colon or (rest and "=" not in rest) or "|" not in rest:
+        return 1
+    return math.prod(item.count("|") + 1 for item in rest.split(",") if "=" in item)
+
+
+def count_table(name: str, overrides: dict[str, Any]) -> int:
+    """How many entries ``expand_table(name, overrides)`` gives, without building them."""
+    references = _references(name, overrides)
+    return math.prod(_count(name, key, value, references[key]) for key, value in overrides.items())
+
+
+def _references(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    opt = lookup_optimizer(name)
+    return {key: opt.reference_value(key) if opt is not None and key in opt.accepted_keys() else None
+            for key in overrides}
+
+
+def _count(name: str, key: str, value: Any, reference: Any) -> int:
+    if isinstance(value, dict):  # a malformed range counts 1 here; value_range says what is wrong with it
+        num = value.get("num")
+        return num if isinstance(num, int) and not isinstance(num, bool) and num >= 1 else 1
+    if isinstance(value, list):
+        if isinstance(reference, tuple) and not any(isinstance(v, list) for v in value):
+            return 1
+        return max(len(value), 1)
+    return 1
 
 
 def alternatives(name: str, key: str, value: Any, reference: Any = None) -> list[Any]:
@@ -85,11 +112,9 @@ def value_range(where: str, spec: dict[str, Any]) -> list[float]:
     example = "{log = [1e-5, 1e-1], num = 9}"
     if len(kinds) != 1 or extra or "num" not in spec:
         raise UserError(f"{where}: a range is {example} or {{linear = [a, b], num = n}}")
-    kind, ends, num = kinds[0], spec[kinds[0]], spec["num"]
+    kind, ends, num = kinds[0], spec[kinds[0]], _range_num(where, spec)
     if not (isinstance(ends, list) and len(ends) == 2 and all(_is_number(v) for v in ends)):
         raise UserError(f"{where}: {kind} needs two numbers [start, end], e.g. {example}")
-    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
-        raise UserError(f"{where}: num must be a whole number >= 1, got {num!r}")
     a, b = float(ends[0]), float(ends[1])
     if kind == "log":
         if a <= 0 or b <= 0:
@@ -100,11 +125,14 @@ def value_range(where: str, spec: dict[str, Any]) -> list[float]:
     return list(dict.fromkeys(float(f"{v:.6g}") for v in values))
 
 
+def _range_num(where: str, spec: dict[str, Any]) -> int:
+    """A range's ``num``, checked against the run limit before a single value is computed."""
+    num = spec.get("num")
+    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        raise UserError(f"{where}: num must be a whole number >= 1, got {num!r}")
+    check_runs(num, f"{where}: num = {num}")
+    return num
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_size(what: str, sizes: list[int]) -> None:
-    total = math.prod(sizes)
-    if total > MAX_COMBINATIONS:
-        raise UserError(f"'{what}' sweeps {total:,} combinations (over {MAX_COMBINATIONS:,}); sweep fewer values")
