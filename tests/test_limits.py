@@ -116,5 +116,5 @@ def test_report_out_inside_runs_is_refused(cli):
     before = sorted(p.name for p in runs.rglob("*"))
     for out in (runs, runs / "sub", runs / "a" / "b"):
         result = cli("report", "--results-dir", str(cli.results_dir), "--out", str(out), "--format", "csv")
-        one_line_error(result, "inside a folder of run records")
+        one_line_error(result, "where run records live")
     assert sorted(p.name for p in runs.rglob("*")) == before

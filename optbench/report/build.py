@@ -619,7 +619,7 @@ def _profile_table(prof: fair.Profile) -> GroupTable:
 def _check_out_dir(out_dir: Path, results_dirs: list[Path]) -> None:
     resolved = out_dir.resolve()
     if any(resolved.is_relative_to((Path(d) / RUNS).resolve()) for d in results_dirs):
-        raise UserError(f"--out {out_dir} is inside a folder of run records; pass another directory, e.g. the default "
+        raise UserError(f"--out {out_dir} is where run records live (a runs/ folder or inside one); pass another directory, e.g. the default "
                         f"{Path(results_dirs[0]) / REPORT_DIR}")
     try:
         probe_writable(out_dir)
