@@ -94,8 +94,7 @@ def test_download_with_wrong_checksum_saves_nothing(tmp_path, file_server, monke
     monkeypatch.setenv(URL_VARIABLE, f"{base}/diamonds.csv")
     with pytest.raises(UserError, match="expected 9574730b"):
         ensure_diamonds(tmp_path / "data")
-    assert not (tmp_path / "data" / "diamonds.csv").exists()
-    assert not list((tmp_path / "data").iterdir())
+    assert not (tmp_path / "data").exists()  # not even the folder the download would have created
 
 
 def test_missing_diamonds_without_network_says_where_it_looked(cli, monkeypatch):
@@ -130,3 +129,168 @@ def test_synthetic_regression_matches_its_documented_line():
     assert slope == pytest.approx(7756, rel=0.03) and intercept == pytest.approx(-2256, abs=300)
     resid = price - (design @ torch.tensor([slope, intercept], dtype=price.dtype))
     assert float(resid.std()) == pytest.approx(SYNTHETIC_NOISE, rel=0.05)
+
+
+# --- degenerate tables, special files, whole-campaign validation ----------------------------------
+
+HEADER = "carat,cut,color,clarity,depth,table,price,x,y,z\n"
+ROW = "0.23,Ideal,E,SI2,61.5,55,326,3.95,3.98,2.43\n"
+
+
+def assert_one_line_and_nothing_written(cli, result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr.replace("\n", ""), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert "MKL" not in result.output
+    assert not cli.results_dir.exists()  # not even an empty runs/ folder
+
+
+@pytest.mark.parametrize("content, message", [
+    (HEADER + ROW, "has 1 data row(s); the train/test and validation splits need at least 10"),
+    (HEADER + ROW * 2, "has 2 data row(s)"),
+    (HEADER + ROW * 20 + ROW.replace("0.23", "1e308"), "column 'carat' has the value 1e+308 on data row 21, beyond +-1e+12"),
+    (HEADER + ROW * 20 + ROW.replace("326", "-1e308"), "column 'price' has the value -1e+308"),
+    (HEADER + ROW * 20 + ROW.replace("0.23", "1e400"), "column 'carat' has a non-numeric or non-finite value"),
+    ("", "is not a readable CSV file"),
+    ("\x00\x01\x02", "lacks column(s)"),
+], ids=["1-row", "2-rows", "1e308", "-1e308", "overflow", "empty", "binary"])
+def test_degenerate_diamonds_tables_are_one_line_errors(cli, content, message):
+    cli.data_dir.mkdir(parents=True)
+    (cli.data_dir / "diamonds.csv").write_text(content)
+    for task in ("regression", "mlp"):
+        result = cli.run("--task", task, "--dataset", "diamonds", "--opt", "sgd", "--epochs", "1")
+        assert_one_line_and_nothing_written(cli, result, message)
+
+
+def test_diamonds_csv_that_is_not_a_regular_file_is_a_one_line_error(cli, tmp_path):
+    import os
+
+    cli.data_dir.mkdir(parents=True)
+    path = cli.data_dir / "diamonds.csv"
+    for make, kind in ((path.mkdir, "a folder"), (lambda: os.mkfifo(path), "a named pipe"),
+                       (lambda: path.symlink_to("/dev/zero"), "a character device")):
+        make()
+        result = cli.run("--dataset", "diamonds", "--opt", "sgd", "--epochs", "1")
+        assert_one_line_and_nothing_written(cli, result, f"{path} cannot be read: not a regular file ({kind})")
+        path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+    if os.geteuid() != 0:  # root reads any file whatever its mode
+        path.write_text(HEADER + ROW * 20)
+        path.chmod(0)
+        result = cli.run("--dataset", "diamonds", "--opt", "sgd", "--epochs", "1")
+        assert_one_line_and_nothing_written(cli, result, "cannot open it (Permission denied)")
+
+
+def test_a_suite_whose_last_task_lacks_data_writes_nothing(cli, monkeypatch):
+    monkeypatch.setenv("OPTBENCH_CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")  # nothing listens on port 9
+    result = cli.run("--task", "regression", "cifar10", "--opt", "sgd", "--epochs", "1")
+    assert_one_line_and_nothing_written(cli, result, f"CIFAR-10 in {cli.data_dir / BASE_FOLDER} not found and the download")
+    assert not cli.data_dir.exists()  # the failed download left no folder behind
+
+
+# --- downloads: a real server on loopback that misbehaves ---------------------------------------
+
+class Misbehaving(http.server.BaseHTTPRequestHandler):
+    """/stall: headers, then nothing; /trickle: a byte every 0.1 s for ever; /big: more than announced limits."""
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:
+        import time
+
+        self.send_response(200)
+        if self.path == "/big":
+            self.send_header("Content-Length", str(10_000))
+            self.end_headers()
+            self.wfile.write(b"x" * 10_000)
+            return
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            while True:
+                if self.path == "/trickle":
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            return
+
+
+@pytest.fixture
+def misbehaving_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def bounded(fn, guard_s: float = 60):
+    """Run ``fn`` in a thread; fail (instead of hanging the suite) if it has not returned within ``guard_s``."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(guard_s)
+    assert not thread.is_alive(), "the download did not give up"
+    return outcome
+
+
+@pytest.mark.parametrize("path, limits, message", [
+    ("/stall", {}, "no data for 1 s"),
+    ("/trickle", {"total_s": 1.0}, "still unfinished after 1 s"),
+    ("/big", {"max_bytes": 1000}, "announces 10,000 bytes, over the limit of 1,000"),
+])
+def test_downloads_that_stall_trickle_or_grow_give_up_and_leave_nothing(tmp_path, misbehaving_server, monkeypatch,
+                                                                     path, limits, message):
+    from optbench.datasets.download import DownloadFailed, download
+
+    monkeypatch.setenv("OPTBENCH_DOWNLOAD_TIMEOUT", "1")
+    dest = tmp_path / "data" / "sub" / "file.bin"
+    outcome = bounded(lambda: download(misbehaving_server + path, dest, "sha256", "0" * 64, **limits))
+    assert isinstance(outcome.get("error"), DownloadFailed) and message in str(outcome["error"]), outcome
+    assert not (tmp_path / "data").exists()  # no partial file, no folder the download created
+
+
+def test_cifar10_archive_is_downloaded_checked_and_only_its_batches_extracted(tmp_path, file_server, monkeypatch):
+    """The real downloader and extractor on a small archive in CIFAR-10's layout (its checksum
+    stands in for the published one), with a hostile member that must not be extracted."""
+    import hashlib
+    import io
+    import tarfile
+
+    from optbench.datasets import cifar10
+
+    source = tmp_path / "source"
+    written = tiny_cifar(source)
+    served, base = file_server
+    archive = served / cifar10.ARCHIVE
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source / BASE_FOLDER, arcname=BASE_FOLDER)
+        evil = tarfile.TarInfo("../../escaped.txt")
+        evil.size = 4
+        tar.addfile(evil, io.BytesIO(b"evil"))
+    payload = archive.read_bytes()
+    monkeypatch.setattr(cifar10, "ARCHIVE_MD5", hashlib.md5(payload).hexdigest())
+    monkeypatch.setattr(cifar10, "ARCHIVE_BYTES", len(payload))
+    monkeypatch.setenv("OPTBENCH_CIFAR10_URL", f"{base}/{cifar10.ARCHIVE}")
+
+    data = tmp_path / "data"
+    folder = cifar10.ensure_cifar10(data)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [n for n, _ in cifar10.TRAIN_LIST + cifar10.TEST_LIST] + [cifar10.META[0]])
+    assert not list(tmp_path.rglob("escaped.txt")) and not list(data.glob(".*"))  # no temporary files either
+    for a, b in zip(written, cifar10.load_cifar10(data, verify=False)):
+        assert torch.equal(a, b)
+
+    archive.write_bytes(payload[:-10] + b"0" * 10)  # the served file changes: its checksum fails
+    other = tmp_path / "other"
+    with pytest.raises(UserError, match=r"failed \(the file has MD5 [0-9a-f]+, expected [0-9a-f]+\); nothing was saved"):
+        cifar10.ensure_cifar10(other)
+    assert not other.exists()

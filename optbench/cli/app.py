@@ -192,6 +192,7 @@ def run(
     sgd, momentum, rmsprop and adam).
     """
     from optbench.cli.console import LiveProgress, SkipCounter, results_table, selection_table
+    from optbench.execution.campaign import validate_campaign
     from optbench.execution.local import run_suite
     from optbench.protocol.selection import Protocol
     from optbench.store.records import RUNS, ensure_writable, load_records
@@ -209,6 +210,7 @@ def run(
     specs = build_specs(suite)
     targets = targets_for(suite)
     protocol = Protocol.from_specs(specs) if suite.select else None
+    validate_campaign(specs, data_dir)  # every dataset present and valid before anything is written
     ensure_writable(results_dir)
 
     err = Console(stderr=True)

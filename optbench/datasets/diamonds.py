@@ -1,27 +1,30 @@
 """The seaborn diamonds table (53,940 diamonds: carat, cut, color, clarity, depth, table, price, x, y, z).
 
 Read from ``<data-dir>/diamonds.csv``; downloaded there once from the seaborn-data repository
-when missing, and checked against the published file's SHA-256.
+when missing (size and time limited, optbench.datasets.download), and checked against the
+published file's SHA-256.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 
+from optbench.datasets.download import fetch_or_fail
 from optbench.errors import UserError
-from optbench.files import write_atomic
+from optbench.files import Refused, read_regular
+from optbench.limits import MAX_ABS_VALUE, MAX_TABLE_BYTES, MIN_TABLE_ROWS
 
 URL = "https://raw.githubusercontent.com/mwaskom/seaborn-data/master/diamonds.csv"
 # A mirror (or a local file server) can stand in for the repository; the checksum still applies.
 URL_VARIABLE = "OPTBENCH_DIAMONDS_URL"
 SHA256 = "9574730b03aba241d899c4a97511c5061b19358fab89510774fb6c24168345c4"
 FILENAME = "diamonds.csv"
+# The published file is 2,772,143 bytes; a download sending far more is not it.
+MAX_DIAMONDS_BYTES = 16 * 2**20
 NUMERIC = ["carat", "depth", "table", "price", "x", "y", "z"]
 CATEGORICAL = {
     "cut": ["Fair", "Good", "Very Good", "Premium", "Ideal"],
@@ -33,31 +36,26 @@ CATEGORICAL = {
 def ensure_diamonds(data_dir: Path) -> Path:
     """Path to diamonds.csv in ``data_dir``, downloading and verifying it first if missing."""
     path = Path(data_dir) / FILENAME
-    if path.exists():
+    if path.exists() or path.is_symlink():
         return path
     url = os.environ.get(URL_VARIABLE) or URL
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=30) as response:
-            payload = response.read()
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise UserError(
-            f"{path} not found and the download from {url} failed ({exc}); "
-            f"copy diamonds.csv there or pass --data-dir DIR that holds it"
-        ) from None
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != SHA256:
-        raise UserError(f"downloaded diamonds.csv has SHA-256 {digest}, expected {SHA256}; nothing was saved, try again")
-    return write_atomic(path, payload)
+    return fetch_or_fail(url, path, "sha256", SHA256, str(path),
+                         "copy diamonds.csv there or pass --data-dir DIR that holds it", max_bytes=MAX_DIAMONDS_BYTES)
 
 
 def load_diamonds(data_dir: Path) -> pd.DataFrame:
-    """The validated table: every required column present, numeric columns finite."""
+    """The validated table: a regular file within the size limit, every required column present,
+    numeric columns finite and within MAX_ABS_VALUE, enough rows for the splits."""
     path = ensure_diamonds(data_dir)
     try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not a readable CSV file ({exc}); delete it to download it again") from None
+        raw = read_regular(path, MAX_TABLE_BYTES)
+    except Refused as exc:
+        raise UserError(f"{path} cannot be read: {exc}; replace it with the seaborn diamonds table, "
+                        "or delete it to download it again") from None
+    try:
+        df = pd.read_csv(io.BytesIO(raw))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable CSV file ({str(exc).strip().splitlines()[0]}); delete it to download it again") from None
     missing = [c for c in [*NUMERIC, *CATEGORICAL] if c not in df.columns]
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(missing)}; it must be the seaborn diamonds table")
@@ -67,14 +65,22 @@ def load_diamonds(data_dir: Path) -> pd.DataFrame:
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna() | ~values.abs().lt(float("inf"))
         if bad.any():
-            row = int(bad.idxmax())
+            row = int(bad.to_numpy().argmax())
             raise UserError(
                 f"{path}: column '{col}' has a non-numeric or non-finite value {df[col].iloc[row]!r} "
                 f"on data row {row + 1}; fix or delete the file"
             )
+        absurd = values.abs().gt(MAX_ABS_VALUE)
+        if absurd.any():
+            row = int(absurd.to_numpy().argmax())
+            raise UserError(f"{path}: column '{col}' has the value {values.iloc[row]:g} on data row {row + 1}, "
+                            f"beyond +-{MAX_ABS_VALUE:g}; fix or delete the file")
         df[col] = values.astype(float)
     for col, levels in CATEGORICAL.items():
         unknown = sorted(set(df[col].astype(str)) - set(levels))
         if unknown:
             raise UserError(f"{path}: column '{col}' has unknown value(s) {', '.join(unknown[:3])}; expected {', '.join(levels)}")
+    if len(df) < MIN_TABLE_ROWS:
+        raise UserError(f"{path} has {len(df)} data row(s); the train/test and validation splits need at least "
+                        f"{MIN_TABLE_ROWS}; use the full table (delete the file to download it again)")
     return df
