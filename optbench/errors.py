@@ -22,3 +22,16 @@ def unknown(kind: str, name: str, choices: Iterable[str]) -> UserError:
     return UserError(
         f"unknown {kind} '{name}'{did_you_mean(name, choices)}; choose from: {', '.join(choices)}"
     )
+
+
+class StoreFailed(UserError):
+    """The results folder stopped accepting records in the middle of a suite (a full disk, a
+    permission or mount change). The records written before it are whole and kept; the suite stops,
+    and ``optbench run`` exits with ``EXIT_CODE``."""
+
+    EXIT_CODE = 74  # EX_IOERR of sysexits.h
+
+    def __init__(self, folder: object, exc: OSError) -> None:
+        self.folder = folder
+        self.reason = exc.strerror or str(exc)
+        super().__init__(f"cannot write to {folder} ({self.reason})")

@@ -143,3 +143,118 @@ def test_duplicates_of_a_spec_count_once_and_the_newest_finished_wins(record, tm
 
     [cell], _ = load_cells(results)
     assert [(r.seed, r.status, r.test_rmse) for r in cell.runs] == [(0, "ok", 2000.0), (1, "failed", None)]
+
+
+# --- concurrent writers, claims, faults -----------------------------------------------------------
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "optbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_concurrent_runs_of_overlapping_specs_run_each_spec_once(tmp_path):
+    results = tmp_path / "results"
+    procs = [spawn("run", "--opt", "sgd", "adam", "--seed", str(first), "--seeds", "3", "--epochs", "20", "--quiet",
+                   "--results-dir", str(results), "--data-dir", str(tmp_path / "data"))
+             for first in (0, 1, 2, 0, 1, 2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    records, problems = load_records([results], every_run=True)
+    assert not problems
+    assert sorted((r["spec"]["optimizer"], r["spec"]["seed"]) for r in records) == \
+        sorted((o, s) for o in ("adam", "sgd") for s in range(5))  # 10 specs, 10 records: none ran twice
+    assert not (results / ".claims").exists()
+
+
+CLAIMER = """
+import sys, time
+from optbench.store.claims import claim
+held = claim(sys.argv[1], "0123456789abcdef")
+print("held" if held else "busy", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_claim_ends_with_its_process_however_it_dies(tmp_path):
+    import signal
+
+    from optbench.store.claims import claim
+
+    holder = subprocess.Popen([sys.executable, "-c", CLAIMER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert claim(tmp_path, "0123456789abcdef") is None  # held by the other process
+        holder.send_signal(signal.SIGKILL)  # no cleanup runs: the claim file stays behind
+        holder.wait(timeout=30)
+        assert (tmp_path / ".claims" / "0123456789abcdef").exists()
+        taken = claim(tmp_path, "0123456789abcdef")  # the stale file is taken over at once
+        assert taken is not None
+        taken.release()
+        assert not (tmp_path / ".claims" / "0123456789abcdef").exists()
+    finally:
+        holder.kill()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 64 KiB file system (tmpfs), so that a disk really fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def assert_whole(results: Path) -> list[dict]:
+    records, problems = load_records([results], every_run=True)
+    assert not problems, problems
+    runs = results / "runs"
+    assert not [p.name for p in runs.iterdir() if not p.name.endswith(".json")], "temporary files left behind"
+    assert not (results / ".claims").exists() or not list((results / ".claims").iterdir())
+    return records
+
+
+def test_a_full_disk_stops_the_suite_with_one_line_and_the_next_run_resumes(small_tmpfs, tmp_path):
+    results = small_tmpfs / "results"
+    suite = ["run", "--opt", "sgd", "--seeds", "100", "--epochs", "1", "--quiet", "--results-dir", str(results),
+             "--data-dir", str(tmp_path / "data")]
+    done = optbench(*suite)
+    assert done.returncode == 74, done.stderr
+    kept = assert_whole(results)
+    assert 0 < len(kept) < 100
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot write to {results / 'runs'} (No space left on device): stopped the suite; kept the "
+        f"{len(kept)} run(s) finished before in {results / 'runs'}; free space or fix the folder's permissions, "
+        "then run the same command again to resume"]
+
+    subprocess.run(["mount", "-o", "remount,size=4m", str(small_tmpfs)], check=True)  # space freed
+    again = optbench(*suite)
+    assert again.returncode == 0, again.stderr
+    assert f"skipped {len(kept)} already finished" in again.stdout
+    assert len(assert_whole(results)) == 100
+
+
+def test_a_folder_turned_read_only_mid_suite_stops_it_with_one_line(small_tmpfs, tmp_path):
+    import time
+
+    subprocess.run(["mount", "-o", "remount,size=4m", str(small_tmpfs)], check=True)
+    results = small_tmpfs / "results"
+    proc = spawn("run", "--opt", "sgd", "--seeds", "50", "--epochs", "200", "--quiet", "--results-dir", str(results),
+                 "--data-dir", str(tmp_path / "data"))
+    deadline = time.monotonic() + 120
+    while not list((results / "runs").glob("*.json")) if (results / "runs").exists() else True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    for _ in range(100):  # a record may be being written at this instant (the file system is busy): retry
+        if subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 74, err
+    assert "(Read-only file system): stopped the suite; kept the" in err and len(err.strip().splitlines()) == 1
+    records, problems = load_records([results], every_run=True)
+    assert records and not problems

@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - typer on the click package
     from click import ClickException
 
 from optbench import __version__
-from optbench.errors import UserError
+from optbench.errors import StoreFailed, UserError
 
 class OneLineErrors(TyperGroup):
     """Usage errors (bad flag, bad value) as one line on stderr with exit code 2, like UserError."""
@@ -233,6 +233,12 @@ def run(
             f"interrupted by {exc.name}: kept {len(results)} finished run(s) in {results_dir / RUNS}, "
             f"discarded the run in progress; run the same command again to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(128 + exc.signum) from None
+    except StoreFailed as exc:
+        err.print(
+            f"[bold red]error:[/] {escape(str(exc))}: stopped the suite; kept the {len(results)} run(s) finished before "
+            f"in {escape(str(results_dir / RUNS))}; free space or fix the folder's permissions, then run the same "
+            "command again to resume", highlight=False, soft_wrap=True)
+        raise typer.Exit(StoreFailed.EXIT_CODE) from None
 
     if json_out:
         sys.stdout.write(json.dumps([r.to_record() for r in results], indent=2) + "\n")
