@@ -154,7 +154,7 @@ def spawn(*args: str) -> subprocess.Popen:
 
 def test_concurrent_runs_of_overlapping_specs_run_each_spec_once(tmp_path):
     results = tmp_path / "results"
-    procs = [spawn("run", "--opt", "sgd", "adam", "--seed", str(first), "--seeds", "3", "--epochs", "20", "--quiet",
+    procs = [spawn("run", "--opt", "sgd", "adam", "--seed", str(first), "--seeds", "3", "--epochs", "5", "--quiet",
                    "--results-dir", str(results), "--data-dir", str(tmp_path / "data"))
              for first in (0, 1, 2, 0, 1, 2)]
     for p in procs:
@@ -220,12 +220,12 @@ def assert_whole(results: Path) -> list[dict]:
 
 def test_a_full_disk_stops_the_suite_with_one_line_and_the_next_run_resumes(small_tmpfs, tmp_path):
     results = small_tmpfs / "results"
-    suite = ["run", "--opt", "sgd", "--seeds", "100", "--epochs", "1", "--quiet", "--results-dir", str(results),
+    suite = ["run", "--opt", "sgd", "--seeds", "40", "--epochs", "1", "--quiet", "--results-dir", str(results),
              "--data-dir", str(tmp_path / "data")]
     done = optbench(*suite)
     assert done.returncode == 74, done.stderr
     kept = assert_whole(results)
-    assert 0 < len(kept) < 100
+    assert 0 < len(kept) < 40
     assert done.stderr.strip().splitlines() == [
         f"error: cannot write to {results / 'runs'} (No space left on device): stopped the suite; kept the "
         f"{len(kept)} run(s) finished before in {results / 'runs'}; free space or fix the folder's permissions, "
@@ -235,7 +235,7 @@ def test_a_full_disk_stops_the_suite_with_one_line_and_the_next_run_resumes(smal
     again = optbench(*suite)
     assert again.returncode == 0, again.stderr
     assert f"skipped {len(kept)} already finished" in again.stdout
-    assert len(assert_whole(results)) == 100
+    assert len(assert_whole(results)) == 40
 
 
 def test_a_folder_turned_read_only_mid_suite_stops_it_with_one_line(small_tmpfs, tmp_path):
