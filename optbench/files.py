@@ -110,15 +110,13 @@ def parse_json(data: bytes, max_depth: int) -> Any:
 
 def nesting(doc: Any) -> int:
     """How deep lists and dicts nest in ``doc`` (0 for a scalar), without recursion."""
-    deepest, stack = 0, [(doc, 1)]
+    if not isinstance(doc, (dict, list)):
+        return 0
+    deepest, stack = 1, [(doc, 1)]
     while stack:
         obj, depth = stack.pop()
-        if isinstance(obj, dict):
-            children = obj.values()
-        elif isinstance(obj, list):
-            children = obj
-        else:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
+        for child in obj.values() if isinstance(obj, dict) else obj:
+            if isinstance(child, (dict, list)):
+                deepest = max(deepest, depth + 1)
+                stack.append((child, depth + 1))
     return deepest

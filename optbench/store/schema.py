@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from optbench.limits import MAX_SEED
 from optbench.spec import SCHEMA_VERSION, STATUSES, RunSpec
+from optbench.spec import _digest as digest
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Count = Annotated[int, Field(strict=True, ge=0)]
@@ -134,11 +135,13 @@ class RunRecord(BaseModel):
 
     @model_validator(mode="after")
     def _hashes_match_the_spec(self) -> RunRecord:
-        spec = RunSpec.from_dict(self.spec.model_dump(exclude_unset=True))
-        if spec.spec_hash() != self.spec_hash:
-            raise ValueError(f"spec_hash {self.spec_hash} is not the hash of its spec ({spec.spec_hash()}): "
+        canonical = RunSpec.from_dict(self.spec.model_dump(exclude_unset=True)).to_dict()
+        spec_hash = digest(canonical)
+        if spec_hash != self.spec_hash:
+            raise ValueError(f"spec_hash {self.spec_hash} is not the hash of its spec ({spec_hash}): "
                              "the spec was edited or the record is not optbench's")
-        if self.cell_hash is not None and spec.cell_hash() != self.cell_hash:
+        del canonical["seed"]  # RunSpec.cell()
+        if self.cell_hash is not None and digest(canonical) != self.cell_hash:
             raise ValueError(f"cell_hash {self.cell_hash} is not the hash of its spec without the seed")
         return self
 
