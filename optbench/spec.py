@@ -77,7 +77,7 @@ class RunSpec:
         with ``@fused`` appended when an implementation other than auto was asked for."""
         from optbench.optim.registry import format_hparams, lookup_optimizer
 
-        opt = lookup_optimizer(self.optimizer)
+        opt = lookup_optimizer(self.optimizer, load=False)  # a stored spec never imports a plugin
         defaults = opt.defaults if opt is not None else {}
         changed = {k: v for k, v in self.hparams.items() if defaults.get(k) != v}
         label = f"{self.optimizer}({format_hparams(changed)})" if changed else self.optimizer

@@ -258,3 +258,24 @@ def test_a_folder_turned_read_only_mid_suite_stops_it_with_one_line(small_tmpfs,
     assert "(Read-only file system): stopped the suite; kept the" in err and len(err.strip().splitlines()) == 1
     records, problems = load_records([results], every_run=True)
     assert records and not problems
+
+
+def test_reading_records_never_imports_the_code_they_name(record, tmp_path):
+    """A record is data: one naming a plugin file in the current folder, or any importable module,
+    must not make report, check or baseline run it (code execution, output on stdout, a hang)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "evil.py").write_text("import pathlib\npathlib.Path('IMPORTED').write_text('x')\nwhile True:\n    pass\n")
+    results = work / "results"
+    for seed, optimizer in enumerate(("evil.py:Opt", "this:Opt", "antigravity:Opt")):
+        spec = RunSpec.from_dict({**record["spec"], "optimizer": optimizer, "seed": seed})
+        save_record(variant(record) | {"spec": spec.to_dict(), "spec_hash": spec.spec_hash(),
+                                       "cell_hash": spec.cell_hash()}, results)
+    for args in (["report", "--no-charts", "--format", "markdown"], ["baseline", "save", "--out", "b.json"],
+                 ["check", "--baseline", "b.json"]):
+        done = subprocess.run([sys.executable, "-m", "optbench", *args, "--results-dir", "results"], cwd=work,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "Beautiful is better than ugly" not in done.stdout  # `import this` would print it
+    assert not (work / "IMPORTED").exists()
+    assert "evil.py:Opt" in (work / "b.json").read_text()

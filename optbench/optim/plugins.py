@@ -82,15 +82,41 @@ def _load_module(spec: str, name: str) -> ModuleType:
             sys.path.remove(path)
 
 
+def loaded_import_path(name: str) -> Any | None:
+    """What ``load_import_path(name)`` returns if its module is already imported in this process,
+    else None; never imports. For names read from stored records (labels): a record must not make
+    optbench run code from the current folder or import an arbitrary module."""
+    module_part, _, attr = name.partition(":")
+    if not module_part or any(ord(c) < 32 for c in name):
+        return None
+    if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+        try:
+            module = sys.modules.get(_file_module_name(Path(module_part).expanduser().resolve()))
+        except (OSError, ValueError, RuntimeError):
+            return None
+    else:
+        module = sys.modules.get(module_part)
+    obj: Any = module
+    for part in attr.split("."):
+        if obj is None or not part.isidentifier():
+            return None
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _file_module_name(resolved: Path) -> str:
+    # One module per file path, loaded once per process.
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+    return f"_optbench_plugin_{digest}_{''.join(c if c.isalnum() else '_' for c in resolved.stem)}"
+
+
 def _load_file(path: Path, name: str) -> ModuleType:
     if any(ord(c) < 32 for c in str(path)):
         raise UserError(f"optimizer '{name}': the path {str(path)!r} contains a control character; remove it")
     resolved = path.expanduser().resolve()
     if not resolved.is_file():
         raise UserError(f"optimizer '{name}': no file {resolved}; give the path of a .py file, relative to {os.getcwd()}")
-    # One module per file path, loaded once per process.
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
-    module_name = f"_optbench_plugin_{digest}_{''.join(c if c.isalnum() else '_' for c in resolved.stem)}"
+    module_name = _file_module_name(resolved)
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, resolved)

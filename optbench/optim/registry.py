@@ -177,10 +177,17 @@ def get_optimizer(name: str) -> OptimizerDef:
     raise UserError(f"{err}; or a plugin: {plugins.PLUGIN_SYNTAX}, or {plugins.ZOO_PREFIX}NAME ({plugins.ZOO_INSTALL})")
 
 
-def lookup_optimizer(name: str) -> OptimizerDef | None:
+def lookup_optimizer(name: str, load: bool = True) -> OptimizerDef | None:
     """Like ``get_optimizer`` but None where the name cannot be resolved here (a record made
-    with a plugin this machine lacks): for labels and listings, which must not fail."""
+    with a plugin this machine lacks): for labels and listings, which must not fail.
+
+    With ``load=False`` an import path (``module:Class``, ``file.py:Class``) resolves only if this
+    process has already imported it: names read from stored records never import code.
+    """
     try:
+        if not load and ":" in name and not name.startswith(plugins.ZOO_PREFIX):
+            obj = plugins.loaded_import_path(name)
+            return None if obj is None else _as_def(name, obj, "import path", name)
         return get_optimizer(name)
     except UserError:
         return None
