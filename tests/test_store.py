@@ -279,3 +279,14 @@ def test_reading_records_never_imports_the_code_they_name(record, tmp_path):
         assert "Beautiful is better than ugly" not in done.stdout  # `import this` would print it
     assert not (work / "IMPORTED").exists()
     assert "evil.py:Opt" in (work / "b.json").read_text()
+
+
+def test_report_on_a_full_disk_is_one_line(record, small_tmpfs, tmp_path):
+    results = tmp_path / "results"
+    save_record(record, results)
+    done = optbench("report", "--results-dir", str(results), "--out", str(small_tmpfs / "report"), "--format", "html")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot write the report to {small_tmpfs / 'report'} (No space left on device); "
+        "free space or pass --out DIR that you can write"]
+    assert not [p for p in (small_tmpfs / "report").iterdir() if p.name.endswith(".part")]

@@ -130,6 +130,15 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
         return report
     report.out_dir = Path(out_dir) if out_dir is not None else Path(results_dirs[0]) / REPORT_DIR
     _check_out_dir(report.out_dir, results_dirs)
+    try:
+        _write_outputs(report, cells, fmt, draw_charts)
+    except OSError as exc:  # a full disk or a permission change while writing: one line, no partial file
+        raise UserError(f"cannot write the report to {report.out_dir} ({exc.strerror or exc}); "
+                        "free space or pass --out DIR that you can write") from None
+    return report
+
+
+def _write_outputs(report: Report, cells: pd.DataFrame, fmt: Format, draw_charts: bool) -> None:
     images: dict[str, bytes] = {}
     if draw_charts:
         for stem, fig in report_figures(report):
@@ -143,7 +152,6 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
         text = {"markdown": lambda: report.markdown, "csv": lambda: to_csv(cells),
                 "json": lambda: to_json(cells), "html": lambda: to_html(report, images)}[fmt]()
         report.export = write_atomic(report.out_dir / EXPORT_FILE[fmt], text.encode())
-    return report
 
 
 # --- input ---------------------------------------------------------------------------------------
