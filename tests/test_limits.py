@@ -118,3 +118,17 @@ def test_report_out_inside_runs_is_refused(cli):
         result = cli("report", "--results-dir", str(cli.results_dir), "--out", str(out), "--format", "csv")
         one_line_error(result, "where run records live")
     assert sorted(p.name for p in runs.rglob("*")) == before
+
+
+def test_baseline_and_check_outputs_are_refused_inside_runs(cli):
+    cli.run_json("--opt", "sgd", "--epochs", "1")
+    runs = cli.results_dir / "runs"
+    before = sorted(p.name for p in runs.iterdir())
+    one_line_error(cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(runs / "b.json")),
+                   f"--out {runs / 'b.json'} is inside {runs}, where only run records live")
+    baseline = cli.results_dir / "b.json"
+    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline)).exit_code == 0
+    for flag in ("--json", "--junit"):
+        result = cli("check", "--baseline", str(baseline), "--results-dir", str(cli.results_dir), flag, str(runs / "c.json"))
+        one_line_error(result, f"{flag} {runs / 'c.json'} is inside")
+    assert sorted(p.name for p in runs.iterdir()) == before

@@ -34,7 +34,7 @@ from optbench.errors import UserError
 from optbench.files import Refused, parse_json, read_regular, write_atomic
 from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
 from optbench.spec import RunSpec
-from optbench.store.records import RUNS, Problem, load_records, newest_per_spec
+from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
 
 BASELINE_SCHEMA_VERSION = 1
 FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit")
@@ -245,6 +245,7 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
 
 def save_baseline(results_dir: Path, out: Path, force: bool = False) -> tuple[Baseline, list[Problem]]:
     """Build a baseline from every record under ``results_dir`` and write it to ``out``."""
+    refuse_inside_runs(out, [results_dir], "--out")
     if Path(out).exists() and not force:
         raise UserError(f"{out} exists; refresh it with: optbench baseline update --baseline {out} "
                         f"--results-dir {results_dir} (or pass --force to overwrite)")

@@ -380,7 +380,11 @@ def check(
     from optbench.cli.check_table import rich_table
     from optbench.protocol.suite import load_suite, read_config
     from optbench.check.tolerance import Tolerances
+    from optbench.store.records import refuse_inside_runs
 
+    for path, flag in ((junit, "--junit"), (json_file, "--json")):
+        if path is not None:
+            refuse_inside_runs(path, [results_dir], flag)
     settings = load_suite(read_config(config), source=str(config)).check if config else None
     tolerances = Tolerances.parse(settings.tol if settings else None, tol)
     comparison = check_results(baseline, results_dir, tolerances, strict or bool(settings and settings.strict))

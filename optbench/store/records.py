@@ -32,6 +32,17 @@ def ensure_writable(results_dir: Path) -> Path:
     return runs
 
 
+def refuse_inside_runs(path: Path, results_dirs: Iterable[Path], flag: str) -> None:
+    """UserError when ``path`` lies in a results directory's ``runs/``: only run records live there
+    (anything else would be warned about, as not a record, by every later command)."""
+    resolved = Path(path).resolve()
+    for results_dir in results_dirs:
+        runs = (Path(results_dir) / RUNS).resolve()
+        if resolved.is_relative_to(runs):
+            raise UserError(f"{flag} {path} is inside {Path(results_dir) / RUNS}, where only run records live; "
+                            "choose a path outside it")
+
+
 def record_filename(record: dict[str, Any]) -> str:
     spec = record["spec"]
     stamp = record["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
