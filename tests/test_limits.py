@@ -67,6 +67,11 @@ def test_the_run_limit_can_be_raised(cli, monkeypatch):
     ('optimizers = ["evil\\u0000.py:Opt"]\n', ["optimizers[0] contains the control character '\\x00'"]),
     ('device = "cpu\\u0000"\n', ["device contains the control character"]),
     ("# padding\n" * 200_000, ["over the limit of 1,048,576"]),
+    ("epochs = true\n", ["epochs: input should be a valid integer (got True)"]),
+    ('seeds = "3"\n', ["seeds: input should be a valid integer (got '3')"]),
+    ("seed = 1.5\n", ["seed: input should be a valid integer (got 1.5)"]),
+    ('tasks = [{ name = "mlp", batch_size = 6.4e1 }]\n', ["tasks.0.batch_size: input should be a valid integer"]),
+    ("clip_norm = inf\n", ["clip_norm: input should be a finite number"]),
 ])
 def test_hostile_suite_files_are_one_line_errors(cli, tmp_path, content, needles):
     config = tmp_path / "suite.toml"

@@ -52,8 +52,8 @@ class TaskEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     dataset: str | None = None
-    epochs: int | None = Field(default=None, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
+    epochs: int | None = Field(default=None, ge=1, strict=True)
+    batch_size: int | None = Field(default=None, ge=1, strict=True)
     target: str | None = None  # time-to-target goal for this task, e.g. "accuracy=0.6"
 
 
@@ -70,7 +70,7 @@ class CheckConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     tol: list[str] = Field(default_factory=list)
-    strict: bool = False
+    strict: bool = Field(default=False, strict=True)
 
 
 class SuiteConfig(BaseModel):
@@ -78,22 +78,22 @@ class SuiteConfig(BaseModel):
     tasks: list[str | TaskEntry] = Field(default_factory=lambda: list(DEFAULT_TASKS), min_length=1)
     optimizers: list[str | OptimizerEntry] = Field(default_factory=lambda: list(DEFAULT_OPTIMIZERS), min_length=1)
     dataset: str | None = None
-    epochs: int | None = Field(default=None, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
-    seed: int = Field(default=0, ge=0, le=MAX_SEED)
-    seeds: int = Field(default=1, ge=1)
+    epochs: int | None = Field(default=None, ge=1, strict=True)
+    batch_size: int | None = Field(default=None, ge=1, strict=True)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, strict=True)
+    seeds: int = Field(default=1, ge=1, strict=True)
     device: str = "auto"
     impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
     # Training options (optbench.protocol.training), the same for every run of the suite.
     schedule: str | dict[str, Any] | None = None
-    warmup_epochs: int | None = Field(default=None, ge=0)
-    clip_norm: float | None = Field(default=None, gt=0)
-    clip_value: float | None = Field(default=None, gt=0)
-    early_stop_delta: float | None = Field(default=None, gt=0)
-    time_budget_s: float | None = Field(default=None, gt=0)
+    warmup_epochs: int | None = Field(default=None, ge=0, strict=True)
+    clip_norm: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
+    clip_value: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
+    early_stop_delta: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
+    time_budget_s: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
     split: Literal["test", "validation"] | None = None
     # Tune on validation, re-run the best on test (optbench.protocol.selection); time-to-target goal for every task.
-    select: bool = False
+    select: bool = Field(default=False, strict=True)
     target: str | None = None
     check: CheckConfig | None = None
 
