@@ -88,8 +88,9 @@ def test_special_huge_and_deep_files_are_skipped_without_blocking(record, tmp_pa
     (lambda r: r.update(status="great"), "status"),
     (lambda r: r["spec"].update(optimizer="adam"), "is not the hash of its spec"),
     (lambda r: r.update(environment={"cpu": {"nested": 1}}), "environment.cpu"),
+    (lambda r: r["environment"].update(cpu="x" * 5000), "environment.cpu: String should have at most 1000 characters"),
 ], ids=["seed-str", "seed-float", "epochs-negative", "seed-2**64", "seconds-str", "accuracy-7", "metric-task",
-        "metric-env", "curve-null", "started-int", "finished-text", "status", "spec-edited", "env-nested"])
+        "metric-env", "curve-null", "started-int", "finished-text", "status", "spec-edited", "env-nested", "env-long"])
 def test_a_well_formed_record_with_a_wrong_field_is_skipped_by_every_command(record, tmp_path, edit, reason):
     from typer.testing import CliRunner
 

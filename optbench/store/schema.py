@@ -21,7 +21,9 @@ from optbench.spec import _digest as digest
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Count = Annotated[int, Field(strict=True, ge=0)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=1000)]
-Scalar = StrictBool | StrictInt | Finite | StrictStr | None
+# Strings in hyperparameters and the environment end up in labels and table cells: a few hundred characters at most.
+ShortStr = Annotated[str, Field(strict=True, max_length=1000)]
+Scalar = StrictBool | StrictInt | Finite | ShortStr | None
 Number = Finite  # a whole number is accepted as a float; the stored document keeps it as written
 
 # Names a metric may not take: the record's own keys and the flat table's columns (optbench.store.frame),
@@ -160,7 +162,9 @@ def why_invalid(doc: Any) -> str | None:
     try:
         RunRecord.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # In a union every branch reports; the one that is not a plain type mismatch says what is wrong.
+        err = next((e for e in errors if not e["type"].endswith(("_type", "_parsing"))), errors[0])
         where = ".".join(str(p) for p in err["loc"] if str(p) not in _UNION_TAGS and "[" not in str(p)) or "record"
         got = err.get("input")
         shown = "" if isinstance(got, (dict, list)) or err["type"] == "value_error" else f", got {_short(got)}"
@@ -169,7 +173,8 @@ def why_invalid(doc: Any) -> str | None:
     return None
 
 
-_UNION_TAGS = {"bool", "int", "float", "str", "none", "constrained-float", "constrained-int", "constrained-str"}
+_UNION_TAGS = {"bool", "int", "float", "str", "none", "constrained-float", "constrained-int", "constrained-str",
+               "function-after[_short(), str]"}
 
 
 def _short(value: Any) -> str:
