@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from optbench.devices import synchronize
+from optbench.engine.steptime import StepClock
 from optbench.fingerprint import environment
 from optbench.optim.registry import build_optimizer, resolve_impl
 from optbench.protocol.schedules import LRSchedule
@@ -78,7 +79,9 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
     base_lrs = [group.get("lr") for group in optimizer.param_groups]
     if schedule.active and any(not isinstance(lr, (int, float)) for lr in base_lrs):
         raise ValueError(f"optimizer '{spec.optimizer}' has no numeric learning rate 'lr' to schedule")
-    clip = _clipper(options, [p for group in optimizer.param_groups for p in group["params"]])
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    clip = _clipper(options, params)
+    clock = StepClock(params, device)
 
     n, bs = len(data.x_train), spec.batch_size
     steps_per_epoch = math.ceil(n / bs)
@@ -100,15 +103,19 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
         t0 = time.perf_counter()
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
-            optimizer.zero_grad(set_to_none=True)
             loss = task.loss(model(x_train[idx]), y_train[idx])
             loss.backward()
             if clip is not None:
                 clip()
+            clock.mark()
             optimizer.step()
+            clock.mark()
+            optimizer.zero_grad(set_to_none=True)  # grads start as None: clearing them after the step is the same
+            clock.mark()
+            clock.control()
             losses.append(loss.detach())
         synchronize(device)
-        train_seconds += time.perf_counter() - t0
+        train_seconds += time.perf_counter() - t0 - clock.end_epoch()
 
         train_loss = torch.stack(losses).sum().item() / steps_per_epoch
         if not math.isfinite(train_loss):
@@ -142,9 +149,10 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
         "final_train_loss": curve[-1].train_loss if curve else None,
         **(evaluation if status != "diverged" else {}),
         **metrics_extra,
+        **clock.times.metrics(train_seconds),
     }
-    if device.type == "cuda":
-        metrics["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if device.type == "cuda":  # without the reference step's copy of the parameters
+        metrics["peak_memory_mb"] = (torch.cuda.max_memory_allocated(device) - clock.control_bytes) / 2**20
     return RunResult(
         spec=spec, status=status, metrics=metrics, curve=curve, environment=environment(spec.device),
         started_at=started, finished_at=utc_now(), run_id=uuid.uuid4().hex[:12], metric_name=task.metric_name,
