@@ -18,6 +18,8 @@ MAX_RUNS = 10_000
 MAX_RUNS_VARIABLE = "OPTBENCH_MAX_RUNS"
 # torch.manual_seed takes up to 2**64 - 1; records, pandas and JSON readers keep 64-bit signed integers exactly.
 MAX_SEED = 2**63 - 1
+# `optbench check --confirm N` re-runs each suspect cell's seeds N more times; 3 settles a verdict.
+MAX_CONFIRM_ROUNDS = 100
 
 # --- files ---------------------------------------------------------------------------------------
 

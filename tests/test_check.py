@@ -95,7 +95,7 @@ def test_baseline_file_is_small_readable_json_with_fingerprint_hash_and_per_seed
         "regression", "synthetic", "adam", 2, 64, "cpu")
     assert adam["hparams"]["lr"] == 0.001 and len(adam["cell_hash"]) == 16
     assert [r["seed"] for r in adam["runs"]] == [0, 1, 2, 3, 4]
-    assert set(adam["runs"][0]) == {"seed", "status", "train_seconds", "final_train_loss", "test_loss", "test_rmse"}
+    assert set(adam["runs"][0]) == {"seed", "status", "train_seconds", "step_cost", "final_train_loss", "test_loss", "test_rmse"}
 
 
 def test_identical_results_pass(suite, tmp_path):
@@ -104,7 +104,10 @@ def test_identical_results_pass(suite, tmp_path):
     assert result.exit_code == 0, result.output
     assert "PASS: 2 cell(s) compared" in result.stdout
     assert {v for _, _, v in verdicts(tmp_path / "c.json")} == {"pass"}
-    assert len(verdicts(tmp_path / "c.json")) == 8  # 2 cells x (runtime, final loss, test loss, RMSE)
+    assert len(verdicts(tmp_path / "c.json")) == 10  # 2 cells x (run time, step cost, final loss, test loss, RMSE)
+    assert "test_rmse" not in result.stdout  # passing rows are folded: the table shows what needs a look
+    listed = check(baseline, results, "--all")
+    assert listed.stdout.count("test_rmse") == 2 and "PASS: 2 cell(s) compared" in listed.stdout
 
 
 def test_quality_regression_fails_and_prints_the_update_command(results, baseline, tmp_path):
@@ -177,8 +180,10 @@ def test_a_diverged_run_always_fails(results, baseline, tmp_path):
 
 
 def slow(factor: float, **env):
+    """The optimizer step ``factor`` times as costly (and the whole run with it)."""
     def edit(record):
         record["metrics"]["train_seconds"] *= factor
+        record["metrics"]["step_cost"] *= factor
         record["environment"].update(env)
     return edit
 
@@ -187,32 +192,62 @@ def test_runtime_slowdown_under_another_fingerprint_only_warns(results, baseline
     edit_records(results, slow(3.0, cpu="Another CPU", torch="9.9.9"))
     result = check(baseline, results, "--json", tmp_path / "c.json")
     assert result.exit_code == 0, result.output
-    assert ("adam", "train_seconds", "warn") in verdicts(tmp_path / "c.json")
+    assert ("adam", "step_cost", "warn") in verdicts(tmp_path / "c.json")
     assert "another environment (cpu " in notes(tmp_path / "c.json")
+    assert "re-measuring" not in result.stderr  # another machine's timings are not re-measured here
 
 
-def test_runtime_slowdown_on_the_same_machine_with_five_seeds_fails_by_rank_test(results, baseline, tmp_path):
+def test_a_costlier_step_on_the_same_machine_fails_with_its_effect_and_interval(results, baseline, tmp_path):
     edit_records(results, slow(3.0))
-    result = check(baseline, results, "--json", tmp_path / "c.json")
+    result = check(baseline, results, "--confirm", "0", "--json", tmp_path / "c.json")
     assert result.exit_code == 1, result.output
-    assert verdicts(tmp_path / "c.json")[0] == ("adam", "train_seconds", "fail")
-    assert "Mann-Whitney U p=" in notes(tmp_path / "c.json")
+    assert ("adam", "step_cost", "fail") in verdicts(tmp_path / "c.json")
+    row = next(r for r in json.loads((tmp_path / "c.json").read_text())["rows"] if r["metric"] == "step_cost" and r["label"] == "adam")
+    assert row["change"] == pytest.approx(3.0, rel=0.01) and 1 < row["ci_low"] < 3 < row["ci_high"]
+    assert "95% CI" in row["note"] and "5 vs 5 runs" in row["note"]
+    # Whole-run time only warns by default: it follows the machine's load.
+    assert ("adam", "train_seconds", "warn") in verdicts(tmp_path / "c.json")
+
+
+def test_a_suspected_slowdown_is_re_measured_before_the_verdict(results, baseline, tmp_path):
+    edit_records(results, slow(3.0))
+    result = check(baseline, results, "--confirm", "1", "--json", tmp_path / "c.json")
+    assert "re-measuring 1 cell(s) that look slower, 1 more round(s): regression/adam" in result.stderr
+    row = next(r for r in json.loads((tmp_path / "c.json").read_text())["rows"] if r["metric"] == "step_cost" and r["label"] == "adam")
+    assert (row["remeasured"], row["n_current"]) == (5, 10)  # each of the 5 seeds ran once more
+    assert "5 of them re-measured" in row["note"]
 
 
 def test_runtime_tolerance_override_and_off(results, baseline):
     edit_records(results, slow(3.0))
-    assert check(baseline, results, "--tol", "train_seconds=4x").exit_code == 0
-    assert check(baseline, results, "--tol", "train_seconds=warn:1.2x,fail:off").exit_code == 0
-    assert check(baseline, results, "--tol", "train_seconds@*/sgd=off").exit_code == 1  # adam still slow
+    assert check(baseline, results, "--confirm", "0", "--tol", "step_cost=4x").exit_code == 0
+    assert check(baseline, results, "--confirm", "0", "--tol", "step_cost=warn:1.2x,fail:off").exit_code == 0
+    assert check(baseline, results, "--confirm", "0", "--tol", "step_cost@*/sgd=off").exit_code == 1  # adam still slow
+    assert check(baseline, results, "--confirm", "0", "--tol", "step_cost=off", "--tol", "train_seconds=1.5x").exit_code == 1
 
 
 def test_tolerances_from_the_suite_config_check_table(results, baseline, tmp_path):
     edit_records(results, slow(3.0))
     config = tmp_path / "suite.toml"
-    config.write_text('tasks = ["regression"]\n[check]\ntol = ["train_seconds=fail:off"]\nstrict = true\n')
+    config.write_text('tasks = ["regression"]\n[check]\ntol = ["step_cost=fail:off"]\nstrict = true\nconfirm = 0\n')
     assert check(baseline, results, "--config", config).exit_code == 0
     # The command line comes after the config and wins.
-    assert check(baseline, results, "--config", config, "--tol", "train_seconds=1.5x").exit_code == 1
+    assert check(baseline, results, "--config", config, "--tol", "step_cost=1.5x").exit_code == 1
+
+
+def test_exact_reproduction_from_the_suite_config_catches_a_stale_baseline(results, baseline, tmp_path):
+    config = tmp_path / "suite.toml"
+    config.write_text('tasks = ["regression"]\n[check]\nexact = true\n')
+    assert check(baseline, results, "--config", config).exit_code == 0  # the same code reproduces it exactly
+
+    def drift(doc):
+        cell(doc, "sgd")["runs"][1]["test_loss"] *= 1.0001  # far within the tolerances
+    edit_baseline(baseline, drift)
+    assert check(baseline, results).exit_code == 0
+    result = check(baseline, results, "--config", config)
+    assert result.exit_code == 1
+    assert "stale baseline" in result.output and "The baseline is stale" in result.output
+    assert f"optbench baseline update --baseline {baseline} --results-dir {results} --cell regression/sgd" in result.output
 
 
 @pytest.mark.parametrize("content, message", [
@@ -300,11 +335,11 @@ def test_junit_xml_has_one_case_per_cell_and_metric_and_counts_failures(results,
     assert result.exit_code == 1
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == 8 and suite.get("tests") == "8"
+    assert len(cases) == 10 and suite.get("tests") == "10"
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert sorted(failed) == ["adam [cpu] test_loss", "adam [cpu] test_rmse"] and suite.get("failures") == "2"
     warned = [c for c in cases if c.find("system-out") is not None]
-    assert [c.get("name") for c in warned] == ["sgd [cpu] train_seconds"]
+    assert [c.get("name") for c in warned] == ["sgd [cpu] train_seconds", "sgd [cpu] step_cost"]
 
 
 def test_markdown_goes_to_stdout_and_to_github_step_summary(results, baseline, tmp_path, monkeypatch):

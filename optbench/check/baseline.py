@@ -7,7 +7,7 @@ A baseline is JSON, written with sorted keys and an indent so that a change read
                      "optbench", "git_commit"},
      "cells": [{"task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device",
                 "label", "cell_hash", "metric_name",
-                "runs": [{"seed", "status", "train_seconds", "final_train_loss", "test_loss",
+                "runs": [{"seed", "status", "train_seconds", "step_cost", "final_train_loss", "test_loss",
                           "test_rmse" | "test_accuracy"}, ...],
                 "environment": {...}   # only when it differs from the top-level one
                }, ...]}
@@ -38,7 +38,9 @@ from optbench.store.records import RUNS, Problem, load_records, newest_per_spec,
 
 BASELINE_SCHEMA_VERSION = 1
 FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit")
-SAMPLED_METRICS = ("train_seconds", "final_train_loss", "test_loss")  # plus test_<metric_name>
+QUALITY_METRICS = ("final_train_loss", "test_loss")  # plus test_<metric_name>
+# step_cost: the optimizer step over the in-run reference step (optbench.engine.steptime); absent in old records.
+SAMPLED_METRICS = ("train_seconds", "step_cost", *QUALITY_METRICS)
 SIGNIFICANT_DIGITS = 6
 
 
@@ -49,6 +51,7 @@ class SeedRun(BaseModel):
     status: Literal["ok", "converged", "budget", "diverged", "failed"]
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     train_seconds: float | None = None
+    step_cost: float | None = None
     final_train_loss: float | None = None
     test_loss: float | None = None
     test_rmse: float | None = None

@@ -14,11 +14,12 @@ Deciding, per compared cell:
   exceeds ``NOISE_SE`` standard errors of seed noise (``noise_ratio``: paired by seed when both
   sides ran the same seeds, else Welch's); within the noise, or beyond the warn tolerance only,
   it warns. With one seed on each side the tolerance alone decides.
-- runtime (train_seconds): the ratio of medians is held against the tolerance. When the runtime
-  fingerprint differs (``RUNTIME_KEYS``: another CPU, GPU, thread count or torch) it can only warn.
-  With the same fingerprint and at least ``MIN_RANK_SAMPLES`` runs on each side, it fails only if a
-  one-sided Mann-Whitney U test also finds current slower (p < ``ALPHA``); with fewer, the tolerance
-  alone decides.
+- runtime (``step_cost``, and ``train_seconds`` which by default only warns): the ratio of geometric
+  means with a confidence interval, failing only beyond the fail level with the interval above 1x,
+  and only on the same runtime fingerprint; a cell that would fail is re-measured first by
+  ``check_results`` (see ``optbench.check.runtime`` and ``optbench.check.confirm``).
+- reproduction (``exact``): on the same torch build, thread count and CPU, every seed's quality
+  numbers must equal the baseline's; a difference means the baseline is stale, and fails.
 
 Exit code: 3 when no cell could be compared, else 1 when some verdict is "fail", else 0.
 """
@@ -28,22 +29,24 @@ from __future__ import annotations
 import math
 import shlex
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scipy.stats import mannwhitneyu
-
-from optbench.check.baseline import Baseline, Cell, load_cells, read_baseline
+from optbench.check.baseline import QUALITY_METRICS, Baseline, Cell, load_cells, read_baseline
+from optbench.check.runtime import fingerprint_change, runtime_verdict, slowdown
+from optbench.check.tolerance import METRICS, Tolerance, Tolerances
 from optbench.spec import SUCCESS
 from optbench.store.records import Problem
-from optbench.check.tolerance import METRICS, Tolerance, Tolerances
 
 NOISE_SE = 2.0
-MIN_RANK_SAMPLES = 5
-ALPHA = 0.05
-# What makes timings comparable; optbench version and git commit are what is being tested, not the machine.
-RUNTIME_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python")
+# Quality numbers are reproduced bit for bit only by the same torch build on the same CPU with the same
+# number of threads (the thread count changes how sums are split); CUDA kernels may be nondeterministic.
+EXACT_KEYS = ("torch", "cuda", "torch_threads", "cpu", "device_name")
+CONFIRM_ROUNDS = 3
+# cell_hash -> metric -> extra samples of the current code, from re-measuring (optbench.check.confirm)
+Remeasured = dict[str, dict[str, list[float]]]
 
 Verdict = Literal["fail", "warn", "not comparable", "missing", "new", "pass"]
 VERDICTS: tuple[Verdict, ...] = ("fail", "warn", "not comparable", "missing", "new", "pass")
@@ -54,8 +57,9 @@ EXIT_PASS, EXIT_REGRESSION, EXIT_NOTHING_COMPARABLE = 0, 1, 3
 class Row:
     """One verdict. ``metric`` is a metric name, ``status`` (diverged/failed runs), ``spec`` or ``cell``.
 
-    ``baseline``/``current``: mean over seeds for quality, median seconds for runtime, text otherwise.
-    ``change``: ratio of medians for runtime, difference for accuracy, relative change for the rest.
+    ``baseline``/``current``: mean over seeds for quality, geometric mean over runs for runtime
+    (seconds, or ``step_cost``), text otherwise. ``change``: current/baseline ratio for runtime (with
+    its confidence interval ``ci_low``-``ci_high``), difference for accuracy, relative change for the rest.
     """
 
     task: str
@@ -72,6 +76,10 @@ class Row:
     tolerance: str = ""
     n_baseline: int = 0
     n_current: int = 0
+    ci_low: float | None = None  # runtime: confidence interval of ``change``
+    ci_high: float | None = None
+    remeasured: int = 0  # runtime: how many of the current samples come from re-measuring
+    suspect: bool = False  # runtime: beyond the fail level on the same machine, not yet re-measured
 
     @property
     def cell(self) -> str:
@@ -91,6 +99,12 @@ class Comparison:
     baseline_path: str = ""
     results_dir: str = ""
     problems: list[Problem] = field(default_factory=list)
+    suspects: list[Cell] = field(default_factory=list)  # cells with a runtime row beyond its fail level, same machine
+
+    @property
+    def stale(self) -> bool:
+        """Some cell's quality numbers no longer reproduce the baseline (``exact``)."""
+        return any(r.metric == "reproduction" and r.verdict == "fail" for r in self.rows)
 
     def counts(self) -> dict[str, int]:
         return {v: sum(r.verdict == v for r in self.rows) for v in VERDICTS}
@@ -132,25 +146,50 @@ def fnmatch_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def check_results(baseline_path: Path, results_dir: Path, tolerances: Tolerances, strict: bool = False) -> Comparison:
-    """Read the baseline and the records under ``results_dir`` and compare them (see ``compare``)."""
+Remeasure = Callable[[list[Cell], int], Remeasured]
+
+
+def check_results(baseline_path: Path, results_dir: Path, tolerances: Tolerances, strict: bool = False,
+                  exact: bool = False, confirm: int = CONFIRM_ROUNDS, remeasure: Remeasure | None = None) -> Comparison:
+    """Read the baseline and the records under ``results_dir`` and compare them (see ``compare``).
+
+    Cells that would fail on runtime are first re-measured: ``remeasure(cells, confirm)`` runs
+    their seeds ``confirm`` more times and the verdict is taken on all samples (none when
+    ``confirm`` is 0 or no ``remeasure`` is given).
+    """
     baseline = read_baseline(baseline_path)
     current, problems = load_cells(results_dir)
-    comparison = compare(baseline, current, tolerances, strict)
+    comparison = compare_confirmed(baseline, current, tolerances, strict, exact, confirm, remeasure)
     comparison.baseline_path, comparison.results_dir, comparison.problems = str(baseline_path), str(results_dir), problems
     return comparison
 
 
-def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, strict: bool = False) -> Comparison:
-    """Every verdict, regressions first (fail, warn, not comparable, missing, new, pass)."""
+def compare_confirmed(baseline: Baseline, current: list[Cell], tolerances: Tolerances, strict: bool = False,
+                      exact: bool = False, confirm: int = CONFIRM_ROUNDS, remeasure: Remeasure | None = None) -> Comparison:
+    """``compare``, then again with re-measured samples when some cell would fail on runtime."""
+    comparison = compare(baseline, current, tolerances, strict, exact)
+    if comparison.suspects and confirm > 0 and remeasure is not None:
+        comparison = compare(baseline, current, tolerances, strict, exact, remeasure(comparison.suspects, confirm))
+    return comparison
+
+
+def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, strict: bool = False,
+            exact: bool = False, remeasured: Remeasured | None = None) -> Comparison:
+    """Every verdict, regressions first (fail, warn, not comparable, missing, new, pass).
+    ``remeasured`` adds samples of the current code to runtime metrics."""
     rows: list[Row] = []
     unmatched = {c.cell_hash: c for c in current}
     compared = 0
+    suspects: list[Cell] = []
     for base in baseline.cells:
         cur = unmatched.pop(base.cell_hash, None)
         if cur is not None:
             compared += 1
-            rows += compare_cell(base, baseline.cell_environment(base), cur, tolerances)
+            cell_rows = compare_cell(base, baseline.cell_environment(base), cur, tolerances, exact,
+                                     (remeasured or {}).get(cur.cell_hash, {}))
+            if any(r.suspect for r in cell_rows):
+                suspects.append(cur)
+            rows += cell_rows
             continue
         moved = next((c for c in unmatched.values() if c.key == base.key), None)
         if moved is not None:
@@ -165,15 +204,18 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
         rows.append(_row(cur, "cell", "new", baseline="-", current=f"{len(cur.runs)} run(s)", n_current=len(cur.runs),
                          note="not in the baseline"))
     rows.sort(key=lambda r: VERDICTS.index(r.verdict))
-    return Comparison(rows, compared, strict)
+    return Comparison(rows, compared, strict, suspects=suspects)
 
 
-def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: Tolerances) -> list[Row]:
+def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: Tolerances, exact: bool = False,
+                 remeasured: dict[str, list[float]] | None = None) -> list[Row]:
     rows = []
     bad = [r for r in cur.runs if r.status not in SUCCESS]
     if bad:
         rows.append(_row(cur, "status", "fail", baseline=_ok_count(base), current=_ok_count(cur),
                          note="; ".join(f"seed {r.seed} {r.status}" for r in bad)))
+    if exact:
+        rows += _reproduction_rows(base, base_env, cur)
     env_change = fingerprint_change(base_env, cur.environment or {})
     for metric in cur.metrics():
         b = _samples(base, metric)
@@ -182,18 +224,16 @@ def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: To
             continue  # no finished run: the status row says why
         tol = tolerances.for_cell(metric, cur.task, cur.label, cur.optimizer)
         if not b:
+            finished = any(r.status in SUCCESS for r in base.runs)
             rows.append(_row(cur, metric, "not comparable", current=statistics.fmean(c.values()), n_current=len(c),
-                             note="no finished baseline run"))
+                             note=f"the baseline has no {metric} (saved before it was measured); refresh it with "
+                                  "optbench baseline update" if finished else "no finished baseline run"))
         elif METRICS[metric].runtime:
-            rows.append(_runtime_row(cur, metric, list(b.values()), list(c.values()), tol, env_change))
+            extra = (remeasured or {}).get(metric, [])
+            rows.append(_runtime_row(cur, metric, list(b.values()), list(c.values()) + extra, tol, env_change, len(extra)))
         else:
             rows.append(_quality_row(cur, metric, b, c, tol))
     return rows
-
-
-def fingerprint_change(base_env: dict[str, Any], cur_env: dict[str, Any]) -> str:
-    """``torch 2.4.0 -> 2.5.1, cpu_count 16 -> 2``, or '' when timings are comparable."""
-    return ", ".join(f"{k} {base_env.get(k)} -> {cur_env.get(k)}" for k in RUNTIME_KEYS if base_env.get(k) != cur_env.get(k))
 
 
 def noise_ratio(b: dict[int, float], c: dict[int, float], higher_is_better: bool) -> tuple[float, str]:
@@ -242,25 +282,44 @@ def _quality_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, floa
                 tolerance=str(tol), n_baseline=len(b), n_current=len(c))
 
 
-def _runtime_row(cell: Cell, metric: str, b: list[float], c: list[float], tol: Tolerance, env_change: str) -> Row:
-    mb, mc = statistics.median(b), statistics.median(c)
-    ratio = mc / mb if mb > 0 else None
-    text = f"{ratio:.2f}x" if ratio is not None else f"{mc - mb:+.3g} s"
-    if tol.fail.exceeded(mb, mc, False):
-        if env_change:
-            verdict, note = "warn", f"slower beyond fail level {tol.fail}, but another environment ({env_change}): runtime only warns"
-        elif len(b) >= MIN_RANK_SAMPLES and len(c) >= MIN_RANK_SAMPLES:
-            p = mannwhitneyu(c, b, alternative="greater").pvalue
-            verdict = "fail" if p < ALPHA else "warn"
-            note = f"slower beyond fail level {tol.fail}; Mann-Whitney U p={p:.2g}" + ("" if p < ALPHA else f" >= {ALPHA:g}, not significant")
-        else:
-            verdict, note = "fail", f"slower beyond fail level {tol.fail} ({len(b)} vs {len(c)} runs, too few for a rank test)"
-    elif tol.warn.exceeded(mb, mc, False):
-        verdict, note = "warn", f"slower beyond warn level {tol.warn}" + (f" (another environment: {env_change})" if env_change else "")
-    else:
-        verdict, note = "pass", ""
-    return _row(cell, metric, verdict, baseline=mb, current=mc, change=ratio, change_text=text, note=note,
-                tolerance=str(tol), n_baseline=len(b), n_current=len(c))
+def _runtime_row(cell: Cell, metric: str, b: list[float], c: list[float], tol: Tolerance, env_change: str,
+                 remeasured: int = 0) -> Row:
+    if min(b + c) <= 0:  # a zero time cannot be compared as a ratio; nothing to judge
+        return _row(cell, metric, "pass", baseline=statistics.median(b), current=statistics.median(c),
+                    note="zero time", n_baseline=len(b), n_current=len(c))
+    effect = slowdown(b, c)
+    verdict, note = runtime_verdict(effect, tol, env_change, remeasured)
+    row = _row(cell, metric, verdict, baseline=effect.baseline, current=effect.current, change=effect.ratio,
+               change_text=f"{effect.ratio:.2f}x", note=note, tolerance=str(tol), n_baseline=len(b), n_current=len(c),
+               ci_low=effect.low, ci_high=effect.high, remeasured=remeasured)
+    row.suspect = not env_change and not remeasured and tol.fail.exceeded(effect.baseline, effect.current, False)
+    return row
+
+
+def _reproduction_rows(base: Cell, base_env: dict[str, Any], cur: Cell) -> list[Row]:
+    """Under ``exact``: a fail row when a seed's quality numbers differ from the baseline's on the
+    environment that reproduces them (``EXACT_KEYS``, CPU only); a warn row when that environment differs."""
+    if cur.device != "cpu":
+        return []
+    change = fingerprint_change(base_env, cur.environment or {}, EXACT_KEYS)
+    if change:
+        return [_row(cur, "reproduction", "warn", baseline="exact", current="not checked",
+                     note=f"exact reproduction not checked: another environment ({change})")]
+    base_runs = {r.seed: r for r in base.runs}
+    diffs = []
+    for run in cur.runs:
+        old = base_runs.get(run.seed)
+        if old is None:
+            continue
+        if old.status != run.status:
+            diffs.append(f"seed {run.seed} status {old.status} -> {run.status}")
+        diffs += [f"seed {run.seed} {m} {old.value(m):.6g} -> {run.value(m):.6g}" for m in (*QUALITY_METRICS, f"test_{cur.metric_name}")
+                  if old.value(m) != run.value(m) and None not in (old.value(m), run.value(m))]
+    if not diffs:
+        return [_row(cur, "reproduction", "pass", baseline="exact", current="exact")]
+    shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+    return [_row(cur, "reproduction", "fail", baseline="exact", current=f"{len(diffs)} differ",
+                 note=f"stale baseline: quality does not reproduce it exactly on the same torch build, threads and CPU ({shown})")]
 
 
 def _ok_count(cell: Cell) -> str:

@@ -42,6 +42,14 @@ def summary_line(comparison: Comparison) -> str:
     return f"{comparison.outcome.upper()}: {comparison.compared_cells} cell(s) compared{against}; {counts or 'no rows'}"
 
 
+def update_advice(comparison: Comparison) -> str:
+    """What to say before the ``baseline update`` command."""
+    if comparison.stale:
+        return ("The baseline is stale: its quality numbers no longer reproduce on the same torch build, threads "
+                "and CPU. If the change was intended, update it (and commit the file)")
+    return "If the change was intended, update the baseline"
+
+
 def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
@@ -66,7 +74,7 @@ def markdown(comparison: Comparison) -> str:
         lines += [f"<details><summary>{len(passing)} passing</summary>", "", *_md_table(passing), "", "</details>", ""]
     command = comparison.update_command()
     if comparison.exit_code == 1 and command:
-        lines += ["If the change was intended, update the baseline:", "", "```bash", command, "```", ""]
+        lines += [f"{update_advice(comparison)}:", "", "```bash", command, "```", ""]
     return "\n".join(lines)
 
 

@@ -87,8 +87,12 @@ class Metric:
 
 _QUALITY = Tolerance(Level("rel", 0.05), Level("rel", 0.10))
 METRICS: dict[str, Metric] = {m.name: m for m in [
-    # Timings on a shared machine jitter by tens of percent; a 1.5x slowdown is a real one.
-    Metric("train_seconds", default=Tolerance(Level("ratio", 1.25), Level("ratio", 1.5)), runtime=True),
+    # Whole-run time follows the machine's load (0.8x-4.3x between runs of unchanged code on a busy
+    # 2-core machine): it only warns, and only at 2x. Set a fail level on a dedicated machine.
+    Metric("train_seconds", default=Tolerance(Level("ratio", 2.0), Level("off")), runtime=True),
+    # The optimizer step against the in-run reference step varies by 1-4% between runs, on a busy
+    # machine too (benchmarks/bench_check.py); 1.25x fails, with a confirming re-measurement first.
+    Metric("step_cost", default=Tolerance(Level("ratio", 1.1), Level("ratio", 1.25)), runtime=True),
     Metric("final_train_loss", default=_QUALITY),
     Metric("test_loss", default=_QUALITY),
     Metric("test_rmse", default=_QUALITY),

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - typer on the click package
 
 from optbench import __version__
 from optbench.errors import StoreFailed, UserError
+from optbench.limits import MAX_CONFIRM_ROUNDS
 
 class OneLineErrors(TyperGroup):
     """Usage errors (bad flag, bad value) as one line on stderr with exit code 2, like UserError."""
@@ -363,8 +364,12 @@ def check(
     baseline: Annotated[Path, typer.Option("--baseline", help="Baseline file written by `optbench baseline save`.", dir_okay=False)],
     results_dir: Annotated[Path, typer.Option(help="Current results: every record under runs/.")] = Path("results"),
     tol: Annotated[list[str] | None, typer.Option("--tol", metavar="RULE", help="Tolerance METRIC\\[@TASK/OPTIMIZER]=VALUE, VALUE like 10%, 1.2x, abs=0.01, off or warn:5%,fail:10% (repeatable).")] = None,
-    config: Annotated[Path | None, typer.Option(help="Suite file (TOML) whose \\[check] table gives tol rules and strict.", dir_okay=False)] = None,
+    config: Annotated[Path | None, typer.Option(help="Suite file (TOML) whose \\[check] table gives tol rules, strict, exact and confirm.", dir_okay=False)] = None,
     strict: Annotated[bool, typer.Option("--strict", help="A baseline cell missing from the results fails (else it warns).")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="List the passing rows too (by default the table shows what did not pass).")] = False,
+    exact: Annotated[bool, typer.Option("--exact", help="Quality must reproduce the baseline exactly on the same torch build, threads and CPU; a difference fails as a stale baseline.")] = False,
+    confirm: Annotated[int | None, typer.Option(min=0, max=MAX_CONFIRM_ROUNDS, metavar="N", help="Re-measure a suspected runtime regression N more rounds before failing (default 3; 0: never).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="Datasets for re-measuring (as optbench run --data-dir).")] = Path("data"),
     fmt: Annotated[Literal["table", "markdown"], typer.Option("--format", "-f", help="table: rich table; markdown: GitHub-flavoured markdown on stdout.")] = "table",
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML: one test case per cell and metric.", dir_okay=False)] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the full comparison as JSON.", dir_okay=False)] = None,
@@ -375,8 +380,9 @@ def check(
     """
     import os
 
-    from optbench.check.compare import check_results
-    from optbench.check.output import comparison_json, junit_xml, markdown, summary_line, write_text
+    from optbench.check.compare import CONFIRM_ROUNDS, check_results
+    from optbench.check.confirm import remeasure
+    from optbench.check.output import comparison_json, junit_xml, markdown, summary_line, update_advice, write_text
     from optbench.cli.check_table import rich_table
     from optbench.protocol.suite import load_suite, read_config
     from optbench.check.tolerance import Tolerances
@@ -387,7 +393,17 @@ def check(
             refuse_inside_runs(path, [results_dir], flag)
     settings = load_suite(read_config(config), source=str(config)).check if config else None
     tolerances = Tolerances.parse(settings.tol if settings else None, tol)
-    comparison = check_results(baseline, results_dir, tolerances, strict or bool(settings and settings.strict))
+    if confirm is None:
+        confirm = settings.confirm if settings and settings.confirm is not None else CONFIRM_ROUNDS
+    err = Console(stderr=True)
+
+    def remeasure_cells(cells: list[Any], rounds: int) -> Any:
+        err.print(f"re-measuring {len(cells)} cell(s) that look slower, {rounds} more round(s): "
+                  + ", ".join(c.name for c in cells), markup=False, highlight=False, soft_wrap=True)
+        return remeasure(cells, rounds, data_dir)
+
+    comparison = check_results(baseline, results_dir, tolerances, strict or bool(settings and settings.strict),
+                               exact or bool(settings and settings.exact), confirm, remeasure_cells)
     _warn_skipped(comparison.problems)
 
     text = markdown(comparison)
@@ -395,11 +411,13 @@ def check(
         sys.stdout.write(text)
     else:
         console = _stdout_console()
-        console.print(rich_table(comparison))
+        table = rich_table(comparison, console.width, show_all)
+        if table is not None:
+            console.print(table)
         console.print(summary_line(comparison), markup=False, highlight=False, soft_wrap=True)
         command = comparison.update_command()
         if comparison.exit_code == 1 and command:
-            console.print(f"If the change was intended, update the baseline:\n  {command}", markup=False, highlight=False, soft_wrap=True)
+            console.print(f"{update_advice(comparison)}:\n  {command}", markup=False, highlight=False, soft_wrap=True)
     if comparison.exit_code == 3:
         Console(stderr=True).print("nothing comparable: no current cell has the spec of a baseline cell; run the suite the "
                                    "baseline was saved from, or refresh it with `optbench baseline update`", highlight=False, soft_wrap=True)

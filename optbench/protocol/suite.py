@@ -38,7 +38,7 @@ from optbench.errors import UserError
 from optbench.optim.registry import parse_optimizer_arg, resolve_hparams, resolve_impl
 from optbench.spec import RunSpec
 from optbench.files import Refused, nesting, read_regular
-from optbench.limits import MAX_CONFIG_BYTES, MAX_NESTING, MAX_SEED, check_runs
+from optbench.limits import MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_NESTING, MAX_SEED, check_runs
 from optbench.protocol.sweep import count_inline, count_table, expand_inline, expand_table
 from optbench.protocol.targets import Target, parse_target
 from optbench.tasks import check_dataset, get_task
@@ -66,11 +66,16 @@ class OptimizerEntry(BaseModel):
 
 class CheckConfig(BaseModel):
     """The ``[check]`` table, read by ``optbench check --config``: ``tol`` rules as for ``--tol``
-    (see optbench.check.tolerance), applied before the command line's; ``strict`` as ``--strict``."""
+    (see optbench.check.tolerance), applied before the command line's; ``strict``, ``exact`` and
+    ``confirm`` as ``--strict``, ``--exact`` and ``--confirm`` (the command line wins)."""
 
     model_config = ConfigDict(extra="forbid")
     tol: list[str] = Field(default_factory=list)
     strict: bool = Field(default=False, strict=True)
+    # Quality must reproduce the baseline exactly on the same torch build, threads and CPU (as --exact).
+    exact: bool = Field(default=False, strict=True)
+    # Re-measurement rounds for a suspected runtime regression (as --confirm); None: the default.
+    confirm: int | None = Field(default=None, ge=0, le=MAX_CONFIRM_ROUNDS, strict=True)
 
 
 class SuiteConfig(BaseModel):
