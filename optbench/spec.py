@@ -135,16 +135,21 @@ class RunResult:
     stage: str | None = None
     # The time-to-target goal it was measured against, {"metric": "loss", "value": 0.5} (optbench.protocol.targets).
     target: dict[str, Any] | None = None
+    # The campaign it belonged to: --name, the suite file's stem, or the time the campaign started.
+    experiment: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON document; ``stage`` and ``target`` appear only when set."""
-        extra = {k: v for k, v in (("stage", self.stage), ("target", self.target)) if v is not None}
+        """The JSON document; ``stage``, ``target`` and ``experiment`` appear only when set. The
+        display ``label`` is stored at write time, so reading records never imports plugin code."""
+        extra = {k: v for k, v in (("stage", self.stage), ("target", self.target), ("experiment", self.experiment))
+                 if v is not None}
         return _finite_or_null({
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "spec": self.spec.to_dict(),
             "spec_hash": self.spec.spec_hash(),
             "cell_hash": self.spec.cell_hash(),
+            "label": self.spec.label(),
             "status": self.status,
             "error": self.error,
             "metric_name": self.metric_name,

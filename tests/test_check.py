@@ -57,7 +57,7 @@ def edit_records(results: Path, edit, optimizer: str = "adam") -> None:
         if record["spec"]["optimizer"] == optimizer:
             edit(record)
             spec = RunSpec.from_dict(record["spec"])  # an edited spec is another spec: rehash, as a real run would
-            record.update(spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash())
+            record.update(spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec.label())
             path.write_text(json.dumps(record))
 
 

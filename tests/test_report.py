@@ -50,7 +50,7 @@ def make_record(base: dict[str, Any], *, optimizer: str = "sgd", overrides: dict
         spec_fields.update(task="cifar10", dataset="synthetic")
         rec["metric_name"] = "accuracy"
     spec = RunSpec.from_dict(spec_fields)
-    rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), status=status,
+    rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec.label(), status=status,
                run_id=uuid.uuid4().hex[:12])
     if metrics is not None:
         rec["metrics"] = metrics

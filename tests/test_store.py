@@ -34,7 +34,7 @@ def variant(rec: dict[str, Any], *, seed: int | None = None, **top: Any) -> dict
     rec = copy.deepcopy(rec)
     if seed is not None:
         spec = RunSpec.from_dict({**rec["spec"], "seed": seed})
-        rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash())
+        rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec.label())
     rec.update(run_id=uuid.uuid4().hex[:12], **top)
     return rec
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -121,30 +120,6 @@ def _stdout_console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM during a suite (a BaseException, so no run records it as a failure)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.name = signal.Signals(signum).name
-
-
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into Interrupted, so the suite stops between two clean states."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"optbench {__version__}")
@@ -185,6 +160,7 @@ def run(
     clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
     early_stop: Annotated[float | None, typer.Option(metavar="DELTA", help="Stop (status converged) once the epoch training loss changes by less than this fraction.")] = None,
     time_budget: Annotated[float | None, typer.Option(metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Experiment name stored in every record (optbench report --name selects it).", show_default="the suite file's name, else the start time")] = None,
     target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Record the training time and epoch at which the test metric first reaches this: loss=0.5, rmse=1600, accuracy=0.6.")] = None,
 ) -> None:
     """Train the chosen optimizers on the chosen tasks and record runtime, loss, RMSE and accuracy.
@@ -192,67 +168,57 @@ def run(
     With no options: the default suite (the regression task on its built-in data with
     sgd, momentum, rmsprop and adam).
     """
-    from optbench.cli.console import LiveProgress, SkipCounter, results_table, selection_table
-    from optbench.execution.campaign import validate_campaign
-    from optbench.execution.local import run_suite
-    from optbench.protocol.selection import Protocol
-    from optbench.store.records import RUNS, ensure_writable, load_records
-    from optbench.protocol.suite import build_specs, load_suite, read_config, targets_for
+    from optbench.cli.console import LiveProgress, QuietProgress, results_table, selection_table
+    from optbench.execution.driver import Campaign, run_campaign
+    from optbench.protocol.suite import build_specs, experiment_name, load_suite, read_config, targets_for
+    from optbench.store.records import RUNS, load_records
 
     overrides = {
         "tasks": split_list(task), "optimizers": split_list(opt, split_optimizers=True), "dataset": dataset,
         "epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds, "device": device,
         "impl": impl, "select": select or None, "split": split, "schedule": schedule, "warmup_epochs": warmup,
         "clip_norm": clip_norm, "clip_value": clip_value, "early_stop_delta": early_stop,
-        "time_budget_s": time_budget, "target": target,
+        "time_budget_s": time_budget, "target": target, "name": name,
     }
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
-    specs = build_specs(suite)
-    targets = targets_for(suite)
-    protocol = Protocol.from_specs(specs) if suite.select else None
-    validate_campaign(specs, data_dir)  # every dataset present and valid before anything is written
-    ensure_writable(results_dir)
+    campaign = Campaign(build_specs(suite), results_dir, data_dir, force=force, select=suite.select,
+                        targets=targets_for(suite), experiment=experiment_name(suite, config))
 
     err = Console(stderr=True)
     out = err if json_out else _stdout_console()
-    _warn_skipped(load_records([results_dir])[1])
-    # One stage for plain runs; sweep, final and default under --select (optbench.protocol.selection).
-    stages = protocol.stages(results_dir) if protocol else [(None, specs)]
-    results: list[Any] = []
-    skipped_runs = 0
+    if results_dir.is_dir():
+        _warn_skipped(load_records([results_dir])[1])
+    progress = QuietProgress() if quiet or not err.is_terminal else LiveProgress(err)
     try:
-        with signals_raise():
-            for stage, stage_specs in stages:
-                progress = SkipCounter() if quiet or not err.is_terminal else LiveProgress(stage_specs, err)
-                with progress:
-                    results.extend(run_suite(stage_specs, results_dir, data_dir, progress, force=force,
-                                             stage=stage, targets=targets))
-                skipped_runs += progress.skipped
-    except Interrupted as exc:
-        err.print(
-            f"interrupted by {exc.name}: kept {len(results)} finished run(s) in {results_dir / RUNS}, "
-            f"discarded the run in progress; run the same command again to resume", highlight=False, soft_wrap=True)
-        raise typer.Exit(128 + exc.signum) from None
+        with progress:
+            outcome = run_campaign(campaign, events=progress)
     except StoreFailed as exc:
         err.print(
-            f"[bold red]error:[/] {escape(str(exc))}: stopped the suite; kept the {len(results)} run(s) finished before "
+            f"[bold red]error:[/] {escape(str(exc))}: stopped the suite; kept the {exc.kept} run(s) finished before "
             f"in {escape(str(results_dir / RUNS))}; free space or fix the folder's permissions, then run the same "
             "command again to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(StoreFailed.EXIT_CODE) from None
+    results = outcome.results
+    if outcome.stopped is not None:
+        err.print(
+            f"interrupted by {signal.Signals(outcome.stopped).name}: kept {len(results)} finished run(s) in "
+            f"{results_dir / RUNS}, discarded the run in progress; run the same command again to resume",
+            highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + outcome.stopped)
 
     if json_out:
         sys.stdout.write(json.dumps([r.to_record() for r in results], indent=2) + "\n")
     if not (json_out and quiet):
         if results:
             out.print(results_table(results))
-        if protocol:
-            out.print(selection_table(protocol.choices))
+        if suite.select:
+            out.print(selection_table(outcome.choices))
         for r in results:
             if r.status == "failed":
                 out.print(f"[red]failed[/]: {r.spec.task} {r.spec.label()} seed {r.spec.seed}: "
                           f"{(r.error or '').splitlines()[0]}", highlight=False, soft_wrap=True)
-        skipped = f"; skipped {skipped_runs} already finished (--force re-runs them)" if skipped_runs else ""
+        skipped = f"; skipped {outcome.skipped} already finished (--force re-runs them)" if outcome.skipped else ""
         out.print(f"{len(results)} run(s) recorded in {results_dir / RUNS}{skipped}", highlight=False)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)

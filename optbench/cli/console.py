@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -10,8 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from optbench.execution import local as executor
-
+from optbench.execution.driver import CampaignEvents
 from optbench.optim import registry as optimizers
 
 from optbench.protocol import selection
@@ -23,33 +23,30 @@ from optbench.tasks import TASKS
 STATUS_STYLE = {"ok": "green", "converged": "green", "budget": "cyan", "diverged": "yellow", "failed": "red"}
 
 
-class SkipCounter(executor.Progress):
-    """No display; counts the runs skipped because they had already finished."""
+class QuietProgress(CampaignEvents):
+    """No display."""
 
-    skipped = 0
-
-    def __enter__(self) -> SkipCounter:
+    def __enter__(self) -> QuietProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def run_skipped(self, index: int, total: int, spec: RunSpec) -> None:
-        self.skipped += 1
 
+class LiveProgress(QuietProgress):
+    """Progress of a campaign in epochs (so the ETA is meaningful): one bar for the stage, one per
+    run in flight (keyed by spec hash: a cluster runs several at once)."""
 
-class LiveProgress(SkipCounter):
-    """Overall progress in epochs (so the ETA is meaningful) plus the current run's epochs."""
-
-    def __init__(self, specs: list[RunSpec], console: Console) -> None:
+    def __init__(self, console: Console) -> None:
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True,
         )
-        self._epochs = {i: s.epochs for i, s in enumerate(specs)}
-        self._suite = self._bar.add_task(f"runs 0/{len(specs)}", total=sum(self._epochs.values()))
-        self._current = None
-        self._done_epochs = 0
+        self._specs: dict[str, RunSpec] = {}
+        self._running: dict[str, Any] = {}
+        self._epochs: dict[str, int] = {}
+        self._stage: Any = None
+        self._done = 0
 
     def __enter__(self) -> LiveProgress:
         self._bar.start()
@@ -58,25 +55,44 @@ class LiveProgress(SkipCounter):
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
-    def run_started(self, index: int, total: int, spec: RunSpec) -> None:
-        if self._current is not None:
-            self._bar.remove_task(self._current)
-        label = f"  {spec.task}/{spec.dataset} {spec.label()} seed {spec.seed}"
-        self._current = self._bar.add_task(label, total=spec.epochs)
+    def stage_started(self, stage: str | None, specs: list[RunSpec]) -> None:
+        self._specs = {s.spec_hash(): s for s in specs}
+        self._epochs = {}
+        self._done = 0
+        if self._stage is not None:
+            self._bar.remove_task(self._stage)
+        name = f"{stage} " if stage else ""
+        self._stage = self._bar.add_task(f"{name}runs 0/{len(specs)}", total=sum(s.epochs for s in specs))
 
-    def epoch_done(self, epoch: int, epochs: int) -> None:
-        self._bar.update(self._current, completed=epoch)
-        self._bar.update(self._suite, completed=self._done_epochs + epoch)
+    def _describe(self) -> str:
+        return f"runs {self._done}/{len(self._specs)}"
 
-    def run_finished(self, index: int, total: int, result: RunResult, path: Path) -> None:
-        self._done_epochs += self._epochs[index]
-        self._bar.update(self._suite, completed=self._done_epochs, description=f"runs {index + 1}/{total}")
+    def run_started(self, spec_hash: str) -> None:
+        spec = self._specs.get(spec_hash)
+        if spec is not None:
+            label = f"  {spec.task}/{spec.dataset} {spec.label()} seed {spec.seed}"
+            self._running[spec_hash] = self._bar.add_task(label, total=spec.epochs)
 
-    def run_skipped(self, index: int, total: int, spec: RunSpec) -> None:
-        super().run_skipped(index, total, spec)
-        self._bar.update(self._suite, total=self._bar.tasks[self._suite].total - self._epochs[index],
-                         description=f"runs {index + 1}/{total}")
+    def epoch_done(self, spec_hash: str, epoch: int, epochs: int) -> None:
+        if spec_hash in self._running:
+            self._bar.update(self._running[spec_hash], completed=epoch)
+        self._epochs[spec_hash] = epoch
+        self._bar.update(self._stage, completed=sum(self._epochs.values()))
 
+    def _finish(self, spec_hash: str) -> None:
+        task = self._running.pop(spec_hash, None)
+        if task is not None:
+            self._bar.remove_task(task)
+        spec = self._specs.get(spec_hash)
+        self._epochs[spec_hash] = spec.epochs if spec else 0
+        self._done += 1
+        self._bar.update(self._stage, completed=sum(self._epochs.values()), description=self._describe())
+
+    def run_finished(self, result: RunResult, path: Path) -> None:
+        self._finish(result.spec.spec_hash())
+
+    def run_skipped(self, spec_hash: str) -> None:
+        self._finish(spec_hash)
 
 def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)

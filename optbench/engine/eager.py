@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
-from collections.abc import Callable
-from datetime import datetime, UTC
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from optbench.devices import synchronize
+from optbench.engine.base import RunEvents
+from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.steptime import StepClock
-from optbench.fingerprint import environment
+from optbench.errors import UserError
 from optbench.optim.registry import build_optimizer, resolve_impl
 from optbench.protocol.schedules import LRSchedule
-from optbench.spec import CurvePoint, RunResult, RunSpec
-from optbench.tasks import Task, TaskData, get_task
 from optbench.protocol.training import TrainingOptions
+from optbench.spec import RunResult, RunSpec
+from optbench.tasks import Task, TaskData, get_task
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -49,115 +52,131 @@ def load_data(task: Task, dataset: str, data_dir: Path, device: str, split: str 
     return _DATA_CACHE[key]
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+@dataclass
+class Session:
+    """Everything a run builds before its clock starts (the set-up phase)."""
+
+    task: Task
+    data: TaskData
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    impl: str
+    schedule: LRSchedule
+    base_lrs: list[Any]
+    clip: Callable[[], object] | None
+    clock: StepClock
+    shuffle: torch.Generator
+
+
+def set_up(spec: RunSpec, data_dir: Path) -> Session:
+    """Data on the device, the model initialised from the seed, the optimizer in the implementation
+    the spec asks for (resolved once, here), the schedule, clipping and the step clock."""
+    task = get_task(spec.task)
+    device = torch.device(spec.device)
+    data = load_data(task, spec.dataset, data_dir, spec.device, spec.training.split)
+    torch.manual_seed(spec.seed)
+    model = task.build_model(data).to(device)
+    impl = resolve_impl(spec.optimizer, spec.impl, device)
+    optimizer = build_optimizer(spec.optimizer, model.parameters(), spec.hparams, impl)
+    schedule = LRSchedule(spec.training, spec.epochs)
+    base_lrs = [group.get("lr") for group in optimizer.param_groups]
+    if schedule.active and any(not isinstance(lr, (int, float)) for lr in base_lrs):
+        raise ValueError(f"optimizer '{spec.optimizer}' has no numeric learning rate 'lr' to schedule")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return Session(task, data, device, model, optimizer, impl, schedule, base_lrs, _clipper(spec.training, params),
+                   StepClock(params, device), torch.Generator().manual_seed(spec.seed))
+
+
+def train_epoch(s: Session, epoch: int, batch_size: int) -> tuple[float, float, float | None]:
+    """One timed epoch: ``(training seconds, mean training loss, learning rate)``.
+
+    The learning rate is set before the clock starts; batch losses are kept as tensors and summed
+    once per epoch (no extra kernel and no host-device sync per step); the device is synchronised
+    before each clock read, and the step clock's reference steps are taken out of the seconds.
+    """
+    if s.schedule.active:
+        factor = s.schedule.factor(epoch)
+        for group, base in zip(s.optimizer.param_groups, s.base_lrs):
+            group["lr"] = base * factor
+    lr = _lr(s.optimizer)
+    x_train, y_train = s.data.x_train, s.data.y_train
+    n = len(x_train)
+    perm = torch.randperm(n, generator=s.shuffle).to(s.device)
+    model, optimizer, loss_fn, clip, clock = s.model, s.optimizer, s.task.loss, s.clip, s.clock
+    losses: list[torch.Tensor] = []
+    synchronize(s.device)
+    t0 = time.perf_counter()
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        loss = loss_fn(model(x_train[idx]), y_train[idx])
+        loss.backward()
+        if clip is not None:
+            clip()
+        clock.mark()
+        optimizer.step()
+        clock.mark()
+        optimizer.zero_grad(set_to_none=True)  # grads start as None: clearing them after the step is the same
+        clock.mark()
+        clock.control()
+        losses.append(loss.detach())
+    synchronize(s.device)
+    seconds = time.perf_counter() - t0 - clock.end_epoch()
+    return seconds, torch.stack(losses).sum().item() / len(losses), lr
 
 
 def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallback | None = None) -> RunResult:
     """Train ``spec.optimizer`` on ``spec.task`` and measure it. Deterministic on CPU for a given spec
     (but for ``time_budget_s``, which depends on the clock).
 
-    A non-finite training loss stops the run with status ``diverged``; ``early_stop_delta`` stops it
-    with ``converged`` and ``time_budget_s`` with ``budget`` (both record ``stopped_epoch``). A run
-    on the validation split records ``val_loss`` and ``val_<metric>`` instead of test metrics.
+    Phases: ``set_up`` (outside the clock), then per epoch ``train_epoch`` (timed) and the
+    evaluation (outside the clock) recorded by a ``RunBook``, which stops the run on divergence
+    (``diverged``), early stopping (``converged``) or the time budget (``budget``).
     """
-    started = utc_now()
-    task = get_task(spec.task)
-    device = torch.device(spec.device)
-    options: TrainingOptions = spec.training
-    validation = options.split == "validation"
-    data = load_data(task, spec.dataset, data_dir, spec.device, options.split)
-
-    torch.manual_seed(spec.seed)
-    model = task.build_model(data).to(device)
-    impl = resolve_impl(spec.optimizer, spec.impl, device)
-    optimizer = build_optimizer(spec.optimizer, model.parameters(), spec.hparams, impl)
-    shuffle = torch.Generator().manual_seed(spec.seed)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    schedule = LRSchedule(options, spec.epochs)
-    base_lrs = [group.get("lr") for group in optimizer.param_groups]
-    if schedule.active and any(not isinstance(lr, (int, float)) for lr in base_lrs):
-        raise ValueError(f"optimizer '{spec.optimizer}' has no numeric learning rate 'lr' to schedule")
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    clip = _clipper(options, params)
-    clock = StepClock(params, device)
-
-    n, bs = len(data.x_train), spec.batch_size
-    steps_per_epoch = math.ceil(n / bs)
-    x_train, y_train = data.x_train, data.y_train
-    curve: list[CurvePoint] = []
-    train_seconds, status, evaluation = 0.0, "ok", {}
-    metrics_extra: dict[str, float | int | None] = {}
+    book = RunBook(spec, get_task(spec.task).metric_name)
+    s = set_up(spec, data_dir)
     for epoch in range(1, spec.epochs + 1):
-        if schedule.active:
-            factor = schedule.factor(epoch)
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
-        lr = _lr(optimizer)
-        perm = torch.randperm(n, generator=shuffle).to(device)
-        # Batch losses are kept as tensors and summed once per epoch: no extra kernel, and no
-        # host-device sync, per step.
-        losses: list[torch.Tensor] = []
-        synchronize(device)
-        t0 = time.perf_counter()
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            loss = task.loss(model(x_train[idx]), y_train[idx])
-            loss.backward()
-            if clip is not None:
-                clip()
-            clock.mark()
-            optimizer.step()
-            clock.mark()
-            optimizer.zero_grad(set_to_none=True)  # grads start as None: clearing them after the step is the same
-            clock.mark()
-            clock.control()
-            losses.append(loss.detach())
-        synchronize(device)
-        train_seconds += time.perf_counter() - t0 - clock.end_epoch()
-
-        train_loss = torch.stack(losses).sum().item() / steps_per_epoch
-        if not math.isfinite(train_loss):
-            status = "diverged"
-            curve.append(CurvePoint(epoch, train_seconds, train_loss, None, None, lr))
+        seconds, train_loss, lr = train_epoch(s, epoch, spec.batch_size)
+        going = book.record_epoch(epoch, seconds, train_loss, lr, lambda: s.task.evaluate(s.model, s.data))
+        if book.status != "diverged":
+            if on_epoch:
+                on_epoch(epoch, spec.epochs)
+            s.schedule.observe(epoch, book.plateau_signal())
+        if not going:
             break
-        evaluation = task.evaluate(model, data)
-        loss_now, metric_now = evaluation["test_loss"], evaluation[f"test_{task.metric_name}"]
-        if validation:
-            evaluation = {"val_loss": loss_now, f"val_{task.metric_name}": metric_now}
-            curve.append(CurvePoint(epoch, train_seconds, train_loss, None, None, lr, loss_now, metric_now))
-        else:
-            curve.append(CurvePoint(epoch, train_seconds, train_loss, loss_now, metric_now, lr))
-        if on_epoch:
-            on_epoch(epoch, spec.epochs)
-        # Plateau watches the validation loss, or the training loss: never the test split.
-        schedule.observe(epoch, loss_now if validation else train_loss)
-        if epoch < spec.epochs:
-            stop = _early_stop(options, curve, train_seconds)
-            if stop:
-                status, metrics_extra = stop, {"stopped_epoch": epoch}
-                break
+    n = len(s.data.x_train)
+    metrics = book.metrics(math.ceil(n / spec.batch_size), n, s.clock.times.metrics(book.train_seconds))
+    if s.device.type == "cuda":  # without the reference step's copy of the parameters
+        metrics["peak_memory_mb"] = (torch.cuda.max_memory_allocated(s.device) - s.clock.control_bytes) / 2**20
+    return book.result(metrics, spec.device, s.impl)
 
-    steps = len(curve) * steps_per_epoch
-    metrics: dict[str, float | int | None] = {
-        "train_seconds": train_seconds,
-        "epochs_completed": len(curve) - 1 if status == "diverged" else len(curve),
-        "steps": steps,
-        "steps_per_s": steps / train_seconds if train_seconds > 0 else None,
-        "samples_per_s": len(curve) * n / train_seconds if train_seconds > 0 else None,
-        "final_train_loss": curve[-1].train_loss if curve else None,
-        **(evaluation if status != "diverged" else {}),
-        **metrics_extra,
-        **clock.times.metrics(train_seconds),
-    }
-    if device.type == "cuda":  # without the reference step's copy of the parameters
-        metrics["peak_memory_mb"] = (torch.cuda.max_memory_allocated(device) - clock.control_bytes) / 2**20
-    return RunResult(
-        spec=spec, status=status, metrics=metrics, curve=curve, environment=environment(spec.device),
-        started_at=started, finished_at=utc_now(), run_id=uuid.uuid4().hex[:12], metric_name=task.metric_name,
-        optimizer_impl=impl,
-    )
+
+class EagerEngine:
+    """The eager engine: the specs of a group one after another, each a ``run``."""
+
+    name = "eager"
+
+    def run_group(self, specs: Sequence[RunSpec], data_dir: Path, events: RunEvents) -> Iterator[RunResult]:
+        for spec in specs:
+            key = spec.spec_hash()
+            events.run_started(key)
+            started = utc_now()
+            try:
+                result = run(spec, data_dir, lambda epoch, epochs, key=key: events.epoch_done(key, epoch, epochs))
+            except UserError:
+                raise  # missing or bad data: the user must fix it, every later run would fail the same way
+            except Exception as exc:  # noqa: BLE001 - one broken run must not lose the suite
+                result = failed_result(spec, started, describe(exc))
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()  # give the next run the memory an out-of-memory run held
+            yield result
+
+
+def describe(exc: BaseException) -> str:
+    """A failed run's ``error``: the exception on its first line, then the traceback's tail."""
+    return f"{type(exc).__name__}: {exc}".strip() + "\n" + traceback.format_exc(limit=-3)
 
 
 def _lr(optimizer: torch.optim.Optimizer) -> float | None:
@@ -172,17 +191,4 @@ def _clipper(options: TrainingOptions, params: list[torch.Tensor]) -> Callable[[
         return lambda: torch.nn.utils.clip_grad_norm_(params, max_norm)
     if max_value is not None:
         return lambda: torch.nn.utils.clip_grad_value_(params, max_value)
-    return None
-
-
-def _early_stop(options: TrainingOptions, curve: list[CurvePoint], train_seconds: float) -> str | None:
-    """``converged`` when the epoch training loss changed by less than ``early_stop_delta`` of the
-    previous epoch's, ``budget`` when the training seconds reached ``time_budget_s``, else None."""
-    delta = options.early_stop_delta
-    if delta is not None and len(curve) >= 2:
-        previous, current = curve[-2].train_loss, curve[-1].train_loss
-        if previous is not None and current is not None and abs(current - previous) < delta * abs(previous):
-            return "converged"
-    if options.time_budget_s is not None and train_seconds >= options.time_budget_s:
-        return "budget"
     return None

@@ -48,3 +48,12 @@ class Executor(Protocol):
     def map(self, work: Iterable[WorkUnit], data_dir: Path, events: RunEvents) -> Iterator[RunResult]: ...
 
     def close(self) -> None: ...
+
+
+def execute_unit(unit: WorkUnit, data_dir: Path, events: RunEvents | None = None) -> Iterator[RunResult]:
+    """Run one unit with its engine, here: the function an executor calls wherever the unit lands.
+    Yields one result per spec as each finishes; a run that raises is a ``failed`` result (the
+    engine's job), a ``UserError`` propagates."""
+    from optbench.engine import get_engine
+
+    yield from get_engine(unit.engine).run_group(unit.specs, data_dir, events or RunEvents())

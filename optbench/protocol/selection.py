@@ -22,13 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from optbench.metrics import higher_is_better
 from optbench.optim.registry import resolve_hparams
 from optbench.spec import SUCCESS, RunSpec
-from optbench.store.records import FINISHED, load_records, newest_per_spec
+from optbench.store.records import FINISHED, newest_per_spec
 from optbench.tasks import TASKS
 
 SWEEP, FINAL, DEFAULT = "sweep", "final", "default"
@@ -158,13 +157,17 @@ class Protocol:
         seeds = sorted({s.seed for s in specs})
         return cls(candidate_specs(specs), seeds)
 
-    def stages(self, results_dir: Path) -> Iterator[tuple[str, list[RunSpec]]]:
-        """(stage, specs) for sweep, final and default. The final stage is decided from the sweep's
-        records in ``results_dir`` once the caller has run the sweep (resumed runs included)."""
+    def stages(self) -> Iterator[tuple[str, list[RunSpec]]]:
+        """(stage, specs) for sweep, final and default. The final stage is decided by ``decide``,
+        which the caller calls with the sweep's records once it has run the sweep."""
         yield SWEEP, self.candidates
-        self.choices = choose_from_records(self.candidates, load_records([results_dir])[0])
         yield FINAL, self.final_specs()
         yield DEFAULT, self.default_specs()
+
+    def decide(self, records: list[dict[str, Any]]) -> None:
+        """Choose each sweep's winner from the records of its candidates (new or resumed ones; a
+        candidate without a finished record counts as failed). Never reads the store."""
+        self.choices = choose_from_records(self.candidates, records)
 
     def final_specs(self) -> list[RunSpec]:
         return [replace(tuned, seed=seed) for c in self.choices if (tuned := c.tuned_spec()) is not None

@@ -28,6 +28,7 @@ Fair comparisons (optbench.protocol.training, optbench.protocol.sweep, optbench.
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +101,9 @@ class SuiteConfig(BaseModel):
     # Tune on validation, re-run the best on test (optbench.protocol.selection); time-to-target goal for every task.
     select: bool = Field(default=False, strict=True)
     target: str | None = None
+    # The experiment every record of this suite carries (optbench report --name); default: the
+    # suite file's name, or the time the run started.
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[\w.:+@=-][\w .:+@=-]*$")
     check: CheckConfig | None = None
 
     @field_validator("tasks", "optimizers", mode="before")
@@ -236,3 +240,12 @@ def targets_for(suite: SuiteConfig) -> dict[str, Target]:
             task = get_task(entry.name)
             targets[task.name] = parse_target(text, task.metric_name, task.name)
     return targets
+
+
+def experiment_name(suite: SuiteConfig, config: Path | None) -> str:
+    """The suite's experiment: its ``name``, else the suite file's stem, else the local start time."""
+    if suite.name:
+        return suite.name
+    if config is not None:
+        return Path(config).stem
+    return datetime.now().strftime("run-%Y%m%d-%H%M%S")

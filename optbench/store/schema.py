@@ -30,7 +30,7 @@ Number = Finite  # a whole number is accepted as a float; the stored document ke
 # so that a metric can never stand in for a spec field, a status or a label.
 RESERVED = frozenset({
     "schema_version", "run_id", "spec", "spec_hash", "cell_hash", "status", "error", "metric_name", "metrics",
-    "optimizer_impl", "curve", "environment", "started_at", "finished_at", "stage", "target",
+    "optimizer_impl", "curve", "environment", "started_at", "finished_at", "stage", "target", "experiment",
     "task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device", "impl", "training",
     "path", "label", "split",
 })
@@ -117,6 +117,8 @@ class RunRecord(BaseModel):
     finished_at: StrictStr
     stage: Literal["sweep", "final", "default"] | None = None
     target: TargetModel | None = None
+    label: Annotated[str, Field(strict=True, max_length=1000)] | None = None
+    experiment: Annotated[str, Field(strict=True, max_length=200)] | None = None
 
     _check_times = field_validator("started_at", "finished_at")(_timestamp)
 

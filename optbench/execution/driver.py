@@ -1,0 +1,231 @@
+"""The campaign driver: the one process that owns a suite from its specs to its records.
+
+``run_campaign`` checks the data of every task once, skips specs that already have a finished
+record (resume), claims the rest (``optbench.store.claims``) so two processes never run one spec
+at once, hands units of work to an executor (``optbench.execution.base``: this process, or a
+cluster), annotates every result (stage, target, experiment, git commit), writes every record,
+runs the ``--select`` protocol between its stages from the results it has, reports progress, and
+stops cleanly on SIGINT/SIGTERM or when the results folder stops accepting records. Engines and
+executors never write records; the CLI only parses and renders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from optbench.engine.base import RunEvents
+from optbench.errors import StoreFailed
+from optbench.execution.base import Executor, WorkUnit
+from optbench.execution.campaign import validate_campaign
+from optbench.protocol.selection import SWEEP, Choice, Protocol
+from optbench.protocol.targets import Target, target_metrics
+from optbench.spec import RunResult, RunSpec
+from optbench.store.claims import CLAIMS, Claim, claim, remove_claims_folder
+from optbench.store.records import RUNS, ensure_writable, finished_record, save_result
+
+
+class CampaignEvents(RunEvents):
+    """What a front end sees of a campaign; the defaults do nothing. Runs are keyed by spec hash."""
+
+    def stage_started(self, stage: str | None, specs: list[RunSpec]) -> None: ...
+
+    def run_skipped(self, spec_hash: str) -> None: ...
+
+    def run_finished(self, result: RunResult, path: Path) -> None: ...
+
+    def stage_finished(self, stage: str | None) -> None: ...
+
+
+@dataclass
+class Campaign:
+    """A suite to run: its specs and how the driver treats them."""
+
+    specs: list[RunSpec]
+    results_dir: Path
+    data_dir: Path = Path("data")
+    force: bool = False  # re-run specs that already have a finished record
+    select: bool = False  # the --select protocol (optbench.protocol.selection)
+    targets: dict[str, Target] = field(default_factory=dict)  # task -> time-to-target goal
+    experiment: str | None = None  # the name every record of this campaign carries
+    engine: str = "eager"
+
+
+@dataclass
+class CampaignOutcome:
+    """What a campaign did. ``stopped`` is the signal number when SIGINT/SIGTERM ended it early
+    (the finished records are kept, the runs in flight discarded)."""
+
+    results: list[RunResult] = field(default_factory=list)
+    skipped: int = 0
+    choices: list[Choice] = field(default_factory=list)
+    stopped: int | None = None
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM during a campaign (a BaseException, so no run records it as a failure)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into Interrupted, so a campaign stops between two clean states
+    (only in the main thread, where Python delivers signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_campaign(campaign: Campaign, executor: Executor | None = None,
+                 events: CampaignEvents | None = None) -> CampaignOutcome:
+    """Run a campaign to its end (or to an interruption, in ``outcome.stopped``).
+
+    Raises UserError for bad data (before anything is written) and StoreFailed when a record cannot
+    be written (``kept`` on the exception: the records written before it are whole).
+    """
+    from optbench.execution.local import LocalExecutor
+    from optbench.fingerprint import git_commit
+
+    events = events or CampaignEvents()
+    executor = executor or LocalExecutor()
+    validate_campaign(campaign.specs, campaign.data_dir)  # every dataset present and valid first
+    ensure_writable(campaign.results_dir)
+    outcome = CampaignOutcome()
+    annotations = {"experiment": campaign.experiment, "git_commit": git_commit()}
+    protocol = Protocol.from_specs(campaign.specs) if campaign.select else None
+    stages = protocol.stages() if protocol else iter([(None, campaign.specs)])
+    try:
+        with signals_raise():
+            for stage, specs in stages:
+                events.stage_started(stage, specs)
+                stage_run = _Stage(campaign, stage, specs, annotations, events)
+                for result in executor.map(stage_run.work(), campaign.data_dir, events):
+                    outcome.results.append(stage_run.record(result))
+                outcome.skipped += stage_run.skipped
+                events.stage_finished(stage)
+                if protocol and stage == SWEEP:
+                    protocol.decide(stage_run.outcomes())
+    except Interrupted as exc:
+        outcome.stopped = exc.signum
+    except StoreFailed as exc:
+        exc.kept = len(outcome.results)
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            remove_claims_folder(campaign.results_dir)
+        if protocol:
+            outcome.choices = protocol.choices
+    return outcome
+
+
+class _Stage:
+    """One stage of a campaign: which of its specs run (resume, claims), and the records they leave."""
+
+    def __init__(self, campaign: Campaign, stage: str | None, specs: list[RunSpec], annotations: dict[str, Any],
+                 events: CampaignEvents) -> None:
+        self.campaign, self.stage, self.specs, self.events = campaign, stage, specs, events
+        self.annotations = annotations
+        self.skipped = 0
+        self.claims: dict[str, Claim] = {}
+        self.records: dict[str, dict[str, Any]] = {}  # spec hash -> its newest finished or new record
+        self.since = datetime.now().astimezone()
+
+    def work(self) -> Iterator[WorkUnit]:
+        """Units for the executor, claimed as it takes them: finished specs are skipped, specs
+        another process is running now are left for the end and skipped if it recorded them."""
+        deferred: list[RunSpec] = []
+        for spec in self.specs:
+            if self._already_done(spec):
+                continue
+            held = self._claim(spec, wait=False)
+            if held is None:
+                deferred.append(spec)
+                continue
+            if self._already_done(spec):  # finished while we claimed it
+                held.release()
+                continue
+            self.claims[spec.spec_hash()] = held
+            yield WorkUnit((spec,), self.campaign.engine)
+        for spec in deferred:
+            held = self._claim(spec, wait=True)
+            assert held is not None
+            if self._recorded_by_another(spec):
+                held.release()
+                self._skip(spec, finished_record(self.campaign.results_dir, spec.spec_hash()))
+                continue
+            self.claims[spec.spec_hash()] = held
+            yield WorkUnit((spec,), self.campaign.engine)
+
+    def record(self, result: RunResult) -> RunResult:
+        """Annotate and save one result, then release its claim."""
+        c = self.campaign
+        result.stage = self.stage
+        result.experiment = self.annotations["experiment"]
+        result.environment = {**result.environment, "git_commit": self.annotations["git_commit"]}
+        target = c.targets.get(result.spec.task)
+        if target is not None and result.spec.training.split == "test":
+            result.target = target.to_dict()
+            result.metrics.update(target_metrics([p.to_dict() for p in result.curve], target))
+        try:
+            path = save_result(result, c.results_dir)
+        except OSError as exc:  # full disk, permission or mount change: stop, the records so far are whole
+            raise StoreFailed(Path(c.results_dir) / RUNS, exc) from None
+        finally:
+            held = self.claims.pop(result.spec.spec_hash(), None)
+            if held is not None:
+                held.release()
+        self.records[result.spec.spec_hash()] = result.to_record()
+        self.events.run_finished(result, path)
+        return result
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """The records of this stage's specs: new ones and those found finished on disk."""
+        return list(self.records.values())
+
+    def _already_done(self, spec: RunSpec) -> bool:
+        if self.campaign.force:
+            return False
+        record = finished_record(self.campaign.results_dir, spec.spec_hash())
+        if record is None:
+            return False
+        self._skip(spec, record)
+        return True
+
+    def _skip(self, spec: RunSpec, record: dict[str, Any] | None) -> None:
+        self.skipped += 1
+        if record is not None:
+            self.records[spec.spec_hash()] = record
+        self.events.run_skipped(spec.spec_hash())
+
+    def _claim(self, spec: RunSpec, wait: bool) -> Claim | None:
+        try:
+            return claim(self.campaign.results_dir, spec.spec_hash(), wait=wait)
+        except OSError as exc:
+            raise StoreFailed(Path(self.campaign.results_dir) / CLAIMS, exc) from None
+
+    def _recorded_by_another(self, spec: RunSpec) -> bool:
+        """Whether the process that held the claim recorded the spec (with ``force``: since we started)."""
+        record = finished_record(self.campaign.results_dir, spec.spec_hash())
+        if record is None:
+            return False
+        return not self.campaign.force or datetime.fromisoformat(record["finished_at"]) >= self.since
+
