@@ -159,8 +159,11 @@ def test_a_stale_baseline_fails_under_exact_with_the_update_command():
 def test_exact_is_not_demanded_across_threads_torch_builds_or_on_cuda():
     base = make_cell(costs(4.3), losses=[0.5, 0.51])
     cur_env = {**ENV, "torch_threads": 2}
-    row = verdict(run_check([base], [make_cell(costs(4.3), losses=[0.5, 0.5101], env=cur_env)], exact=True), "reproduction")
-    assert row.verdict == "warn" and "not checked" in row.note and "torch_threads 1 -> 2" in row.note
+    result = run_check([base], [make_cell(costs(4.3), losses=[0.5, 0.5101], env=cur_env)], exact=True)
+    assert result.exit_code == 0 and not [r for r in result.rows if r.metric == "reproduction"]
+    assert result.notes == ["exact reproduction not checked for 1 cell(s): another environment (torch_threads 1 -> 2); "
+                            "the tolerances decided"]
+    assert "> exact reproduction not checked for 1 cell(s)" in markdown(result)
     cuda = [make_cell(costs(4.3), device="cuda")], [make_cell(costs(4.3), losses=[0.5, 0.5101], device="cuda")]
     assert not [r for r in run_check(*cuda, exact=True).rows if r.metric == "reproduction"]
 

@@ -100,6 +100,7 @@ class Comparison:
     results_dir: str = ""
     problems: list[Problem] = field(default_factory=list)
     suspects: list[Cell] = field(default_factory=list)  # cells with a runtime row beyond its fail level, same machine
+    notes: list[str] = field(default_factory=list)  # about the whole comparison, e.g. exact reproduction not checked
 
     @property
     def stale(self) -> bool:
@@ -136,7 +137,7 @@ class Comparison:
         return {
             "outcome": self.outcome, "exit_code": self.exit_code, "compared_cells": self.compared_cells,
             "strict": self.strict, "counts": self.counts(), "baseline": self.baseline_path,
-            "results_dir": self.results_dir, "update_command": self.update_command(),
+            "results_dir": self.results_dir, "update_command": self.update_command(), "notes": self.notes,
             "rows": [{**asdict(r), "cell": r.cell} for r in self.rows],
         }
 
@@ -181,12 +182,15 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
     unmatched = {c.cell_hash: c for c in current}
     compared = 0
     suspects: list[Cell] = []
+    unchecked: dict[str, int] = {}  # environment change -> cells whose exact reproduction it prevents
     for base in baseline.cells:
         cur = unmatched.pop(base.cell_hash, None)
         if cur is not None:
             compared += 1
             cell_rows = compare_cell(base, baseline.cell_environment(base), cur, tolerances, exact,
                                      (remeasured or {}).get(cur.cell_hash, {}))
+            if exact and cur.device == "cpu" and (change := fingerprint_change(baseline.cell_environment(base), cur.environment or {}, EXACT_KEYS)):
+                unchecked[change] = unchecked.get(change, 0) + 1
             if any(r.suspect for r in cell_rows):
                 suspects.append(cur)
             rows += cell_rows
@@ -204,7 +208,9 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
         rows.append(_row(cur, "cell", "new", baseline="-", current=f"{len(cur.runs)} run(s)", n_current=len(cur.runs),
                          note="not in the baseline"))
     rows.sort(key=lambda r: VERDICTS.index(r.verdict))
-    return Comparison(rows, compared, strict, suspects=suspects)
+    notes = [f"exact reproduction not checked for {n} cell(s): another environment ({change}); the tolerances decided"
+             for change, n in unchecked.items()]
+    return Comparison(rows, compared, strict, suspects=suspects, notes=notes)
 
 
 def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: Tolerances, exact: bool = False,
@@ -297,14 +303,11 @@ def _runtime_row(cell: Cell, metric: str, b: list[float], c: list[float], tol: T
 
 
 def _reproduction_rows(base: Cell, base_env: dict[str, Any], cur: Cell) -> list[Row]:
-    """Under ``exact``: a fail row when a seed's quality numbers differ from the baseline's on the
-    environment that reproduces them (``EXACT_KEYS``, CPU only); a warn row when that environment differs."""
-    if cur.device != "cpu":
+    """Under ``exact``: a pass or fail row, whether every seed's quality numbers equal the baseline's,
+    on the environment that reproduces them (``EXACT_KEYS``, CPU only); elsewhere none (``compare``
+    adds one note for all such cells)."""
+    if cur.device != "cpu" or fingerprint_change(base_env, cur.environment or {}, EXACT_KEYS):
         return []
-    change = fingerprint_change(base_env, cur.environment or {}, EXACT_KEYS)
-    if change:
-        return [_row(cur, "reproduction", "warn", baseline="exact", current="not checked",
-                     note=f"exact reproduction not checked: another environment ({change})")]
     base_runs = {r.seed: r for r in base.runs}
     diffs = []
     for run in cur.runs:

@@ -68,6 +68,7 @@ def markdown(comparison: Comparison) -> str:
     problems = [r for r in comparison.rows if r.verdict != "pass"]
     passing = [r for r in comparison.rows if r.verdict == "pass"]
     lines = [f"### optbench check: {comparison.outcome}", "", summary_line(comparison), ""]
+    lines += [*(f"> {note}" for note in comparison.notes), ""] if comparison.notes else []
     if problems:
         lines += [*_md_table(problems), ""]
     if passing:

@@ -381,6 +381,8 @@ def check(
         if table is not None:
             console.print(table)
         console.print(summary_line(comparison), markup=False, highlight=False, soft_wrap=True)
+        for note in comparison.notes:
+            console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         command = comparison.update_command()
         if comparison.exit_code == 1 and command:
             console.print(f"{update_advice(comparison)}:\n  {command}", markup=False, highlight=False, soft_wrap=True)
