@@ -76,7 +76,7 @@ def trial(work: Path, name: str, env: dict[str, str], busy: bool) -> dict:
     if check.returncode not in (0, 1):
         sys.exit(f"optbench check failed:\n{check.stderr}")
     rows = json.loads((work / f"{results}.json").read_text())["rows"]
-    ratios = {r["task"]: r["change"] for r in rows if r["metric"] == "step_cost" and r["label"] == PLUGIN}
+    ratios = {r["task"]: r["change"] for r in rows if r["metric"] == "step_cost" and r["label"].startswith(PLUGIN)}
     shutil.rmtree(work / results)
     return {"exit": check.returncode, "busy": busy, "ratios": ratios,
             "fails": sorted({r["metric"] for r in rows if r["verdict"] == "fail"}),
