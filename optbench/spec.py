@@ -38,6 +38,11 @@ class RunSpec:
     impl: str = "auto"
     # Schedule, clipping, early stopping, budget, evaluation split (optbench.protocol.training).
     training: TrainingOptions = field(default_factory=TrainingOptions)
+    # The code behind the run where optbench cannot pin it by its own and torch's versions:
+    # {"optimizer": "sha256:<source file>" or "<distribution>==<version>", "task": "<task version>"}
+    # (optbench.optim.registry.code_version, Task.version). Empty for built-in optimizers on tasks
+    # at their first version, and then left out of the stored spec (hashes stay as they were).
+    code: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored spec. ``impl`` is left out when it is "auto", so default runs keep the record
@@ -50,11 +55,16 @@ class RunSpec:
         d["training"] = self.training.to_dict()
         if not d["training"]:
             del d["training"]
+        if not self.code:
+            del d["code"]
+        else:
+            d["code"] = dict(sorted(self.code.items()))
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        fields = {k: d[k] for k in cls.__dataclass_fields__ if k not in ("impl", "training")}
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k not in ("impl", "training", "code")}
+        fields["code"] = dict(d.get("code") or {})
         fields["impl"] = d.get("impl", "auto")
         fields["training"] = TrainingOptions.from_dict(d.get("training"))
         fields["hparams"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["hparams"].items()}

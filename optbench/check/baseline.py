@@ -74,6 +74,7 @@ class Cell(BaseModel):
     device: str
     impl: str = "auto"  # optimizer implementation; left out of the file when "auto"
     training: dict[str, Any] = Field(default_factory=dict)  # non-default training options; left out when none
+    code: dict[str, str] = Field(default_factory=dict)  # the plugin/task code version (RunSpec.code); left out when none
     label: str
     cell_hash: str
     metric_name: str
@@ -97,7 +98,7 @@ class Cell(BaseModel):
         return any(fnmatch.fnmatchcase(f"{self.task}/{name}", glob) for name in (self.label, self.optimizer))
 
     def spec_fields(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device", "impl", "training")}
+        return {k: getattr(self, k) for k in ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device", "impl", "training", "code")}
 
 
 class Baseline(BaseModel):

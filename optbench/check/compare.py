@@ -196,6 +196,19 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
             rows += cell_rows
             continue
         moved = next((c for c in unmatched.values() if c.key == base.key), None)
+        if moved is not None and _only_code_changed(base, moved):
+            # The code under test changed (a plugin's source, a task's version): exactly what check
+            # is for. Compare, and say so in the table.
+            del unmatched[moved.cell_hash]
+            compared += 1
+            rows.append(_row(base, "code", "warn", baseline=_code_text(base), current=_code_text(moved),
+                             note=_code_change(base, moved)))
+            cell_rows = compare_cell(base, baseline.cell_environment(base), moved, tolerances, False,
+                                     (remeasured or {}).get(moved.cell_hash, {}))
+            if any(r.suspect for r in cell_rows):
+                suspects.append(moved)
+            rows += cell_rows
+            continue
         if moved is not None:
             del unmatched[moved.cell_hash]
             rows.append(_row(base, "spec", "not comparable", baseline=_spec_text(base), current=_spec_text(moved),
@@ -340,6 +353,25 @@ def _row(cell: Cell, metric: str, verdict: Verdict, **fields: Any) -> Row:
 
 def _spec_text(cell: Cell) -> str:
     return f"epochs={cell.epochs}, batch_size={cell.batch_size}"
+
+
+def _only_code_changed(base: Cell, cur: Cell) -> bool:
+    old, new = base.spec_fields(), cur.spec_fields()
+    return old["code"] != new["code"] and all(old[k] == new[k] for k in old if k != "code")
+
+
+def _code_text(cell: Cell) -> str:
+    return ", ".join(f"{k} {v.removeprefix('sha256:')[:8]}" for k, v in sorted(cell.code.items())) or "built in"
+
+
+def _code_change(base: Cell, cur: Cell) -> str:
+    """``optimizer code changed: 3f2a… → 9c41…`` for each part of the code that changed."""
+    parts = []
+    for key in sorted(set(base.code) | set(cur.code)):
+        old, new = base.code.get(key, "-"), cur.code.get(key, "-")
+        if old != new:
+            parts.append(f"{key} code changed: {old.removeprefix('sha256:')[:8]}… → {new.removeprefix('sha256:')[:8]}…")
+    return "; ".join(parts)
 
 
 def _spec_change(base: Cell, cur: Cell) -> str:

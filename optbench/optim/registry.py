@@ -23,9 +23,11 @@ optimizer with the same kind; see ``resolve_impl`` for the default policy.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import inspect
 import math
+from pathlib import Path
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,6 +177,26 @@ def get_optimizer(name: str) -> OptimizerDef:
         return _entry_point_optimizer(entry_points[name])
     err = unknown("optimizer", name, [*REGISTRY, *REFERENCE, *entry_points])
     raise UserError(f"{err}; or a plugin: {plugins.PLUGIN_SYNTAX}, or {plugins.ZOO_PREFIX}NAME ({plugins.ZOO_INSTALL})")
+
+
+def code_version(name: str) -> str | None:
+    """What pins the code of an optimizer that is not optbench's or torch's own (their versions are
+    in every record's environment): ``<distribution>==<version>`` for the zoo and entry points,
+    ``sha256:<first 16 hex digits>`` of the source file for an import path or a local file."""
+    if name in REGISTRY or name in REFERENCE:
+        return None
+    if name.startswith(plugins.ZOO_PREFIX):
+        return f"{plugins.ZOO_PACKAGE}=={plugins.zoo_version()}"
+    entry_points = plugins.entry_points()
+    if ":" not in name and name in entry_points:
+        dist = getattr(entry_points[name], "dist", None)
+        return f"{dist.name}=={dist.version}" if dist is not None else None
+    cls = get_optimizer(name).cls
+    try:
+        source = inspect.getsourcefile(cls)
+        return "sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16] if source else None
+    except (OSError, TypeError):
+        return None
 
 
 def lookup_optimizer(name: str, load: bool = True) -> OptimizerDef | None:

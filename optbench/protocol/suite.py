@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optbench.devices import resolve_device
 from optbench.errors import UserError
-from optbench.optim.registry import parse_optimizer_arg, resolve_hparams, resolve_impl
+from optbench.optim.registry import code_version, parse_optimizer_arg, resolve_hparams, resolve_impl
 from optbench.spec import RunSpec
 from optbench.files import Refused, nesting, read_regular
 from optbench.limits import MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_NESTING, MAX_SEED, check_runs
@@ -196,6 +196,7 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
             parsed = [(entry.name, o) for o in expand_table(entry.name, dict(entry.model_extra or {}))]
         optimizers += [(name, resolve_hparams(name, overrides)) for name, overrides in parsed]
         resolve_impl(parsed[0][0], suite.impl, device)  # an optimizer without the chosen implementation fails here
+    optimizer_code = {name: code_version(name) for name, _ in optimizers}
     specs = []
     for entry in suite.tasks:
         entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
@@ -206,11 +207,13 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
             epochs, suite.schedule, suite.warmup_epochs, suite.clip_norm, suite.clip_value, suite.early_stop_delta,
             suite.time_budget_s, suite.split)
         for name, hparams in optimizers:
+            code = {k: v for k, v in (("optimizer", optimizer_code[name]),
+                                      ("task", str(task.version) if task.version != 1 else None)) if v}
             for seed in range(suite.seed, suite.seed + suite.seeds):
                 specs.append(RunSpec(
                     task=task.name, dataset=dataset, optimizer=name, hparams=hparams, epochs=epochs,
                     batch_size=entry.batch_size or suite.batch_size or task.default_batch_size,
-                    seed=seed, device=device, impl=suite.impl, training=training,
+                    seed=seed, device=device, impl=suite.impl, training=training, code=code,
                 ))
     return specs
 

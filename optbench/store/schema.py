@@ -31,7 +31,7 @@ Number = Finite  # a whole number is accepted as a float; the stored document ke
 RESERVED = frozenset({
     "schema_version", "run_id", "spec", "spec_hash", "cell_hash", "status", "error", "metric_name", "metrics",
     "optimizer_impl", "curve", "environment", "started_at", "finished_at", "stage", "target", "experiment",
-    "task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device", "impl", "training",
+    "task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device", "impl", "training", "code",
     "path", "label", "split",
 })
 
@@ -67,6 +67,7 @@ class SpecModel(_Strict):
     device: Name
     impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
     training: TrainingModel | None = None
+    code: dict[str, Annotated[str, Field(strict=True, max_length=200)]] | None = None
 
 
 class CurvePointModel(_Strict):

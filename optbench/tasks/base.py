@@ -64,6 +64,9 @@ class Task(ABC):
     default_dataset: ClassVar[str]
     default_epochs: ClassVar[int]
     default_batch_size: ClassVar[int] = 64
+    # Bump when the model, the data or the evaluation changes: runs of another version are other
+    # runs (another spec hash, so resume never reuses them). Version 1 is left out of the spec.
+    version: ClassVar[int] = 1
     # Evaluation batch: bounds memory on large test sets without changing results.
     eval_batch_size: ClassVar[int] = 4096
 
