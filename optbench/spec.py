@@ -15,11 +15,15 @@ from optbench.protocol.training import TrainingOptions
 
 SCHEMA_VERSION = 1
 
-# converged: stopped early by early_stop_delta; budget: stopped by time_budget_s (optbench.protocol.training).
+# The status vocabulary, in one place. converged: stopped early by early_stop_delta; budget:
+# stopped by time_budget_s (optbench.protocol.training); diverged: a non-finite training loss;
+# failed: the run raised (its error is in the record).
 Status = Literal["ok", "converged", "budget", "diverged", "failed"]
-# Runs that finished training normally: they enter the statistics and are not repeated on resume.
-SUCCESS: tuple[str, ...] = ("ok", "converged", "budget")
 STATUSES: tuple[str, ...] = ("ok", "converged", "budget", "diverged", "failed")
+# Runs that finished training normally: they enter the statistics.
+SUCCESS: tuple[str, ...] = ("ok", "converged", "budget")
+# Runs that are done: not repeated on resume. A failed one is (its cause may have been transient).
+FINISHED: tuple[str, ...] = (*SUCCESS, "diverged")
 
 
 @dataclass(frozen=True)

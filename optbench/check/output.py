@@ -13,21 +13,20 @@ from pathlib import Path
 
 from optbench.check.compare import Comparison, Row
 from optbench.errors import UserError
+from optbench.metrics import metric
 
 ICON = {"fail": "❌", "warn": "⚠️", "not comparable": "➖", "missing": "❔", "new": "🆕", "pass": "✅"}
 HEADERS = ("verdict", "cell", "metric", "baseline", "current", "change", "note")
 
 
-def format_value(metric: str, value: float | str | None) -> str:
+def format_value(name: str, value: float | str | None) -> str:
+    """A value as the metric registry formats it (``optbench.metrics``), seconds with their unit."""
     if value is None:
         return "-"
     if isinstance(value, str):
         return value
-    if metric == "train_seconds":
-        return f"{value:.3g} s"
-    if metric == "test_accuracy":
-        return f"{value:.1%}"
-    return f"{value:.4g}"
+    m = metric(name)
+    return f"{m.format(value)} s" if m.unit == "s" else m.format(value)
 
 
 def row_cells(row: Row) -> list[str]:

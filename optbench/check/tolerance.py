@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from optbench.errors import UserError, unknown
+from optbench import metrics as registry
 from optbench.metrics import higher_is_better
 
 LevelKind = Literal["rel", "ratio", "abs", "off"]
@@ -85,20 +86,11 @@ class Metric:
         return higher_is_better(self.name)
 
 
-_QUALITY = Tolerance(Level("rel", 0.05), Level("rel", 0.10))
-METRICS: dict[str, Metric] = {m.name: m for m in [
-    # Whole-run time follows the machine's load (0.8x-4.3x between runs of unchanged code on a busy
-    # 2-core machine): it only warns, and only at 2x. Set a fail level on a dedicated machine.
-    Metric("train_seconds", default=Tolerance(Level("ratio", 2.0), Level("off")), runtime=True),
-    # The optimizer step against the in-run reference step varies by 1-4% between runs, on a busy
-    # machine too (benchmarks/bench_check.py); 1.25x fails, with a confirming re-measurement first.
-    Metric("step_cost", default=Tolerance(Level("ratio", 1.1), Level("ratio", 1.25)), runtime=True),
-    Metric("final_train_loss", default=_QUALITY),
-    Metric("test_loss", default=_QUALITY),
-    Metric("test_rmse", default=_QUALITY),
-    # Accuracy in absolute points: 0.02 is two points, 20 test images in 1,000.
-    Metric("test_accuracy", default=Tolerance(Level("abs", 0.01), Level("abs", 0.02))),
-]}
+def _default(m: registry.Metric) -> Metric:
+    warn, fail = parse_rule(f"{m.name}={m.tolerance}", known=False).levels()
+    return Metric(m.name, default=Tolerance(warn, fail), runtime=m.runtime)
+
+
 
 _VALUE = re.compile(r"^(?:(?P<rel>[0-9.eE+-]+)%|(?P<ratio>[0-9.eE+-]+)x|abs=(?P<abs>[0-9.eE+-]+)|(?P<off>off))$")
 _SYNTAX = "write METRIC[@TASK/OPTIMIZER]=VALUE with VALUE like 10%, 1.2x, abs=0.01, off or warn:5%,fail:10%"
@@ -113,6 +105,11 @@ class Rule:
     warn: Level | None
     fail: Level | None
     text: str
+
+    def levels(self) -> tuple[Level, Level]:
+        """(warn, fail) of a rule that sets both, as a default does."""
+        assert self.warn is not None and self.fail is not None, self.text
+        return self.warn, self.fail
 
     def matches(self, metric: str, task: str, label: str, optimizer: str) -> bool:
         if metric != self.metric:
@@ -138,13 +135,13 @@ def parse_level(text: str, rule: str) -> Level:
     return Level(kind, value)
 
 
-def parse_rule(text: str) -> Rule:
+def parse_rule(text: str, known: bool = True) -> Rule:
     """Parse ``METRIC[@TASK/OPTIMIZER-glob]=SPEC`` (see the module docstring)."""
     target, sep, spec = text.partition("=")
     if not sep or not spec.strip():
         raise UserError(f"bad tolerance '{text}': {_SYNTAX}")
     metric, _, glob = target.strip().partition("@")
-    if metric not in METRICS:
+    if known and metric not in METRICS:
         raise unknown(f"metric in tolerance '{text}'", metric, METRICS)
     if "@" in target and "/" not in glob:
         raise UserError(f"bad tolerance '{text}': the scope after @ is TASK/OPTIMIZER, e.g. @cifar10/* or @*/adam")
@@ -178,3 +175,7 @@ class Tolerances:
             if rule.matches(metric, task, label, optimizer):
                 tol = replace(tol, **{k: v for k, v in (("warn", rule.warn), ("fail", rule.fail)) if v is not None})
         return tol
+
+
+# Default tolerances, from the metric registry (optbench.metrics).
+METRICS: dict[str, Metric] = {name: _default(m) for name, m in registry.checked_metrics().items()}

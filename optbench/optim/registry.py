@@ -37,6 +37,7 @@ import torch
 from optbench.optim import plugins
 from optbench.optim import reference as ref
 from optbench.errors import UserError, did_you_mean, unknown
+from optbench.inline import parse_inline
 
 HParamValue = bool | int | float | str | tuple
 HParams = dict[str, HParamValue]
@@ -253,23 +254,10 @@ def parse_optimizer_arg(text: str) -> tuple[str, HParams]:
     the text after the last ``:`` only when it contains ``=``. Values: ``true``/``false``, ints,
     floats, and tuples written with ``/`` (``betas=0.9/0.98``).
     """
-    text = text.strip()
-    name, colon, rest = text.rpartition(":")
-    if not colon or (rest and "=" not in rest):
-        name, rest = text, ""
-    name = name.strip()
-    if not name:
-        raise UserError(f"empty optimizer name in '{text}'; write NAME or NAME:key=value,...")
-    hparams: HParams = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, raw = item.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise UserError(f"bad hyperparameter '{item}' in '{text}'; write key=value, e.g. {name}:lr=0.01")
-        if key in hparams:
-            raise UserError(f"hyperparameter '{key}' given twice in '{text}'")
-        hparams[key] = _parse_value(raw.strip())
-    return name, hparams
+    parsed = parse_inline(text, "hyperparameter", "adam:lr=0.01", colons_in_name=True)
+    if not parsed.name:
+        raise UserError(f"empty optimizer name in '{text.strip()}'; write NAME or NAME:key=value,...")
+    return parsed.name, {key: _parse_value(raw) for key, raw in parsed.items}
 
 
 def _parse_value(raw: str) -> HParamValue:

@@ -26,8 +26,8 @@ from typing import Any
 
 from optbench.metrics import higher_is_better
 from optbench.optim.registry import resolve_hparams
-from optbench.spec import SUCCESS, RunSpec
-from optbench.store.records import FINISHED, newest_per_spec
+from optbench.spec import FINISHED, SUCCESS, RunSpec
+from optbench.store.records import newest_per_spec
 from optbench.tasks import TASKS
 
 SWEEP, FINAL, DEFAULT = "sweep", "final", "default"

@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 from optbench.errors import UserError
+from optbench.inline import parse_inline
 from optbench.limits import check_runs
 from optbench.optim.registry import lookup_optimizer
 
@@ -33,23 +34,19 @@ def expand_inline(text: str) -> list[str]:
     """``name:key=a|b,other=c`` -> ``["name:key=a,other=c", "name:key=b,other=c"]`` (one entry when
     nothing has alternatives). The name is split off as ``parse_optimizer_arg`` does."""
     text = text.strip()
-    name, colon, rest = text.rpartition(":")
-    if not colon or (rest and "=" not in rest) or "|" not in rest:
+    parsed = parse_inline(text, "hyperparameter", "adam:lr=1e-3|1e-2", colons_in_name=True)
+    if not any("|" in raw for _, raw in parsed.items):
         return [text]
     check_runs(count_inline(text), f"'{text}'")
     axes: list[list[str]] = []
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, raw = item.partition("=")
-        if not eq:
-            axes.append([item])  # parse_optimizer_arg reports it
-            continue
+    for key, raw in parsed.items:
         values = [v.strip() for v in raw.split("|")]
         if any(not v for v in values):
-            raise UserError(f"empty alternative in '{item}' of '{text}'; write key=a|b|c, e.g. {name}:lr=1e-3|1e-2")
+            raise UserError(f"empty alternative in '{key}={raw}' of '{text}'; write key=a|b|c, e.g. {parsed.name}:lr=1e-3|1e-2")
         if len(set(values)) < len(values):
-            raise UserError(f"a value is given twice in '{item}' of '{text}'")
-        axes.append([f"{key.strip()}={v}" for v in values])
-    return [f"{name}:{','.join(combo)}" for combo in itertools.product(*axes)]
+            raise UserError(f"a value is given twice in '{key}={raw}' of '{text}'")
+        axes.append([f"{key}={v}" for v in values])
+    return [f"{parsed.name}:{','.join(combo)}" for combo in itertools.product(*axes)]
 
 
 def expand_table(name: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
@@ -62,10 +59,8 @@ def expand_table(name: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
 
 def count_inline(text: str) -> int:
     """How many entries ``expand_inline(text)`` gives, without building them."""
-    name, colon, rest = text.strip().rpartition(":")
-    if not colon or (rest and "=" not in rest) or "|" not in rest:
-        return 1
-    return math.prod(item.count("|") + 1 for item in rest.split(",") if "=" in item)
+    parsed = parse_inline(text, "hyperparameter", "adam:lr=1e-3|1e-2", colons_in_name=True)
+    return math.prod(raw.count("|") + 1 for _, raw in parsed.items)
 
 
 def count_table(name: str, overrides: dict[str, Any]) -> int:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from optbench.errors import UserError, did_you_mean
+from optbench.inline import parse_inline
 
 SCHEDULES = ("none", "step", "cosine", "plateau")
 SPLITS = ("test", "validation")
@@ -93,13 +94,8 @@ def parse_schedule(value: str | dict[str, Any] | None) -> tuple[str, dict[str, A
         if not isinstance(name, str):
             raise UserError(f"schedule table needs a name: one of {', '.join(SCHEDULES)}, e.g. {{name = \"step\", step_size = 10}}")
     else:
-        name, _, rest = str(value).strip().partition(":")
-        params = {}
-        for item in filter(None, (s.strip() for s in rest.split(","))):
-            key, eq, raw = item.partition("=")
-            if not eq or not key.strip() or not raw.strip():
-                raise UserError(f"bad schedule parameter '{item}' in '{value}'; write NAME:key=value, e.g. step:step_size=10,gamma=0.5")
-            params[key.strip()] = _number(raw.strip(), key.strip())
+        parsed = parse_inline(str(value), "schedule parameter", "step:step_size=10,gamma=0.5")
+        name, params = parsed.name, {key: _number(raw, key) for key, raw in parsed.items}
     name = name.strip()
     if name not in SCHEDULES:
         raise UserError(f"unknown schedule '{name}'{did_you_mean(name, SCHEDULES)}; choose from: {', '.join(SCHEDULES)}")

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from optbench.metrics import higher_is_better
+from optbench.metrics import metric as registry_metric
 from optbench.store.frame import CELL_COLUMNS
 from optbench.spec import SUCCESS
 from optbench.tasks import TASKS
@@ -39,19 +40,12 @@ class Metric:
         return higher_is_better(self.column)
 
 
-METRICS: list[Metric] = [
-    Metric("train_seconds", "runtime", "s"),
-    Metric("steps_per_s", "steps/s", "steps/s"),
-    Metric("final_train_loss", "final train loss", "loss"),
-    Metric("test_loss", "test loss", "loss"),
-    Metric("test_rmse", "test RMSE", "target units"),
-    Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum"),
-    Metric("test_accuracy", "accuracy", "fraction"),
-    # Runs evaluated on the validation split (sweep candidates) have these instead of test metrics.
-    Metric("val_loss", "validation loss", "loss"),
-    Metric("val_rmse", "validation RMSE", "target units"),
-    Metric("val_accuracy", "validation accuracy", "fraction"),
-]
+# The run metrics aggregated per cell, with titles and units from the registry (optbench.metrics).
+AGGREGATED = ("train_seconds", "steps_per_s", "final_train_loss", "test_loss", "test_rmse", "rmse_gap",
+              "test_accuracy",
+              # Runs evaluated on the validation split (sweep candidates) have these instead of test metrics.
+              "val_loss", "val_rmse", "val_accuracy")
+METRICS: list[Metric] = [Metric(m.name, m.title, m.unit) for m in map(registry_metric, AGGREGATED)]
 METRIC_BY_COLUMN = {m.column: m for m in METRICS}
 
 # Per metric, the columns of the cells frame: f"{metric}_{stat}".

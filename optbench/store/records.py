@@ -16,7 +16,7 @@ from typing import Any
 from optbench.errors import UserError
 from optbench.files import Refused, parse_json, probe_writable, read_regular, write_atomic
 from optbench.limits import MAX_NESTING, MAX_RECORD_BYTES
-from optbench.spec import SUCCESS, RunResult, RunSpec
+from optbench.spec import FINISHED, RunResult, RunSpec
 from optbench.store.schema import why_invalid
 
 RUNS = "runs"
@@ -107,8 +107,6 @@ def load_records(results_dirs: Iterable[Path], every_run: bool = False) -> tuple
     return (records if every_run else newest_per_spec(records)), problems
 
 
-# A finished run is not repeated on resume; a failed one is (its cause may have been transient).
-FINISHED = (*SUCCESS, "diverged")
 
 
 def _age_key(record: dict[str, Any]) -> tuple[bool, datetime, datetime, str]:
