@@ -291,3 +291,55 @@ def test_report_on_a_full_disk_is_one_line(record, small_tmpfs, tmp_path):
         f"error: cannot write the report to {small_tmpfs / 'report'} (No space left on device); "
         "free space or pass --out DIR that you can write"]
     assert not [p for p in (small_tmpfs / "report").iterdir() if p.name.endswith(".part")]
+
+
+class PrefetchingExecutor:
+    """An executor that takes two units before running any, as a cluster with two workers would;
+    the barrier makes two campaigns each claim their first spec before either asks for its second."""
+
+    name = "prefetch"
+
+    def __init__(self, barrier) -> None:
+        self.barrier = barrier
+
+    def map(self, work, data_dir, events):
+        from optbench.execution.base import execute_unit
+
+        units = iter(work)
+        first = next(units)
+        self.barrier.wait(timeout=60)
+        taken = [first, *units]
+        for unit in taken:
+            yield from execute_unit(unit, data_dir, events)
+
+    def close(self) -> None:
+        pass
+
+
+def test_campaigns_with_work_in_flight_never_wait_on_each_other(tmp_path):
+    """A claims x then wants y; B claims y then wants x. Waiting while holding a claim would deadlock."""
+    import threading
+
+    from optbench.execution.driver import Campaign, run_campaign
+    from optbench.protocol.suite import build_specs, load_suite
+
+    x, y = build_specs(load_suite(None, {"optimizers": ["sgd", "adam"], "epochs": 2, "device": "cpu"}))
+    barrier = threading.Barrier(2)
+    outcomes: dict = {}
+
+    def campaign(name, specs):
+        try:
+            outcomes[name] = run_campaign(Campaign(specs, tmp_path / "results", tmp_path / "data"),
+                                          executor=PrefetchingExecutor(barrier))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=campaign, args=(n, s), daemon=True) for n, s in (("a", [x, y]), ("b", [y, x]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "the two campaigns deadlocked"
+    assert all(not isinstance(o, BaseException) for o in outcomes.values()), outcomes
+    records, problems = load_records([tmp_path / "results"])
+    assert not problems and sorted(r["spec"]["optimizer"] for r in records) == ["adam", "sgd"]  # each counted once

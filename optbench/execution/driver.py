@@ -166,8 +166,13 @@ class _Stage:
             self.claims[spec.spec_hash()] = held
             yield WorkUnit((spec,), self.campaign.engine)
         for spec in deferred:
-            held = self._claim(spec, wait=True)
-            assert held is not None
+            # Wait for the other process only while this one holds no claim of its own: an executor
+            # with units in flight (a cluster) waiting on a process that waits on it would deadlock.
+            # Holding claims, it runs the spec now; the store's newest-finished rule counts it once.
+            held = self._claim(spec, wait=not self.claims)
+            if held is None:
+                yield WorkUnit((spec,), self.campaign.engine)
+                continue
             if self._recorded_by_another(spec):
                 held.release()
                 self._skip(spec, finished_record(self.campaign.results_dir, spec.spec_hash()))
