@@ -24,6 +24,9 @@ from optbench.check.tolerance import METRICS
 from optbench.spec import SUCCESS, RunSpec
 
 RUNTIME_METRICS = tuple(name for name, metric in METRICS.items() if metric.runtime)
+# step_cost is measured by the eager engine (optbench.engine.steptime); another engine's records are
+# other cells and carry no step_cost, so they are never suspects.
+ENGINE = "eager"
 
 
 def specs_of(cell: Cell) -> list[RunSpec]:
@@ -42,8 +45,11 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
     another machine (``RUNTIME_KEYS`` differ from here) is not re-measured."""
     import torch  # imported only when something is re-measured
 
-    from optbench.engine.eager import run
+    from optbench.engine import get_engine
+    from optbench.engine.base import RunEvents
     from optbench.fingerprint import environment
+
+    engine = get_engine(ENGINE)
 
     samples: Remeasured = {cell.cell_hash: {m: [] for m in RUNTIME_METRICS} for cell in cells}
     threads = torch.get_num_threads()
@@ -64,7 +70,7 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
                 on_run(spec)
             recorded = next(c.environment or {} for c in cells if c.cell_hash == cell_hash)
             torch.set_num_threads(recorded.get("torch_threads") or threads)
-            result = run(spec, data_dir=data_dir)
+            (result,) = engine.run_group([spec], data_dir, RunEvents())
             if result.status in SUCCESS:
                 for metric in RUNTIME_METRICS:
                     value = result.metrics.get(metric)
