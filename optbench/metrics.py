@@ -53,6 +53,8 @@ _RUN_METRICS: tuple[Metric, ...] = (
     Metric("samples_per_s", "samples/s", "samples/s", higher_is_better=True, fmt=",.0f"),
     Metric("optimizer_seconds", "optimizer time", "s", fmt=".3g"),
     Metric("optimizer_share", "optimizer share", "fraction of train_seconds", fmt=".1%"),
+    # The in-run reference steps timed beside the optimizer steps (optbench.engine.steptime), not in train_seconds.
+    Metric("control_seconds", "reference-step time", "s", fmt=".3g"),
     Metric("final_train_loss", "final train loss", "loss", tolerance=_QUALITY),
     Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum", fmt="+.1%"),
     Metric("optimum_rmse", "least-squares RMSE", "target units"),
