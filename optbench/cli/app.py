@@ -160,6 +160,10 @@ def run(
     clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
     early_stop: Annotated[float | None, typer.Option(metavar="DELTA", help="Stop (status converged) once the epoch training loss changes by less than this fraction.")] = None,
     time_budget: Annotated[float | None, typer.Option(metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
+    executor: Annotated[str | None, typer.Option(help="Where runs execute: local (this process) or ray (a Ray cluster; pip install \"optbench[ray]\").", show_default="local")] = None,
+    address: Annotated[str | None, typer.Option(help="With --executor ray: auto or HOST:PORT of a running cluster (ray start --head).", show_default="a local Ray cluster in this process")] = None,
+    cpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: CPUs each run reserves.", show_default="1")] = None,
+    gpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: GPUs each run reserves; fractions share a GPU (0.25: four runs).", show_default="0")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Experiment name stored in every record (optbench report --name selects it).", show_default="the suite file's name, else the start time")] = None,
     target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Record the training time and epoch at which the test metric first reaches this: loss=0.5, rmse=1600, accuracy=0.6.")] = None,
 ) -> None:
@@ -169,6 +173,7 @@ def run(
     sgd, momentum, rmsprop and adam).
     """
     from optbench.cli.console import LiveProgress, QuietProgress, results_table, selection_table
+    from optbench.execution import make_executor
     from optbench.execution.driver import Campaign, run_campaign
     from optbench.protocol.suite import build_specs, experiment_name, load_suite, read_config, targets_for
     from optbench.store.records import RUNS, load_records
@@ -178,7 +183,8 @@ def run(
         "epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds, "device": device,
         "impl": impl, "select": select or None, "split": split, "schedule": schedule, "warmup_epochs": warmup,
         "clip_norm": clip_norm, "clip_value": clip_value, "early_stop_delta": early_stop,
-        "time_budget_s": time_budget, "target": target, "name": name,
+        "time_budget_s": time_budget, "target": target, "name": name, "executor": executor, "address": address,
+        "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run,
     }
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
@@ -189,17 +195,24 @@ def run(
     out = err if json_out else _stdout_console()
     if results_dir.is_dir():
         _warn_skipped(load_records([results_dir])[1])
+    if suite.executor == "local" and (suite.address or suite.gpus_per_run or suite.cpus_per_run != 1.0):
+        raise UserError("--address, --cpus-per-run and --gpus-per-run go with --executor ray")
     progress = QuietProgress() if quiet or not err.is_terminal else LiveProgress(err)
+    runner = make_executor(suite.executor, suite.address, suite.cpus_per_run, suite.gpus_per_run)
     try:
         with progress:
-            outcome = run_campaign(campaign, events=progress)
+            outcome = run_campaign(campaign, executor=runner, events=progress)
     except StoreFailed as exc:
         err.print(
             f"[bold red]error:[/] {escape(str(exc))}: stopped the suite; kept the {exc.kept} run(s) finished before "
             f"in {escape(str(results_dir / RUNS))}; free space or fix the folder's permissions, then run the same "
             "command again to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(StoreFailed.EXIT_CODE) from None
-    results = outcome.results
+    finally:
+        runner.close()
+    # In the suite's order (an executor delivers them in completion order).
+    order = {s.spec_hash(): i for i, s in enumerate(campaign.specs)}
+    results = sorted(outcome.results, key=lambda r: order.get(r.spec.spec_hash(), len(order)))
     if outcome.stopped is not None:
         err.print(
             f"interrupted by {signal.Signals(outcome.stopped).name}: kept {len(results)} finished run(s) in "

@@ -104,6 +104,11 @@ class SuiteConfig(BaseModel):
     # The experiment every record of this suite carries (optbench report --name); default: the
     # suite file's name, or the time the run started.
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[\w.:+@=-][\w .:+@=-]*$")
+    # Where the runs execute (optbench.execution): this process, or a Ray cluster.
+    executor: Literal["local", "ray"] = "local"
+    address: str | None = Field(default=None, min_length=1, max_length=300)  # Ray: "auto" or HOST:PORT; none: a local cluster
+    cpus_per_run: float = Field(default=1.0, gt=0, le=1024, allow_inf_nan=False)
+    gpus_per_run: float = Field(default=0.0, ge=0, le=64, allow_inf_nan=False)
     check: CheckConfig | None = None
 
     @field_validator("tasks", "optimizers", mode="before")
