@@ -32,6 +32,20 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def remote_device(requested: str, gpus_per_run: float) -> str:
+    """The device of runs that execute on other machines (a Ray cluster): checked for syntax only,
+    since this machine's CUDA says nothing about theirs. ``auto`` is ``cuda`` when each run reserves
+    a GPU (Ray makes the GPU it assigns the task's ``cuda``), else ``cpu``."""
+    requested = requested.strip().lower()
+    if requested == "auto":
+        return "cuda" if gpus_per_run > 0 else "cpu"
+    if requested != "cpu" and not re.fullmatch(r"cuda(?::\d+)?", requested):
+        raise UserError(f"unknown device '{requested}'; use {DEVICE_HELP}")
+    if requested.startswith("cuda") and gpus_per_run == 0:
+        raise UserError(f"--device {requested} with --executor ray needs --gpus-per-run (e.g. 1, or 0.25 to share a GPU)")
+    return requested
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued kernels, so a clock read after this covers the work before it."""
     if device.type == "cuda":

@@ -95,6 +95,19 @@ def signals_raise() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while a record is saved and counted; they arrive right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def run_campaign(campaign: Campaign, executor: Executor | None = None,
                  events: CampaignEvents | None = None) -> CampaignOutcome:
     """Run a campaign to its end (or to an interruption, in ``outcome.stopped``).
@@ -119,7 +132,8 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
                 events.stage_started(stage, specs)
                 stage_run = _Stage(campaign, stage, specs, annotations, events)
                 for result in executor.map(stage_run.work(), campaign.data_dir, events):
-                    outcome.results.append(stage_run.record(result))
+                    with signals_deferred():  # a record on disk is always counted as kept
+                        outcome.results.append(stage_run.record(result))
                 outcome.skipped += stage_run.skipped
                 events.stage_finished(stage)
                 if protocol and stage == SWEEP:

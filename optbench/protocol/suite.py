@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from optbench.devices import resolve_device
+from optbench.devices import remote_device, resolve_device
 from optbench.errors import UserError
 from optbench.optim.registry import code_version, parse_optimizer_arg, resolve_hparams, resolve_impl
 from optbench.spec import RunSpec
@@ -190,7 +190,8 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     for each of its combinations, in order.
     """
     check_size(suite)
-    device = resolve_device(suite.device)
+    # Runs on other machines (a Ray cluster) resolve against theirs, not this machine's CUDA.
+    device = resolve_device(suite.device) if suite.executor == "local" else remote_device(suite.device, suite.gpus_per_run)
     if suite.select and suite.split == "validation":
         raise UserError("--select runs the sweep on the validation split and the final runs on test; leave out split")
     optimizers = []
