@@ -37,7 +37,8 @@ from optbench.spec import RunSpec
 from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
 
 BASELINE_SCHEMA_VERSION = 1
-FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit")
+FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit",
+                    "executor", "node")
 QUALITY_METRICS = ("final_train_loss", "test_loss")  # plus test_<metric_name>
 # step_cost: the optimizer step over the in-run reference step (optbench.engine.steptime); absent in old records.
 SAMPLED_METRICS = ("train_seconds", "step_cost", *QUALITY_METRICS)
@@ -119,7 +120,8 @@ def _round(value: Any) -> float | None:
 
 
 def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
-    return {k: environment.get(k) for k in FINGERPRINT_KEYS}
+    # executor and node only where a cluster set them (runs of this process have neither)
+    return {k: environment.get(k) for k in FINGERPRINT_KEYS if k not in ("executor", "node") or k in environment}
 
 
 def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:

@@ -37,7 +37,9 @@ from optbench.check.tolerance import Tolerance
 
 CONFIDENCE = 0.95
 # What makes timings comparable; optbench version and git commit are what is being tested, not the machine.
-RUNTIME_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python")
+# Where a runtime was measured: a change of any of these makes a runtime verdict a warning. "executor"
+# and "node" are set by the Ray executor (absent, so equal, for runs of this process).
+RUNTIME_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "executor", "node")
 
 
 @dataclass(frozen=True)
