@@ -7,6 +7,7 @@ metrics edited to values whose statistics are computed by hand here.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import re
@@ -284,6 +285,26 @@ def test_markdown_goes_to_stdout_and_the_paths_to_stderr(cli, results: Path, tmp
     assert result.stdout == (tmp_path / "report.md").read_text()
     assert result.stdout.startswith("## optbench report")
     assert f"wrote {tmp_path / 'report.md'}" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_csv_and_json_pipe_to_stdout_without_out(cli, results: Path, fmt: str) -> None:
+    """`optbench report --format csv > out.csv` leaves the data in the file; messages go to stderr."""
+    result = cli("report", "--results-dir", str(results), "--format", fmt)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    rows = pd.read_csv(io.StringIO(text)) if fmt == "csv" else pd.DataFrame(json.loads(text))
+    assert len(rows) > 0 and {"task", "label", "cell_hash"} <= set(rows.columns)
+    assert "wrote" not in text and "wrote" in result.stderr  # the charts' message
+    assert not (results / "report" / f"report.{fmt}").exists()
+
+
+def test_markdown_file_embeds_its_charts(cli, results: Path, tmp_path: Path) -> None:
+    result = cli("report", "--results-dir", str(results), "--format", "markdown", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report.md").read_text()
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
+    assert links and all((tmp_path / link).is_file() and link.endswith(".png") for link in links)
 
 
 def test_filters_keep_matching_runs_only(cli, results: Path, tmp_path: Path) -> None:

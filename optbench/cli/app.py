@@ -256,8 +256,8 @@ def report(
     opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Only these optimizer(s): a name (every adam cell), a label "adam(lr=0.0003)" or "adam:lr=3e-4".')] = None,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only these dataset(s) (repeatable or comma-separated).")] = None,
     device: Annotated[list[str] | None, typer.Option("--device", help="Only runs on these device(s), e.g. cpu, cuda:0.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Where charts and the export file are written.", show_default="<first results dir>/report", file_okay=False)] = None,
-    fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", help="table: print to the terminal; markdown: print and write report.md; csv, json, html: write report.<ext>.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", help="Where charts and the export file are written (markdown, csv and json go to stdout without it).", show_default="<first results dir>/report", file_okay=False)] = None,
+    fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", help="table: print to the terminal; markdown, csv, json: print on stdout (with --out: write report.<ext> there instead); html: write report.html.")] = "table",
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG).")] = True,
     target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Time-to-target goal for every task it fits (loss=0.5, rmse=1600, accuracy=0.6), recomputed from the curves.", show_default="the target stored with the runs")] = None,
 ) -> None:
@@ -279,9 +279,9 @@ def report(
     if fmt == "table":
         for table in result.tables:
             out_console.print(report_table(table))
-    elif fmt == "markdown":
-        sys.stdout.write(result.markdown or "")
-    notes = err if fmt == "markdown" else out_console  # markdown on stdout stays pure markdown
+    elif fmt == "markdown" or fmt in ("csv", "json") and not result.export:
+        sys.stdout.write(result.text or "")
+    notes = out_console if fmt == "table" else err  # an export on stdout stays pure: paths go to stderr
     if result.export:
         notes.print(f"wrote {result.export}", markup=False, highlight=False, soft_wrap=True)
     if result.charts:

@@ -87,6 +87,8 @@ class Report:
     out_dir: Path | None = None
     charts: list[Path] = field(default_factory=list)
     export: Path | None = None
+    # The export's text (markdown, csv, json); the CLI prints it when no --out was given.
+    text: str | None = None
     markdown: str | None = None
     # Fair comparisons (optbench.report.fair): every sweep and its winner, the time-to-target goal per task,
     # time to target per test cell, and the performance profile across tasks (None without targets).
@@ -97,9 +99,14 @@ class Report:
 
 
 def build_report(results_dirs: list[Path], filters: Filters | None = None, out_dir: Path | None = None,
-                 fmt: Format = "table", draw_charts: bool = True, target: str | None = None) -> Report:
-    """Load, filter and aggregate; then write the charts (PNG and SVG) and the ``fmt`` export file
+                 fmt: Format = "table", draw_charts: bool = True, target: str | None = None,
+                 export_file: bool | None = None) -> Report:
+    """Load, filter and aggregate; then write the charts (PNG and SVG) and the ``fmt`` export
     into ``out_dir`` (default ``<first results dir>/report``).
+
+    ``export_file``: write the markdown, csv or json export as ``report.<ext>`` (default: only when
+    ``out_dir`` is given; otherwise its text is left in ``Report.text`` for stdout). html is
+    always a file.
 
     ``target`` (``loss=0.5``, ``rmse=1600``, ``accuracy=0.6``) is the time-to-target goal for every
     task whose metric it fits; without it each task uses the target its newest records carry.
@@ -125,20 +132,26 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
         position.setdefault((t.task, t.dataset), len(position))
     report.tables = sorted(tables, key=lambda t: position[(t.task, t.dataset)])  # stable: a task's tables together
 
-    writes_files = draw_charts or fmt != "table"
+    if export_file is None:
+        export_file = out_dir is not None or fmt == "html"
+    if fmt == "html":
+        export_file = True
+    writes_files = draw_charts or (export_file and fmt != "table")
     if not writes_files:
+        if fmt in EXPORT_FILE:
+            report.text = _export_text(report, cells, fmt, {})
         return report
     report.out_dir = Path(out_dir) if out_dir is not None else Path(results_dirs[0]) / REPORT_DIR
     _check_out_dir(report.out_dir, results_dirs)
     try:
-        _write_outputs(report, cells, fmt, draw_charts)
+        _write_outputs(report, cells, fmt, draw_charts, export_file)
     except OSError as exc:  # a full disk or a permission change while writing: one line, no partial file
         raise UserError(f"cannot write the report to {report.out_dir} ({exc.strerror or exc}); "
                         "free space or pass --out DIR that you can write") from None
     return report
 
 
-def _write_outputs(report: Report, cells: pd.DataFrame, fmt: Format, draw_charts: bool) -> None:
+def _write_outputs(report: Report, cells: pd.DataFrame, fmt: Format, draw_charts: bool, export_file: bool) -> None:
     images: dict[str, bytes] = {}
     if draw_charts:
         for stem, fig in report_figures(report):
@@ -146,12 +159,19 @@ def _write_outputs(report: Report, cells: pd.DataFrame, fmt: Format, draw_charts
             images[stem] = rendered["png"]
             for ext, data in rendered.items():
                 report.charts.append(write_atomic(report.out_dir / f"{stem}.{ext}", data))
-    if fmt == "markdown":
-        report.markdown = to_markdown(report)
     if fmt in EXPORT_FILE:
-        text = {"markdown": lambda: report.markdown, "csv": lambda: to_csv(cells),
-                "json": lambda: to_json(cells), "html": lambda: to_html(report, images)}[fmt]()
-        report.export = write_atomic(report.out_dir / EXPORT_FILE[fmt], text.encode())
+        report.text = _export_text(report, cells, fmt, images, relative_links=export_file)
+        if export_file:
+            report.export = write_atomic(report.out_dir / EXPORT_FILE[fmt], report.text.encode())
+
+
+def _export_text(report: Report, cells: pd.DataFrame, fmt: Format, images: dict[str, bytes],
+                 relative_links: bool = False) -> str:
+    if fmt == "markdown":
+        report.markdown = to_markdown(report, relative_links)
+        return report.markdown
+    return {"csv": lambda: to_csv(cells), "json": lambda: to_json(cells),
+            "html": lambda: to_html(report, images)}[fmt]()
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -403,9 +423,11 @@ def _context_lines(report: Report) -> list[str]:
     return lines
 
 
-def to_markdown(report: Report) -> str:
+def to_markdown(report: Report, relative_links: bool = False) -> str:
     """GitHub-flavoured markdown (fit for ``$GITHUB_STEP_SUMMARY``): a heading, context, one table per
-    task x dataset with the best values in bold and diverged or failed runs marked."""
+    task x dataset with the best values in bold and diverged or failed runs marked, then the charts
+    as images (PNG links relative to the output directory when ``relative_links``, as ``report.md``
+    there needs; else the paths as written)."""
     out = ["## optbench report", ""]
     out += [f"- {_md_escape(line)}" for line in _context_lines(report)]
     if report.charts:
@@ -424,6 +446,12 @@ def to_markdown(report: Report) -> str:
                     text = f"⚠️ {text}"
                 cells.append(text)
             out.append("| " + " | ".join(cells) + " |")
+    pngs = [p for p in report.charts if p.suffix == ".png"]
+    if pngs:
+        out += ["", "### Charts", ""]
+        for png in pngs:
+            link = png.name if relative_links else png.as_posix()
+            out.append(f"![{_md_escape(png.stem)}]({link.replace(' ', '%20')})")
     return "\n".join(out) + "\n"
 
 
