@@ -22,6 +22,7 @@ from matplotlib.colors import to_hex
 
 from optbench.engine.eager import run
 from optbench.optim.registry import resolve_hparams
+from optbench.report import charts
 from optbench.report.build import build_report, report_figures
 from optbench.spec import RunSpec
 from optbench.store.records import save_record
@@ -254,16 +255,36 @@ def test_charts_use_log_axes_and_keep_legends_off_the_data(html_report) -> None:
 
 
 def test_one_colour_per_optimizer_across_all_charts(html_report) -> None:
+    """Colour follows the optimizer name, not the label: sgd and sgd(lr=5) share sgd's colour in every
+    chart (lines, bars, profile), and different optimizers never share one."""
     figures = dict(report_figures(html_report))
     colours: dict[str, set[str]] = {}
+
+    def optimizer(series: str) -> str:
+        return re.split(r"[( ]", series, maxsplit=1)[0]
+
     for fig in figures.values():
         for ax in fig.axes:
             for line in ax.get_lines():
                 if not line.get_label().startswith("_"):
-                    colours.setdefault(line.get_label().split(" (")[0], set()).add(to_hex(line.get_color()))
+                    colours.setdefault(optimizer(line.get_label()), set()).add(to_hex(line.get_color()))
+            names = [t.get_text().split("\n")[0] for t in ax.get_yticklabels()]
+            bars = [p for p in ax.patches if p.get_height() > 0]
+            if names and len(bars) == len(names):  # horizontal bar charts: one bar per tick, bottom up
+                for name, bar in zip(names, sorted(bars, key=lambda b: -b.get_y())):
+                    colours.setdefault(optimizer(name), set()).add(to_hex(bar.get_facecolor()))
+    assert {"sgd", "adam"} <= set(colours)
     assert colours["adam"] == {to_hex("#0072B2")}  # Okabe-Ito blue, in both tasks
-    assert all(len(c) == 1 for c in colours.values())
-    assert len({c.pop() for c in colours.values()}) == len(colours)
+    assert all(len(c) == 1 for c in colours.values()), colours
+    assert len({next(iter(c)) for c in colours.values()}) == len(colours)
+
+
+def test_colour_map_is_per_name_stable_and_distinct_past_eight() -> None:
+    names = [f"opt{i:02d}" for i in range(14)]
+    colours = charts.colour_map(reversed(names))
+    assert colours == charts.colour_map(names + names[:3])  # order and repeats do not matter
+    assert len(set(colours.values())) == 14
+    assert list(colours.values())[:8] == charts.OKABE_ITO
 
 
 # --- the command ---------------------------------------------------------------------------------

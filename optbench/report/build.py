@@ -520,8 +520,7 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
     chart and a convergence chart of the cells evaluated on test, an accuracy chart for
     classification tasks, a sensitivity chart where the task has sweeps (validation-split cells)
     and a time-to-target chart where it has a target; across tasks, the performance profile."""
-    colours = charts.colour_map(report.cells["label"])
-    optimizer_colours = charts.colour_map(report.cells["optimizer"])  # the fair-comparison charts: per optimizer
+    colours = charts.colour_map(report.cells["optimizer"])  # one colour per optimizer name in every chart
     figures = []
     for (task, dataset), group in report.cells.groupby(["task", "dataset"], sort=False):
         main = main_metric(task, report.runs)
@@ -544,7 +543,7 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
         sweeps = [(s, name) for s, name in sweeps if s.curves]
         if sweeps:
             figures.append((prefix + "sensitivity", charts.sensitivity_chart(
-                [s for s, _ in sweeps], [n for _, n in sweeps], optimizer_colours, title, validation_metric(main))))
+                [s for s, _ in sweeps], [n for _, n in sweeps], colours, title, validation_metric(main))))
         ttt = report.time_to_target
         ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset)]
         if not ttt.empty:
@@ -553,7 +552,7 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
     if report.profile is not None:
         taus = perf_profile.tau_grid()
         rho = perf_profile.profile(report.profile.times, taus)
-        figures.append((PROFILE_STEM, charts.profile_chart(taus, rho, report.profile.scores, optimizer_colours,
+        figures.append((PROFILE_STEM, charts.profile_chart(taus, rho, report.profile.scores, colours,
                                                            len(report.profile.problems))))
     return figures
 

@@ -4,8 +4,9 @@ Each chart function takes the rows of one task x dataset (cells from ``aggregate
 curves from ``aggregate.curve_stats``, both with a ``name`` column naming the series) and the
 report's colour map, and returns the ``Figure``; ``render`` turns a figure into PNG and SVG bytes.
 Colours come from the Okabe-Ito palette (readable with every common colour-vision deficiency),
-one per optimizer label for the whole report; several cells of one label in one chart (other
-epochs, batch size or device) share its colour and differ by hatch or line style.
+one per optimizer name for the whole report (``colour_map``); several cells of one optimizer in one
+chart (other hyperparameters, epochs, batch size or device) share its colour and differ by hatch
+or line style.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ HATCHES = ["", "//", "..", "xx"]
 MARKER_MAX_POINTS = 25
 
 
-def colour_map(labels: Iterable[str]) -> dict[str, str]:
-    """One colour per optimizer label, in sorted label order (stable across reports of the same labels)."""
+def colour_map(optimizers: Iterable[str]) -> dict[str, str]:
+    """One colour per optimizer *name* (``adam``, not ``adam(lr=0.01)``), in sorted name order, so an
+    optimizer keeps its colour in every chart of a report and between reports of the same names.
+    Variants of one optimizer (hyperparameters, epochs, ...) share it and differ by hatch, line
+    style or marker. Okabe-Ito first; past 18 names colours repeat (the legend still names each)."""
     palette = OKABE_ITO + MORE
-    return {label: palette[i % len(palette)] for i, label in enumerate(sorted(set(labels)))}
+    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(set(optimizers)))}
 
 
 def render(fig: Figure) -> dict[str, bytes]:
@@ -71,7 +75,7 @@ def comparison_chart(cells: pd.DataFrame, colours: dict[str, str], title: str, e
         ok = np.isfinite(mean) & (mean > 0)
         # On a log axis a bar cannot reach zero: clip the lower error bar just above it.
         lower = np.minimum(std, mean * 0.95)
-        ax.barh(y[ok], mean[ok], color=[colours[lab] for lab in cells["label"][ok]],
+        ax.barh(y[ok], mean[ok], color=[colours[o] for o in cells["optimizer"][ok]],
                 hatch=[HATCHES[s % len(HATCHES)] for s in styles[ok]], edgecolor="white", height=0.7,
                 xerr=[lower[ok], std[ok]], error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1})
         ax.set_xscale("log")
@@ -145,7 +149,7 @@ def _lines(ax: Axes, cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[st
     """One line per cell in ``cells`` order; a cell without curve points only gets a legend entry."""
     for (_, cell), style in zip(cells.iterrows(), _variant_styles(cells)):
         c = curves[curves["name"] == cell["name"]].sort_values("epoch")
-        colour = colours[cell["label"]]
+        colour = colours[cell["optimizer"]]
         linestyle = LINE_STYLES[style % len(LINE_STYLES)]
         notes = _problem_notes(cell)
         label = cell["name"] + (f" ({notes})" if notes else "")
@@ -176,8 +180,8 @@ def _legend(fig: Figure, ax: Axes) -> None:
 
 
 def _variant_styles(cells: pd.DataFrame) -> np.ndarray:
-    """0 for the first cell of each label, 1 for the second, ...: picks the hatch or line style."""
-    return cells.groupby("label", sort=False).cumcount().to_numpy()
+    """0 for the first cell of each optimizer, 1 for the second, ...: picks the hatch or line style."""
+    return cells.groupby("optimizer", sort=False).cumcount().to_numpy()
 
 
 def _problem_notes(cell: pd.Series) -> str:
@@ -279,7 +283,9 @@ def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str
     y = np.arange(k)[::-1]
     seconds = rows["seconds"].to_numpy(dtype=float)
     ok = np.isfinite(seconds) & (seconds > 0)
-    ax.barh(y[ok], seconds[ok], color=[colours[lab] for lab in rows["label"][ok]], edgecolor="white", height=0.7)
+    styles = _variant_styles(rows)
+    ax.barh(y[ok], seconds[ok], color=[colours[o] for o in rows["optimizer"][ok]], edgecolor="white", height=0.7,
+            hatch=[HATCHES[s % len(HATCHES)] for s in styles[ok]])
     ax.set_xscale("log")
     ax.set_xlabel("median training seconds to target (log scale)")
     ax.grid(axis="x", which="major", alpha=0.35)
