@@ -90,3 +90,9 @@ def higher_is_better(name: str) -> bool:
 def checked_metrics() -> dict[str, Metric]:
     """The metrics ``optbench check`` compares by default (those with a tolerance)."""
     return {name: m for name, m in METRICS.items() if m.tolerance is not None}
+
+
+def signed_percent(fraction: float, digits: int = 1) -> str:
+    """``+12.3%`` / ``-4.0%`` for a relative change; a change that rounds to zero reads ``+0.0%``, never ``-0.0%``."""
+    text = f"{fraction:+.{digits}%}"
+    return "+" + text[1:] if float(text[:-1]) == 0 else text

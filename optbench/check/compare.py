@@ -37,6 +37,7 @@ from typing import Any, Literal
 from optbench.check.baseline import QUALITY_METRICS, Baseline, Cell, load_cells, read_baseline
 from optbench.check.runtime import fingerprint_change, runtime_verdict, slowdown
 from optbench.check.tolerance import METRICS, Tolerance, Tolerances
+from optbench.metrics import signed_percent
 from optbench.spec import SUCCESS
 from optbench.store.records import Problem
 
@@ -288,7 +289,7 @@ def _quality_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, floa
         change, text = mc - mb, f"{(mc - mb) * 100:+.1f} pt"
     else:
         change = (mc - mb) / abs(mb) if mb else None
-        text = f"{change:+.1%}" if change is not None else f"{mc - mb:+.3g}"
+        text = signed_percent(change) if change is not None else f"{mc - mb:+.3g}"
     if tol.fail.exceeded(mb, mc, higher) and beyond_noise:
         verdict, note = "fail", f"worse beyond fail level {tol.fail}"
     elif tol.fail.exceeded(mb, mc, higher):

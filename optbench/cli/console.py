@@ -18,6 +18,7 @@ from optbench.protocol import selection
 from optbench.optim import plugins
 from optbench.optim.registry import format_hparams
 from optbench.spec import RunResult, RunSpec
+from optbench.metrics import signed_percent
 from optbench.tasks import TASKS
 
 STATUS_STYLE = {"ok": "green", "converged": "green", "budget": "cyan", "diverged": "yellow", "failed": "red"}
@@ -120,7 +121,7 @@ def results_table(results: list[RunResult]) -> Table:
                _num(m.get("train_seconds"), ".3f"), _num(m.get("final_train_loss"), ".4g")]
         if has["test_rmse"]:
             rmse = _num(m.get("test_rmse"), ",.5g")
-            row.append(rmse + (f" ({m['rmse_gap']:+.1%})" if m.get("rmse_gap") is not None else ""))
+            row.append(rmse + (f" ({signed_percent(m['rmse_gap'])})" if m.get("rmse_gap") is not None else ""))
         if has["test_accuracy"]:
             row.append(_num(m.get("test_accuracy"), ".2%"))
         if has["val_rmse"]:

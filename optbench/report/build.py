@@ -27,6 +27,7 @@ from optbench.report import fair
 from optbench.report import profile as perf_profile
 from optbench.report.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
 from optbench.errors import UserError, did_you_mean
+from optbench.metrics import signed_percent
 from optbench.files import probe_writable, write_atomic
 from optbench.optim.registry import format_hparams, parse_optimizer_arg, resolve_hparams
 from optbench.store.frame import CELL_COLUMNS, records_frame
@@ -351,7 +352,7 @@ def format_number(value: float, metric: Metric, spread: bool = False) -> str:
     if metric.column in ("test_accuracy", "val_accuracy"):
         return f"{value:.2%}"
     if metric.column == "rmse_gap":
-        return f"{value:.1%}" if spread else f"{value:+.1%}"
+        return f"{value:.1%}" if spread else signed_percent(value)
     if abs(value) >= (100 if spread else 1000):
         return f"{value:,.0f}"
     return f"{value:.2g}" if spread else f"{value:.4g}"
