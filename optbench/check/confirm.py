@@ -7,9 +7,10 @@ kept in memory only: ``optbench check`` never writes run records, and the stored
 ``optbench run`` measured. Each repetition is the same spec on the same engine, so its
 ``step_cost`` measures the same thing as the stored run's.
 
-Only cells the baseline names are re-measured (a suspect has the ``cell_hash`` of a baseline cell),
-so the code that runs is the suite the committed baseline was saved from, never an optimizer that
-only a results directory names; ``--confirm 0`` re-measures nothing.
+Only cells the baseline names are re-measured (a suspect has a baseline cell's spec: the same
+task, dataset, optimizer, hyperparameters and so on; only the code version may differ, since that is
+what is being tested), so what runs is the suite the committed baseline was saved from, never an
+optimizer that only a results directory names; ``--confirm 0`` re-measures nothing.
 """
 
 from __future__ import annotations
