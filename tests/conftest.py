@@ -8,6 +8,13 @@ from typer.testing import CliRunner
 
 from optbench.cli.app import app
 
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Piped output is 160 columns unless $COLUMNS says otherwise; tests set it where they mean to
+    (pytest-xdist workers can inherit one)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -328,6 +328,21 @@ def test_markdown_file_embeds_its_charts(cli, results: Path, tmp_path: Path) -> 
     assert links and all((tmp_path / link).is_file() and link.endswith(".png") for link in links)
 
 
+def test_tables_fit_80_columns_with_every_number_and_status_whole(cli, results: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    wide = cli("report", "--results-dir", str(results), "--no-charts", "--wide")
+    narrow = cli("report", "--results-dir", str(results), "--no-charts")
+    assert narrow.exit_code == 0 and wide.exit_code == 0, narrow.output
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    assert max(len(line) for line in wide.stdout.splitlines()) > 80  # the data does not fit in one 80-column table
+    assert "…" not in narrow.stdout
+
+    def values(text: str) -> set[str]:  # every cell of every table, label column aside
+        return {v.strip() for line in text.splitlines() if line.startswith("│")
+                for v in line.strip("│").split("│")[1:] if v.strip()}
+    assert values(wide.stdout) == values(narrow.stdout)
+
+
 def test_filters_keep_matching_runs_only(cli, results: Path, tmp_path: Path) -> None:
     def labels(*args: str) -> list[tuple[str, str]]:
         result = cli("report", "--results-dir", str(results), "--format", "json", "--no-charts", "--out",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import signal
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -116,8 +117,11 @@ def split_list(values: list[str] | None, split_optimizers: bool = False) -> list
 
 
 def _stdout_console() -> Console:
-    # Piped or logged output (CI) gets a wide table instead of rich's 80-column fallback.
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    """The terminal's width on a terminal; elsewhere $COLUMNS when set (``COLUMNS=80 optbench report | less``), else 160."""
+    if sys.stdout.isatty():
+        return Console()
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() and int(columns) > 0 else 160)
 
 
 def _version(value: bool) -> None:
@@ -259,6 +263,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="Where charts and the export file are written (markdown, csv and json go to stdout without it).", show_default="<first results dir>/report", file_okay=False)] = None,
     fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", help="table: print to the terminal; markdown, csv, json: print on stdout (with --out: write report.<ext> there instead); html: write report.html.")] = "table",
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG).")] = True,
+    wide: Annotated[bool, typer.Option("--wide", help="One table per task however wide (default: split the columns over several tables where the terminal is too narrow for every number whole).")] = False,
     target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Time-to-target goal for every task it fits (loss=0.5, rmse=1600, accuracy=0.6), recomputed from the curves.", show_default="the target stored with the runs")] = None,
 ) -> None:
     """Aggregate stored runs over seeds into tables (mean ± std, 95% CI) and log-scale charts.
@@ -266,7 +271,7 @@ def report(
     Reads every record under <results-dir>/runs/ and never changes it; writes only into --out.
     """
     from optbench.report.build import Filters, build_report
-    from optbench.cli.report_tables import report_table
+    from optbench.cli.report_tables import report_tables
 
     filters = Filters(tasks=split_list(task), optimizers=split_list(opt, split_optimizers=True),
                       datasets=split_list(dataset), devices=split_list(device))
@@ -278,7 +283,9 @@ def report(
     out_console = _stdout_console()
     if fmt == "table":
         for table in result.tables:
-            out_console.print(report_table(table))
+            for part in report_tables(table, None if wide else out_console.width):
+                # --wide: the table as wide as its numbers need, whatever the terminal (the pager or file wraps)
+                (Console(width=10_000) if wide else out_console).print(part)
     elif fmt == "markdown" or fmt in ("csv", "json") and not result.export:
         sys.stdout.write(result.text or "")
     notes = out_console if fmt == "table" else err  # an export on stdout stays pure: paths go to stderr

@@ -1,4 +1,8 @@
-"""Rich rendering of a report's tables for the terminal (``optbench report --format table``)."""
+"""Rich rendering of a report's tables for the terminal (``optbench report --format table``).
+
+Numbers and statuses are never cut: labels wrap, and where a table's columns do not fit the
+terminal they are split over several tables that each repeat the label column.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,76 @@ from rich.table import Table
 
 from optbench.report.build import GroupTable
 
+# Rich's default box: one border at the left, then per column one space each side and one border.
+_BORDER, _PER_COLUMN = 1, 3
+LABEL_MIN, LABEL_MAX = 12, 28
+
+
+def _cell_text(table: GroupTable, r: int, c: int) -> str:
+    text = table.rows[r][c]
+    if c == len(table.columns) - 1 and r in table.warnings:
+        text = "⚠ " + text
+    return text
+
+
+def _needed(table: GroupTable, c: int) -> int:
+    """Columns a column needs for every value whole (a header may wrap between words)."""
+    header = max((len(w) for w in table.columns[c].split()), default=1)
+    return max([header, *(len(_cell_text(table, r, c)) for r in range(len(table.rows)))])
+
+
+def column_groups(table: GroupTable, width: int | None) -> list[list[int]]:
+    """The column indices of each table to print: all of them when they fit in ``width``,
+    else the label column plus as many of the others, in order, as fit whole."""
+    others = list(range(1, len(table.columns)))
+    if width is None:
+        return [[0, *others]]
+    label = min(max(_needed(table, 0), LABEL_MIN), LABEL_MAX)
+    groups: list[list[int]] = []
+    used = _BORDER + label + _PER_COLUMN
+    current: list[int] = []
+    for c in others:
+        need = _needed(table, c) + _PER_COLUMN
+        if current and used + need > width:
+            groups.append(current)
+            current, used = [], _BORDER + label + _PER_COLUMN
+        current.append(c)
+        used += need
+    groups.append(current)
+    return [[0, *g] for g in groups]
+
+
+def report_tables(table: GroupTable, width: int | None = None) -> list[Table]:
+    """One task x dataset as one Rich table, or several when ``width`` (the terminal's columns) is too
+    narrow: best means in bold, rows with diverged or failed runs flagged in yellow."""
+    groups = column_groups(table, width)
+    out = []
+    last = len(table.columns) - 1
+    for i, cols in enumerate(groups):
+        part = f" ({i + 1}/{len(groups)})" if len(groups) > 1 else ""
+        rich = Table(title=table.title + part, caption=table.caption if i == len(groups) - 1 else None,
+                     title_justify="left", caption_justify="left")
+        for c in cols:
+            if c == 0:
+                rich.add_column(table.columns[c], overflow="fold", min_width=min(_needed(table, 0), LABEL_MIN),
+                                max_width=LABEL_MAX if width is not None else None)
+            else:
+                rich.add_column(table.columns[c], justify="right" if table.numeric[c] else "left",
+                                no_wrap=False, min_width=_needed(table, c), overflow="fold")
+        for r, row in enumerate(table.rows):
+            cells = []
+            for c in cols:
+                text = escape(row[c])
+                if (r, c) in table.best:
+                    text = f"[bold]{text}[/]"
+                if c == last:
+                    text = f"[yellow]⚠ {text}[/]" if r in table.warnings else f"[green]{text}[/]"
+                cells.append(text)
+            rich.add_row(*cells)
+        out.append(rich)
+    return out
+
 
 def report_table(table: GroupTable) -> Table:
-    """One task x dataset: best means in bold, rows with diverged or failed runs flagged in yellow."""
-    out = Table(title=table.title, caption=table.caption, title_justify="left", caption_justify="left")
-    for name, numeric in zip(table.columns, table.numeric):
-        out.add_column(name, justify="right" if numeric else "left", no_wrap=True)
-    last = len(table.columns) - 1
-    for r, row in enumerate(table.rows):
-        cells = []
-        for c, text in enumerate(row):
-            text = escape(text)
-            if (r, c) in table.best:
-                text = f"[bold]{text}[/]"
-            if c == last:
-                text = f"[yellow]⚠ {text}[/]" if r in table.warnings else f"[green]{text}[/]"
-            cells.append(text)
-        out.add_row(*cells)
-    return out
+    """The whole table in one (``--wide``)."""
+    return report_tables(table)[0]
