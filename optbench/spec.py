@@ -47,6 +47,10 @@ class RunSpec:
     # (optbench.optim.registry.code_version, Task.version). Empty for built-in optimizers on tasks
     # at their first version, and then left out of the stored spec (hashes stay as they were).
     code: dict[str, str] = field(default_factory=dict)
+    # The engine that trains it (optbench.engine): "eager", or "vectorized" (trained with the other
+    # seeds and values of its group in one pass). Part of the cell, so a vectorized run's time is
+    # never compared with an eager one's; left out of the stored spec when "eager" (hashes stay).
+    engine: str = "eager"
 
     def to_dict(self) -> dict[str, Any]:
         """The stored spec. ``impl`` is left out when it is "auto", so default runs keep the record
@@ -59,6 +63,8 @@ class RunSpec:
         d["training"] = self.training.to_dict()
         if not d["training"]:
             del d["training"]
+        if self.engine == "eager":
+            del d["engine"]
         if not self.code:
             del d["code"]
         else:
@@ -67,7 +73,8 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        fields = {k: d[k] for k in cls.__dataclass_fields__ if k not in ("impl", "training", "code")}
+        fields = {k: d[k] for k in cls.__dataclass_fields__ if k not in ("impl", "training", "code", "engine")}
+        fields["engine"] = d.get("engine", "eager")
         fields["code"] = dict(d.get("code") or {})
         fields["impl"] = d.get("impl", "auto")
         fields["training"] = TrainingOptions.from_dict(d.get("training"))
@@ -95,7 +102,8 @@ class RunSpec:
         defaults = opt.defaults if opt is not None else {}
         changed = {k: v for k, v in self.hparams.items() if defaults.get(k) != v}
         label = f"{self.optimizer}({format_hparams(changed)})" if changed else self.optimizer
-        return label if self.impl == "auto" else f"{label}@{self.impl}"
+        label = label if self.impl == "auto" else f"{label}@{self.impl}"
+        return label if self.engine == "eager" else f"{label} [{self.engine}]"
 
 
 def _digest(obj: Any) -> str:

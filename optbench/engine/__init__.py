@@ -14,6 +14,7 @@ from optbench.errors import unknown
 # name -> "module:Class"; a new engine is one module and one line here.
 ENGINES: dict[str, str] = {
     "eager": "optbench.engine.eager:EagerEngine",
+    "vectorized": "optbench.engine.vectorized:VectorizedEngine",
 }
 
 

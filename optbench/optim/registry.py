@@ -29,7 +29,7 @@ import inspect
 import math
 from pathlib import Path
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -67,6 +67,10 @@ class OptimizerDef:
     # What runs when the class has no foreach/fused switch: reference optimizers are plain
     # for-loops; of anyone else's class optbench knows only that it is the class's own code.
     native_impl: str = "native"
+    # Whether a step on parameters stacked over replicas ([K, ...]) equals K separate steps, so the
+    # vectorized engine may train many runs in one pass (optbench.engine.vectorized). Declared,
+    # never guessed: true for the built-ins and reference optimizers, plugins opt in.
+    elementwise: bool = False
 
     @classmethod
     def from_class(cls, name: str, optimizer: type[torch.optim.Optimizer], source: str) -> OptimizerDef:
@@ -128,8 +132,9 @@ def class_path(optimizer: type) -> str:
 
 
 O = torch.optim
+# Every built-in is elementwise: each step on stacked parameters is bit-identical to separate steps.
 REGISTRY: dict[str, OptimizerDef] = {
-    d.name: d
+    d.name: replace(d, elementwise=True)
     for d in [
         OptimizerDef("sgd", O.SGD, {"lr": 0.01}, "plain stochastic gradient descent"),
         OptimizerDef("momentum", O.SGD, {"lr": 0.01, "momentum": 0.9}, "SGD with heavy-ball momentum 0.9"),
@@ -156,7 +161,7 @@ REGISTRY: dict[str, OptimizerDef] = {
 # torch counterpart above, so `ref-adam` and `adam` run the same maths by default.
 REFERENCE: dict[str, OptimizerDef] = {
     f"ref-{twin}": OptimizerDef(f"ref-{twin}", cls, REGISTRY[twin].defaults, f"from scratch: {REGISTRY[twin].summary}",
-                                source="reference", native_impl="forloop")
+                                source="reference", native_impl="forloop", elementwise=True)
     for twin, cls in [("sgd", ref.SGD), ("momentum", ref.MomentumSGD), ("rmsprop", ref.RMSprop),
                       ("adam", ref.Adam), ("adamw", ref.AdamW)]
 }

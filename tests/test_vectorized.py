@@ -1,0 +1,137 @@
+"""The vectorized engine equals the eager engine, run by run, and refuses what it cannot stack."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from optbench.engine.eager import run
+from optbench.engine.vectorized import VectorizedEngine, check_group, train_group
+from optbench.engine.base import RunEvents
+from optbench.errors import UserError
+from optbench.optim.registry import REFERENCE, REGISTRY, build_optimizer
+from optbench.spec import RunSpec
+
+ELIGIBLE = sorted(REGISTRY) + sorted(REFERENCE)
+
+
+def defaults(name: str) -> dict:
+    return dict(REGISTRY.get(name, REFERENCE.get(name)).defaults)
+
+
+def spec(**kw) -> RunSpec:
+    base = dict(task="regression", dataset="synthetic", optimizer="adam", hparams={"lr": 1e-2}, epochs=2,
+                batch_size=256, seed=0, device="cpu", engine="vectorized")
+    return RunSpec(**{**base, **kw})
+
+
+def eager_twin(s: RunSpec) -> RunSpec:
+    return dataclasses.replace(s, engine="eager")
+
+
+def close(a, b, rel=1e-5) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+
+
+def assert_same_runs(group: list[RunSpec]) -> None:
+    vec = train_group(group, "data")
+    for s, v in zip(group, vec):
+        e = run(eager_twin(s))
+        assert v.spec == s and v.status == e.status
+        assert len(v.curve) == len(e.curve)
+        for pv, pe in zip(v.curve, e.curve):
+            assert close(pv.train_loss, pe.train_loss), (s.label(), pv, pe)
+            assert close(pv.test_loss, pe.test_loss), (s.label(), pv, pe)
+        assert v.metrics["group_size"] == len(group)
+
+
+@pytest.mark.parametrize("name", ELIGIBLE)
+def test_every_eligible_optimizer_matches_eager_on_regression_over_seeds_and_learning_rates(name):
+    lr = defaults(name)["lr"]
+    group = [spec(optimizer=name, hparams={**defaults(name), "lr": value}, seed=seed) for value in (lr, lr * 3) for seed in (0, 1)]
+    assert_same_runs(group)
+
+
+@pytest.mark.parametrize("name", ["sgd", "nesterov", "adam", "amsgrad", "adamw", "rmsprop", "ref-adam"])
+def test_mlp_matches_eager_over_seeds_and_learning_rates(name):
+    lr = defaults(name)["lr"]
+    group = [spec(task="mlp", optimizer=name, hparams={**defaults(name), "lr": value}, seed=seed, batch_size=512, epochs=2)
+             for value in (lr, lr / 2) for seed in (3, 7)]
+    assert_same_runs(group)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop", "adagrad", "rprop_free_nadam"])
+def test_optimizer_step_on_stacked_parameters_is_bit_identical_to_separate_steps(name):
+    name = "nadam" if name == "rprop_free_nadam" else name
+    hparams = dict(REGISTRY[name].defaults)
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(4, 3, 5, generator=gen) for _ in range(2)]
+    grads = [[torch.randn(4, 3, 5, generator=gen) for _ in range(2)] for _ in range(3)]
+    stacked = [p.clone().requires_grad_(True) for p in params]
+    separate = [[p[i].clone().requires_grad_(True) for p in params] for i in range(4)]
+    opt = build_optimizer(name, stacked, hparams)
+    opts = [build_optimizer(name, ps, hparams) for ps in separate]
+    for step in grads:
+        for p, g in zip(stacked, step):
+            p.grad = g.clone()
+        opt.step()
+        for i, (ps, o) in enumerate(zip(separate, opts)):
+            for p, g in zip(ps, step):
+                p.grad = g[i].clone()
+            o.step()
+    for j, p in enumerate(stacked):
+        assert torch.equal(p.detach(), torch.stack([separate[i][j].detach() for i in range(4)]))
+
+
+def test_a_diverging_replica_is_frozen_and_does_not_disturb_the_others():
+    calm = [spec(optimizer="sgd", hparams={"lr": 0.01}, seed=s, epochs=3) for s in (0, 1)]
+    wild = spec(optimizer="sgd", hparams={"lr": 1e6}, seed=0, epochs=3)
+    results = train_group([calm[0], wild, calm[1]], "data")
+    assert [r.status for r in results] == ["ok", "diverged", "ok"]
+    assert results[1].metrics["epochs_completed"] == 0 and len(results[1].curve) == 1
+    alone = train_group(calm, "data")
+    for together, by_itself in zip([results[0], results[2]], alone):
+        assert [p.train_loss for p in together.curve] == pytest.approx([p.train_loss for p in by_itself.curve],
+                                                                        rel=1e-6)
+
+
+def test_early_stop_freezes_a_replica_at_its_own_epoch_as_eager_does():
+    from optbench.protocol.training import TrainingOptions
+
+    options = TrainingOptions(early_stop_delta=0.5)
+    group = [spec(optimizer="sgd", hparams={"lr": lr}, epochs=6, training=options) for lr in (0.3, 1e-4)]
+    vec = train_group(group, "data")
+    for s, v in zip(group, vec):
+        e = run(eager_twin(s))
+        assert (v.status, v.metrics.get("stopped_epoch")) == (e.status, e.metrics.get("stopped_epoch"))
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    (dict(optimizer="po:lamb"), "not declared elementwise"),
+    (dict(task="cifar10"), "not vectorized"),
+    (dict(impl="fused"), "fused"),
+])
+def test_ineligible_specs_are_refused_with_one_line_saying_why(change, why):
+    try:
+        bad = spec(**change)
+    except Exception:  # noqa: BLE001 - an optional plugin package absent here
+        pytest.skip("spec cannot be built here")
+    with pytest.raises(UserError, match=why) as info:
+        list(VectorizedEngine().run_group([bad], "data", RunEvents()))
+    assert "\n" not in str(info.value)
+
+
+def test_records_name_their_engine_and_are_their_own_cell():
+    s = spec()
+    assert s.cell_hash() != eager_twin(s).cell_hash()
+    assert "engine" not in eager_twin(s).to_dict()  # eager hashes are what they were
+    assert RunSpec.from_dict(s.to_dict()) == s
+    result = train_group([s], "data")[0]
+    record = result.to_record()
+    assert record["spec"]["engine"] == "vectorized"
+    assert record["metrics"]["train_seconds"] == pytest.approx(record["metrics"]["group_train_seconds"])
