@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,3 +136,37 @@ def test_records_name_their_engine_and_are_their_own_cell():
     record = result.to_record()
     assert record["spec"]["engine"] == "vectorized"
     assert record["metrics"]["train_seconds"] == pytest.approx(record["metrics"]["group_train_seconds"])
+
+
+def test_campaign_with_engine_vectorized_trains_each_group_in_one_unit(tmp_path):
+    from optbench.execution.driver import Campaign, run_campaign
+
+    specs = [dataclasses.replace(spec(hparams={**defaults("adam"), "lr": lr}, seed=s), engine="eager")
+             for lr in (1e-3, 1e-2) for s in (0, 1, 2)]
+    outcome = run_campaign(Campaign(specs, tmp_path, Path("data"), engine="vectorized"))
+    assert len(outcome.results) == 6
+    assert {r.spec.engine for r in outcome.results} == {"vectorized"}
+    assert {r.metrics["group_size"] for r in outcome.results} == {6}
+
+
+def test_engine_auto_vectorizes_the_sweep_and_keeps_the_final_stage_eager(tmp_path):
+    from optbench.execution.driver import Campaign, run_campaign
+    from optbench.protocol.training import TrainingOptions
+
+    options = TrainingOptions(split="validation")
+    specs = [dataclasses.replace(spec(hparams={**defaults("adam"), "lr": lr}, training=options), engine="eager")
+             for lr in (1e-3, 1e-2)]
+    outcome = run_campaign(Campaign(specs, tmp_path, Path("data"), select=True, engine="auto"))
+    engines = {(r.stage, r.spec.engine) for r in outcome.results}
+    assert ("sweep", "vectorized") in engines and ("final", "eager") in engines
+    assert outcome.choices[0].best is not None
+
+
+def test_engine_vectorized_refuses_before_anything_is_written(tmp_path):
+    from optbench.execution.driver import Campaign, run_campaign
+
+    bad = dataclasses.replace(spec(task="mlp", training=__import__("optbench.protocol.training", fromlist=["x"])
+                                   .TrainingOptions(clip_norm=1.0)), engine="eager")
+    with pytest.raises(UserError, match="norm clipping"):
+        run_campaign(Campaign([bad], tmp_path / "out", Path("data"), engine="vectorized"))
+    assert not (tmp_path / "out").exists()

@@ -168,6 +168,7 @@ def run(
     address: Annotated[str | None, typer.Option(help="With --executor ray: auto or HOST:PORT of a running cluster (ray start --head).", show_default="a local Ray cluster in this process")] = None,
     cpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: CPUs each run reserves.", show_default="1")] = None,
     gpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: GPUs each run reserves; fractions share a GPU (0.25: four runs).", show_default="0")] = None,
+    engine: Annotated[str | None, typer.Option(help="eager: one run at a time; vectorized: each group of seeds and hyperparameter values of one cell in one pass (regression, mlp; elementwise optimizers); auto: vectorize the --select sweep and groups of 8+ runs that can be, the rest eager.", show_default="eager")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Experiment name stored in every record (optbench report --name selects it).", show_default="the suite file's name, else the start time")] = None,
     target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Record the training time and epoch at which the test metric first reaches this: loss=0.5, rmse=1600, accuracy=0.6.")] = None,
 ) -> None:
@@ -188,12 +189,13 @@ def run(
         "impl": impl, "select": select or None, "split": split, "schedule": schedule, "warmup_epochs": warmup,
         "clip_norm": clip_norm, "clip_value": clip_value, "early_stop_delta": early_stop,
         "time_budget_s": time_budget, "target": target, "name": name, "executor": executor, "address": address,
-        "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run,
+        "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run, "engine": engine,
     }
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
     campaign = Campaign(build_specs(suite), results_dir, data_dir, force=force, select=suite.select,
-                        targets=targets_for(suite), experiment=experiment_name(suite, config))
+                        targets=targets_for(suite), experiment=experiment_name(suite, config),
+                        engine=suite.engine)
 
     err = Console(stderr=True)
     out = err if json_out else _stdout_console()

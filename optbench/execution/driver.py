@@ -22,7 +22,7 @@ from typing import Any
 
 from optbench.engine.base import RunEvents
 from optbench.errors import StoreFailed
-from optbench.execution.base import Executor, WorkUnit
+from optbench.execution.base import Executor, WorkUnit, group_key
 from optbench.execution.campaign import validate_campaign
 from optbench.protocol.selection import SWEEP, Choice, Protocol
 from optbench.protocol.targets import Target, target_metrics
@@ -121,14 +121,18 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
     events = events or CampaignEvents()
     executor = executor or LocalExecutor()
     validate_campaign(campaign.specs, campaign.data_dir)  # every dataset present and valid first
+    route(campaign.engine, None, campaign.specs)  # --engine vectorized: what cannot be, refused before anything runs
     ensure_writable(campaign.results_dir)
     outcome = CampaignOutcome()
     annotations = {"experiment": campaign.experiment, "git_commit": git_commit()}
     protocol = Protocol.from_specs(campaign.specs) if campaign.select else None
+    if protocol:  # the candidates are what the sweep runs (and what its records are matched to)
+        protocol.candidates = route(campaign.engine, SWEEP, protocol.candidates)
     stages = protocol.stages() if protocol else iter([(None, campaign.specs)])
     try:
         with signals_raise():
             for stage, specs in stages:
+                specs = route(campaign.engine, stage, specs)
                 events.stage_started(stage, specs)
                 stage_run = _Stage(campaign, stage, specs, annotations, events)
                 for result in executor.map(stage_run.work(), campaign.data_dir, events):
@@ -151,6 +155,42 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
     return outcome
 
 
+# With --engine auto, a group of at least this many seeds x values is vectorized outside the sweep.
+AUTO_GROUP = 8
+ENGINE_CHOICES = ("auto", "eager", "vectorized")
+
+
+def route(engine: str, stage: str | None, specs: list[RunSpec]) -> list[RunSpec]:
+    """The specs with the engine each runs on. ``eager``: all eager. ``vectorized``: all vectorized,
+    or a UserError naming what cannot be. ``auto``: the eligible specs of the ``--select`` sweep
+    (only quality matters there) and of groups of ``AUTO_GROUP`` or more runs are vectorized; the
+    rest, and the final and default stages whose runtime is reported, stay eager."""
+    from dataclasses import replace
+
+    if engine not in ENGINE_CHOICES:
+        from optbench.errors import unknown
+
+        raise unknown("engine", engine, ENGINE_CHOICES)
+    if engine == "eager":
+        return [replace(s, engine="eager") for s in specs]
+    from optbench.engine.vectorized import check_group, ineligible
+
+    if engine == "vectorized":
+        routed = [replace(s, engine="vectorized") for s in specs]
+        check_group(routed)
+        return routed
+    sizes: dict[tuple[Any, ...], int] = {}
+    for s in specs:
+        key = group_key(replace(s, engine="vectorized"))
+        sizes[key] = sizes.get(key, 0) + 1
+    out = []
+    for s in specs:
+        vec = replace(s, engine="vectorized")
+        wanted = stage == SWEEP or sizes[group_key(vec)] >= AUTO_GROUP
+        out.append(vec if wanted and ineligible(s) is None else replace(s, engine="eager"))
+    return out
+
+
 class _Stage:
     """One stage of a campaign: which of its specs run (resume, claims), and the records they leave."""
 
@@ -164,7 +204,19 @@ class _Stage:
         self.since = datetime.now().astimezone()
 
     def work(self) -> Iterator[WorkUnit]:
-        """Units for the executor, claimed as it takes them: finished specs are skipped, specs
+        """Units for the executor: one per eager spec, one per group (``group_key``) of vectorized
+        specs, which are held (claimed) until the stage's specs are all claimed."""
+        groups: dict[tuple[Any, ...], list[RunSpec]] = {}
+        for spec in self._runnable():
+            if spec.engine == "eager":
+                yield WorkUnit((spec,), "eager")
+            else:
+                groups.setdefault(group_key(spec), []).append(spec)
+        for group in groups.values():
+            yield WorkUnit(tuple(group), group[0].engine)
+
+    def _runnable(self) -> Iterator[RunSpec]:
+        """Specs to run, claimed as they are taken: finished specs are skipped, specs
         another process is running now are left for the end and skipped if it recorded them."""
         deferred: list[RunSpec] = []
         for spec in self.specs:
@@ -178,21 +230,21 @@ class _Stage:
                 held.release()
                 continue
             self.claims[spec.spec_hash()] = held
-            yield WorkUnit((spec,), self.campaign.engine)
+            yield spec
         for spec in deferred:
             # Wait for the other process only while this one holds no claim of its own: an executor
             # with units in flight (a cluster) waiting on a process that waits on it would deadlock.
             # Holding claims, it runs the spec now; the store's newest-finished rule counts it once.
             held = self._claim(spec, wait=not self.claims)
             if held is None:
-                yield WorkUnit((spec,), self.campaign.engine)
+                yield spec
                 continue
             if self._recorded_by_another(spec):
                 held.release()
                 self._skip(spec, finished_record(self.campaign.results_dir, spec.spec_hash()))
                 continue
             self.claims[spec.spec_hash()] = held
-            yield WorkUnit((spec,), self.campaign.engine)
+            yield spec
 
     def record(self, result: RunResult) -> RunResult:
         """Annotate and save one result, then release its claim."""

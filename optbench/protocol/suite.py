@@ -106,6 +106,9 @@ class SuiteConfig(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[\w.:+@=-][\w .:+@=-]*$")
     # Where the runs execute (optbench.execution): this process, or a Ray cluster.
     executor: Literal["local", "ray"] = "local"
+    # Which engine trains (optbench.execution.driver.route): eager one run at a time, vectorized
+    # groups of seeds and values in one pass, auto vectorizes the --select sweep and big groups.
+    engine: Literal["auto", "eager", "vectorized"] = "eager"
     address: str | None = Field(default=None, min_length=1, max_length=300)  # Ray: "auto" or HOST:PORT; none: a local cluster
     cpus_per_run: float = Field(default=1.0, gt=0, le=1024, allow_inf_nan=False)
     gpus_per_run: float = Field(default=0.0, ge=0, le=64, allow_inf_nan=False)
