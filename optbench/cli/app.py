@@ -238,7 +238,7 @@ def run(
                 out.print(f"[red]failed[/]: {r.spec.task} {r.spec.label()} seed {r.spec.seed}: "
                           f"{(r.error or '').splitlines()[0]}", highlight=False, soft_wrap=True)
         skipped = f"; skipped {outcome.skipped} already finished (--force re-runs them)" if outcome.skipped else ""
-        out.print(f"{len(results)} run(s) recorded in {results_dir / RUNS}{skipped}", highlight=False)
+        out.print(f"{len(results)} run(s) recorded in {results_dir / RUNS}{skipped}", highlight=False, soft_wrap=True)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
@@ -323,7 +323,7 @@ def baseline_save(
     baseline, problems = save_baseline(results_dir, out, force)
     _warn_skipped(problems)
     runs = sum(len(c.runs) for c in baseline.cells)
-    _stdout_console().print(f"wrote {out}: {len(baseline.cells)} cell(s), {runs} run(s)", markup=False, highlight=False)
+    _stdout_console().print(f"wrote {out}: {len(baseline.cells)} cell(s), {runs} run(s)", markup=False, highlight=False, soft_wrap=True)
 
 
 @baseline_app.command("update")
@@ -343,7 +343,7 @@ def baseline_update(
     for verb, names in (("replaced", update.replaced), ("added", update.added), ("removed", update.removed)):
         if names:
             console.print(f"{verb}: {', '.join(names)}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {baseline}: {len(updated.cells)} cell(s), {update.kept} kept unchanged", markup=False, highlight=False)
+    console.print(f"wrote {baseline}: {len(updated.cells)} cell(s), {update.kept} kept unchanged", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
