@@ -113,7 +113,7 @@ def test_early_stop_freezes_a_replica_at_its_own_epoch_as_eager_does():
 
 
 @pytest.mark.parametrize(("change", "why"), [
-    (dict(optimizer="po:lamb"), "not declared elementwise"),
+    (dict(optimizer="torch.optim:LBFGS"), "not declared elementwise"),
     (dict(task="cifar10"), "not vectorized"),
     (dict(impl="fused"), "fused"),
 ])
