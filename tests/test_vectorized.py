@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from optbench.engine.eager import run
-from optbench.engine.vectorized import VectorizedEngine, check_group, train_group
+from optbench.engine.vectorized import VectorizedEngine, train_group
 from optbench.engine.base import RunEvents
 from optbench.errors import UserError
 from optbench.optim.registry import REFERENCE, REGISTRY, build_optimizer
