@@ -100,14 +100,19 @@ try:
            "--task", "regression", "--opt", "sgd", "adam", "--epochs", "2", "--device", "cpu", "--quiet"]
     done = sh(*run, cwd=work)
     out["run"] = [done.returncode, done.stdout, done.stderr]
-    proc = subprocess.Popen([*run, "--results-dir", "long", "--epochs", "200", "--seeds", "4"], cwd=work,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 150
-    while time.time() < deadline and not list((work / "long" / "runs").glob("*.json")):
-        time.sleep(0.2)  # interrupt once some runs are finished and others are in flight
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    out["interrupt"] = [proc.returncode, stdout, stderr]
+    # Ray 2.60's driver can abort inside its task manager when a task's reply races the shutdown
+    # (a Ray bug, "Check failed: ... not pending"): one more attempt, in a fresh folder, then judge.
+    for attempt in ("long", "long2"):
+        proc = subprocess.Popen([*run, "--results-dir", attempt, "--epochs", "200", "--seeds", "4"], cwd=work,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 150
+        while time.time() < deadline and not list((work / attempt / "runs").glob("*.json")):
+            time.sleep(0.2)  # interrupt once some runs are finished and others are in flight
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        out["interrupt"] = [proc.returncode, stdout, stderr, attempt]
+        if proc.returncode == 130:
+            break
 finally:
     # End our cluster's processes by pid: those naming its folder, and their children.
     pids = set()
@@ -153,9 +158,9 @@ def test_two_node_loopback_cluster_through_address_and_interrupt(tmp_path: Path)
     assert len(records) == 2 and {r["environment"]["executor"] for r in records} == {"ray"}
 
     # Ctrl-C on the driver: pending runs cancelled, finished records kept and whole, exit 130.
-    code, stdout, stderr = out["interrupt"]
+    code, stdout, stderr, attempt = out["interrupt"]
     assert code == 130, stderr
     assert "interrupted by SIGINT" in stderr
-    kept, problems = load_records([tmp_path / "long"])
+    kept, problems = load_records([tmp_path / attempt])
     assert problems == [] and len(kept) < 8 and all(r["status"] == "ok" for r in kept)
     assert f"kept {len(kept)} finished run(s)" in stderr

@@ -144,15 +144,12 @@ class RayExecutor:
             raise
 
     def _cancel(self) -> None:
-        for ref in self._pending:
-            try:
-                self._ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - a task that finished meanwhile cannot be cancelled
-                pass
+        """Forget the tasks in flight; ``close`` ends them. (``ray.cancel(force=True)`` on a task
+        whose reply is arriving crashes Ray 2.60's driver; ending the job ends its tasks cleanly.)"""
         self._pending.clear()
 
     def close(self) -> None:
-        """Cancel what is pending; stop the local cluster, or disconnect from a joined one (it keeps running)."""
+        """Disconnect, which ends this job's tasks still running; a local cluster stops, a joined one keeps running."""
         self._cancel()
         if self._ray.is_initialized():
             self._ray.shutdown()
