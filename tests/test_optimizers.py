@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from optbench.errors import UserError
-from optbench.optim.registry import REGISTRY, build_optimizer, parse_optimizer_arg, resolve_hparams
+from optbench.optim.construct import build_optimizer
+from optbench.optim.registry import REGISTRY, parse_optimizer_arg, resolve_hparams
 
 ALL = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax"]
 

@@ -13,7 +13,8 @@ from optbench.engine.eager import run
 from optbench.engine.vectorized import VectorizedEngine, train_group
 from optbench.engine.base import RunEvents
 from optbench.errors import UserError
-from optbench.optim.registry import REFERENCE, REGISTRY, build_optimizer
+from optbench.optim.construct import build_optimizer
+from optbench.optim.registry import REFERENCE, REGISTRY
 from optbench.spec import RunSpec
 
 ELIGIBLE = sorted(REGISTRY) + sorted(REFERENCE)

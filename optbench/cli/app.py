@@ -244,14 +244,16 @@ def run(
 
 
 @app.command("list")
-def list_choices() -> None:
+def list_choices(
+    zoo: Annotated[bool, typer.Option("--zoo", help="Also name every third-party optimizer (po:NAME; imports pytorch_optimizer, a few seconds).")] = False,
+) -> None:
     """List tasks (with datasets) and optimizers (with default hyperparameters)."""
-    from optbench.cli.console import optimizers_table, tasks_table, zoo_status
+    from optbench.cli.listing import optimizers_table, tasks_table, zoo_status
 
     console = _stdout_console()
     console.print(tasks_table())
     console.print(optimizers_table())
-    console.print(zoo_status(), highlight=False)
+    console.print(zoo_status(zoo), highlight=False)
 
 
 @app.command(cls=MultiValueCommand)

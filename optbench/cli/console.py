@@ -9,17 +9,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
 from optbench.execution.driver import CampaignEvents
-from optbench.optim import registry as optimizers
 
 from optbench.protocol import selection
-from optbench.optim import plugins
-from optbench.optim.registry import format_hparams
 from optbench.spec import RunResult, RunSpec
 from optbench.metrics import signed_percent
-from optbench.tasks import TASKS
 
 STATUS_STYLE = {"ok": "green", "converged": "green", "budget": "cyan", "diverged": "yellow", "failed": "red"}
 
@@ -151,51 +146,3 @@ def selection_table(choices: list[selection.Choice]) -> Table:
             value = f"{c.metric.removeprefix('val_')} " + (f"{c.best.value:.2%}" if c.higher_is_better else f"{c.best.value:,.5g}")
         table.add_row(c.task, c.dataset, c.optimizer, ", ".join(c.swept()) or "-", finished, chosen, value)
     return table
-
-
-def tasks_table() -> Table:
-    table = Table(title="tasks", title_justify="left")
-    for col in ("task", "kind", "datasets (first is default)", "epochs", "batch"):
-        table.add_column(col)
-    for task in TASKS.values():
-        names = [task.default_dataset] + [d for d in task.datasets if d != task.default_dataset]
-        datasets = "\n".join(f"[bold]{d}[/]: {task.datasets[d]}" for d in names)
-        table.add_row(f"[bold]{task.name}[/]\n{task.description}", task.kind, datasets,
-                      str(task.default_epochs), str(task.default_batch_size))
-    return table
-
-
-def optimizers_table() -> Table:
-    """Built-in optimizers (torch.optim, then the from-scratch references) and entry-point ones."""
-    registered, problems = optimizers.entry_point_optimizers()
-    caption = (f"Plugins: --opt {plugins.PLUGIN_SYNTAX}, any torch.optim.Optimizer subclass. "
-               f"Implementation: --impl {'|'.join(optimizers.IMPLS)} (auto: foreach on CUDA, for-loop on CPU).")
-    builtin = [*optimizers.REGISTRY.values(), *optimizers.REFERENCE.values()]
-    decay = [o.name for o in builtin if "weight_decay" in o.accepted_keys()]
-    caption += (f"\nWeight decay is a hyperparameter: --opt \"adam:weight_decay=1e-4\" (L2 added to the gradient; "
-                f"decoupled in adamw); taken by {', '.join(decay)} (defaults 0 but adamw 0.01)."
-                "\nSweeps: --opt \"adam:lr=1e-4|1e-3|1e-2\" runs each value; --select tunes on validation, "
-                "then re-runs the best on test.")
-    caption += "".join(f"\nnot loaded: {problem}" for problem in problems)
-    table = Table(title="optimizers", title_justify="left", caption=Text(caption), caption_justify="left")
-    for col in ("optimizer", "class", "default hyperparameters", "what it is"):
-        table.add_column(col)
-    groups = [optimizers.REGISTRY.values(), optimizers.REFERENCE.values(), registered]
-    for group in filter(None, (list(g) for g in groups)):
-        table.add_section()
-        for opt in group:
-            fixed = f" + {format_hparams(opt.fixed)}" if opt.fixed else ""
-            summary = opt.summary if opt.source in ("torch", "reference") else f"{opt.summary} ({opt.source})"
-            table.add_row(opt.name, optimizers.class_path(opt.cls), format_hparams(opt.defaults) + fixed, summary)
-    return table
-
-
-def zoo_status() -> Text:
-    """The third-party optimizers (pytorch_optimizer) as ``po:NAME``, or how to install them."""
-    names = plugins.zoo_names()
-    if names is None:
-        return Text(f"Third-party optimizers (lion, adan, lamb, prodigy and over 100 more from {plugins.ZOO_PACKAGE}, "
-                    f"as {plugins.ZOO_PREFIX}NAME) are not installed: {plugins.ZOO_INSTALL}")
-    return Text(f"{len(names)} third-party optimizers from {plugins.ZOO_PACKAGE} {plugins.zoo_version()}, "
-                f"defaults from each class's signature (a few need a closure, the model or special parameter groups and cannot run here): "
-                + ", ".join(names))

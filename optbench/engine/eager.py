@@ -26,7 +26,7 @@ from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.steptime import StepClock
 from optbench.errors import UserError
-from optbench.optim.registry import build_optimizer, resolve_impl
+from optbench.optim.construct import build_optimizer, resolve_impl
 from optbench.protocol.schedules import LRSchedule
 from optbench.protocol.training import TrainingOptions
 from optbench.spec import RunResult, RunSpec

@@ -39,7 +39,8 @@ from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.eager import describe, load_data
 from optbench.errors import UserError
-from optbench.optim.registry import build_optimizer, get_optimizer, resolve_impl
+from optbench.optim.construct import build_optimizer, resolve_impl
+from optbench.optim.registry import get_optimizer
 from optbench.protocol.schedules import LRSchedule
 from optbench.spec import RunResult, RunSpec
 from optbench.tasks import get_task

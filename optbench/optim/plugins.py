@@ -19,8 +19,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
-
 from optbench.errors import UserError, did_you_mean
 
 ENTRY_POINT_GROUP = "optbench.optimizers"
@@ -31,6 +29,8 @@ PLUGIN_SYNTAX = "module:Class or file.py:Class (e.g. mypkg.optim:Lion, my_opt.py
 
 
 def is_optimizer_class(obj: Any) -> bool:
+    import torch  # only asked of a loaded plugin object, whose module has imported torch already
+
     return isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer
 
 

@@ -17,26 +17,30 @@ from the class signature.
 Implementation (``impl``): torch optimizers have a for-loop, a ``foreach`` (one kernel per
 operation over all parameters) and for some a ``fused`` (one kernel per step) implementation.
 They compute the same update and differ only in speed, so a fair comparison runs every
-optimizer with the same kind; see ``resolve_impl`` for the default policy.
+optimizer with the same kind; see ``optbench.optim.construct.resolve_impl`` for the default policy.
+
+This module never imports torch: reading records, labels and ``optbench list`` use it. Built-in
+classes are named by import path and imported when a run needs them (``OptimizerDef.load_class``);
+construction (``build_optimizer``, ``resolve_impl``) lives in ``optbench.optim.construct``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib
 import importlib.metadata
 import inspect
 import math
+import sys
 from pathlib import Path
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
-
 from optbench.optim import plugins
-from optbench.optim import reference as ref
-from optbench.errors import UserError, did_you_mean, unknown
+from optbench.errors import UserError, unknown
 from optbench.inline import parse_inline
 
 HParamValue = bool | int | float | str | tuple
@@ -53,11 +57,13 @@ IMPLS = ("auto", "forloop", "foreach", "fused")
 class OptimizerDef:
     """One optimizer: a ``torch.optim.Optimizer`` subclass plus the defaults that define it.
 
+    ``cls`` is the class, or its import path ``module:Class`` (the built-ins: declaring them must not
+    import torch); ``load_class()`` returns the class either way.
     Packages may export one from their ``optbench.optim.registry`` entry point to choose defaults.
     """
 
     name: str
-    cls: type[torch.optim.Optimizer]
+    cls: type | str
     defaults: Mapping[str, HParamValue]
     summary: str
     # Arguments that make the variant what it is (nesterov=True for 'nesterov'); not overridable.
@@ -73,14 +79,18 @@ class OptimizerDef:
     elementwise: bool = False
 
     @classmethod
-    def from_class(cls, name: str, optimizer: type[torch.optim.Optimizer], source: str) -> OptimizerDef:
+    def from_class(cls, name: str, optimizer: type, source: str) -> OptimizerDef:
         """A definition whose defaults are the class signature's (scalars and tuples of them)."""
         doc = inspect.getdoc(optimizer) or ""
         summary = doc.strip().splitlines()[0] if doc.strip() else optimizer.__name__
         return cls(name, optimizer, signature_defaults(optimizer), summary, source=source)
 
+    def load_class(self) -> type:
+        """The optimizer class (imported on first use when ``cls`` is an import path)."""
+        return _import_class(self.cls) if isinstance(self.cls, str) else self.cls
+
     def _parameters(self) -> Mapping[str, inspect.Parameter]:
-        return inspect.signature(self.cls.__init__).parameters
+        return inspect.signature(self.load_class().__init__).parameters
 
     def accepted_keys(self) -> list[str]:
         params = self._parameters()
@@ -124,46 +134,55 @@ def signature_defaults(optimizer: type) -> HParams:
     }
 
 
-def class_path(optimizer: type) -> str:
+def class_path(cls: type | str) -> str:
     """``torch.optim.Adam`` for torch's own classes, ``module.Class`` for any other."""
-    if getattr(torch.optim, optimizer.__name__, None) is optimizer:
-        return f"torch.optim.{optimizer.__name__}"
-    return f"{optimizer.__module__}.{optimizer.__qualname__}"
+    if isinstance(cls, str):
+        return cls.replace(":", ".")
+    optim = sys.modules.get("torch.optim")  # loaded wherever a torch class is
+    if optim is not None and getattr(optim, cls.__name__, None) is cls:
+        return f"torch.optim.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
-O = torch.optim
+@functools.cache
+def _import_class(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+O = "torch.optim:"
 # Every built-in is elementwise: each step on stacked parameters is bit-identical to separate steps.
 REGISTRY: dict[str, OptimizerDef] = {
     d.name: replace(d, elementwise=True)
     for d in [
-        OptimizerDef("sgd", O.SGD, {"lr": 0.01}, "plain stochastic gradient descent"),
-        OptimizerDef("momentum", O.SGD, {"lr": 0.01, "momentum": 0.9}, "SGD with heavy-ball momentum 0.9"),
-        OptimizerDef("nesterov", O.SGD, {"lr": 0.01, "momentum": 0.9}, "SGD with Nesterov momentum 0.9",
+        OptimizerDef("sgd", O + "SGD", {"lr": 0.01}, "plain stochastic gradient descent"),
+        OptimizerDef("momentum", O + "SGD", {"lr": 0.01, "momentum": 0.9}, "SGD with heavy-ball momentum 0.9"),
+        OptimizerDef("nesterov", O + "SGD", {"lr": 0.01, "momentum": 0.9}, "SGD with Nesterov momentum 0.9",
                      fixed={"nesterov": True}),
-        OptimizerDef("rmsprop", O.RMSprop, {"lr": 0.001, "alpha": 0.99, "eps": 1e-8},
+        OptimizerDef("rmsprop", O + "RMSprop", {"lr": 0.001, "alpha": 0.99, "eps": 1e-8},
                      "RMSprop (Hinton's lecture 6e; lr 1e-3 as in Keras)"),
-        OptimizerDef("adagrad", O.Adagrad, {"lr": 0.01}, "Adagrad (Duchi et al. 2011)"),
-        OptimizerDef("adadelta", O.Adadelta, {"lr": 1.0, "rho": 0.9}, "Adadelta (Zeiler 2012)"),
-        OptimizerDef("adam", O.Adam, {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8},
+        OptimizerDef("adagrad", O + "Adagrad", {"lr": 0.01}, "Adagrad (Duchi et al. 2011)"),
+        OptimizerDef("adadelta", O + "Adadelta", {"lr": 1.0, "rho": 0.9}, "Adadelta (Zeiler 2012)"),
+        OptimizerDef("adam", O + "Adam", {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8},
                      "Adam (Kingma & Ba 2015)"),
-        OptimizerDef("adamw", O.AdamW, {"lr": 0.001, "betas": (0.9, 0.999), "weight_decay": 0.01},
+        OptimizerDef("adamw", O + "AdamW", {"lr": 0.001, "betas": (0.9, 0.999), "weight_decay": 0.01},
                      "Adam with decoupled weight decay (Loshchilov & Hutter 2019)"),
-        OptimizerDef("amsgrad", O.Adam, {"lr": 0.001, "betas": (0.9, 0.999)},
+        OptimizerDef("amsgrad", O + "Adam", {"lr": 0.001, "betas": (0.9, 0.999)},
                      "Adam with the AMSGrad max of second moments (Reddi et al. 2018)",
                      fixed={"amsgrad": True}),
-        OptimizerDef("nadam", O.NAdam, {"lr": 0.002, "betas": (0.9, 0.999)}, "Adam with Nesterov momentum (Dozat 2016)"),
-        OptimizerDef("radam", O.RAdam, {"lr": 0.001, "betas": (0.9, 0.999)}, "rectified Adam (Liu et al. 2020)"),
-        OptimizerDef("adamax", O.Adamax, {"lr": 0.002, "betas": (0.9, 0.999)}, "Adam with the infinity norm"),
+        OptimizerDef("nadam", O + "NAdam", {"lr": 0.002, "betas": (0.9, 0.999)}, "Adam with Nesterov momentum (Dozat 2016)"),
+        OptimizerDef("radam", O + "RAdam", {"lr": 0.001, "betas": (0.9, 0.999)}, "rectified Adam (Liu et al. 2020)"),
+        OptimizerDef("adamax", O + "Adamax", {"lr": 0.002, "betas": (0.9, 0.999)}, "Adam with the infinity norm"),
     ]
 }
 
 # The from-scratch optimizers of optbench.optim.reference, each with the defaults of its
 # torch counterpart above, so `ref-adam` and `adam` run the same maths by default.
 REFERENCE: dict[str, OptimizerDef] = {
-    f"ref-{twin}": OptimizerDef(f"ref-{twin}", cls, REGISTRY[twin].defaults, f"from scratch: {REGISTRY[twin].summary}",
+    f"ref-{twin}": OptimizerDef(f"ref-{twin}", f"optbench.optim.reference:{cls}", REGISTRY[twin].defaults, f"from scratch: {REGISTRY[twin].summary}",
                                 source="reference", native_impl="forloop", elementwise=True)
-    for twin, cls in [("sgd", ref.SGD), ("momentum", ref.MomentumSGD), ("rmsprop", ref.RMSprop),
-                      ("adam", ref.Adam), ("adamw", ref.AdamW)]
+    for twin, cls in [("sgd", "SGD"), ("momentum", "MomentumSGD"), ("rmsprop", "RMSprop"),
+                      ("adam", "Adam"), ("adamw", "AdamW")]
 }
 
 
@@ -197,7 +216,7 @@ def code_version(name: str) -> str | None:
     if ":" not in name and name in entry_points:
         dist = getattr(entry_points[name], "dist", None)
         return f"{dist.name}=={dist.version}" if dist is not None else None
-    cls = get_optimizer(name).cls
+    cls = get_optimizer(name).load_class()
     try:
         source = inspect.getsourcefile(cls)
         return "sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16] if source else None
@@ -209,14 +228,20 @@ def lookup_optimizer(name: str, load: bool = True) -> OptimizerDef | None:
     """Like ``get_optimizer`` but None where the name cannot be resolved here (a record made
     with a plugin this machine lacks): for labels and listings, which must not fail.
 
-    With ``load=False`` an import path (``module:Class``, ``file.py:Class``) resolves only if this
-    process has already imported it: names read from stored records never import code.
+    With ``load=False`` a name that is not built in (an import path, a ``po:`` name, an entry
+    point) resolves only if this process has already imported its module: names read from stored
+    records never import code (nor torch, which every optimizer package imports).
     """
     try:
-        if not load and ":" in name and not name.startswith(plugins.ZOO_PREFIX):
+        if load or name in REGISTRY or name in REFERENCE:
+            return get_optimizer(name)
+        if name.startswith(plugins.ZOO_PREFIX):
+            return get_optimizer(name) if plugins.ZOO_PACKAGE in sys.modules else None
+        if ":" in name:
             obj = plugins.loaded_import_path(name)
             return None if obj is None else _as_def(name, obj, "import path", name)
-        return get_optimizer(name)
+        ep = plugins.entry_points().get(name)
+        return get_optimizer(name) if ep is not None and ep.module in sys.modules else None
     except UserError:
         return None
 
@@ -309,6 +334,26 @@ def resolve_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
     return resolved
 
 
+def default_hparams(name: str, load: bool = True) -> HParams:
+    """``resolve_hparams(name, {})``: the optimizer at its defaults. With ``load=False`` (reading
+    records) nothing is imported: built-ins answer from their declaration, other names only if
+    their code is loaded already (``lookup_optimizer``); UserError where they cannot answer."""
+    if load:
+        return resolve_hparams(name, {})
+    opt = lookup_optimizer(name, load=False)
+    if opt is None:
+        raise UserError(f"the defaults of optimizer '{name}' are unknown here (its code is not loaded)")
+    return dict(opt.defaults)
+
+
+def match_hparams(name: str, overrides: Mapping[str, Any]) -> HParams | None:
+    """The hyperparameters ``name:overrides`` stands for, to find stored runs by (``report --opt``):
+    the defaults with the overrides, as parsed, without importing any optimizer code or checking
+    keys (a key the optimizer lacks matches no run). None where the defaults are unknown here."""
+    opt = lookup_optimizer(name, load=False)
+    return None if opt is None else {**opt.defaults, **overrides}
+
+
 def _coerce(opt_name: str, key: str, value: Any, reference: Any) -> HParamValue:
     where = f"hyperparameter '{key}' of '{opt_name}'"
     if isinstance(value, list):
@@ -341,6 +386,10 @@ def _check_ranges(opt: OptimizerDef, hparams: Mapping[str, Any]) -> None:
     # Only for the built-ins: some third-party optimizers define a beta of 1 (PNM's default).
     if opt.source in ("torch", "reference") and isinstance(betas, tuple) and not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
         raise UserError(f"betas of '{name}' must each be in [0, 1), got {'/'.join(map(str, betas))}")
+    import torch  # the probe: values only the class itself can judge (torch is loaded with it)
+
+    from optbench.optim.construct import build_optimizer
+
     probe = torch.zeros(1, requires_grad=True)
     try:
         build_optimizer(name, [probe], hparams)
@@ -349,84 +398,6 @@ def _check_ranges(opt: OptimizerDef, hparams: Mapping[str, Any]) -> None:
     except Exception as exc:  # noqa: BLE001 - a plugin class may raise anything on bad input
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"bad hyperparameters for '{name}': {message}") from None
-
-
-def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], hparams: Mapping[str, Any],
-                    impl: str = "auto") -> torch.optim.Optimizer:
-    """Construct the optimizer ``name`` over ``params`` with resolved ``hparams`` and implementation
-    ``impl`` (see ``resolve_impl``; ``auto`` resolves for the device of the first parameter)."""
-    opt = get_optimizer(name)
-    params = list(params)
-    impl = resolve_impl(name, impl, _device_of(params))
-    return opt.cls(params, **{**hparams, **opt.fixed, **_impl_arguments(opt, impl)})
-
-
-def _device_of(params: list[Any]) -> torch.device:
-    for entry in params:
-        group = entry["params"] if isinstance(entry, dict) else [entry]
-        for tensor in [group] if isinstance(group, torch.Tensor) else group:
-            return tensor.device
-    return torch.device("cpu")
-
-
-# --- implementation policy -----------------------------------------------------------------------
-
-def _foreach_devices() -> set[str]:
-    """Device types with foreach kernels, as torch itself decides where foreach is its default."""
-    try:
-        from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices
-    except ImportError:  # a private helper: fall back to what it has said since torch 2.0
-        return {"cuda"}
-    return set(_get_foreach_kernels_supported_devices())
-
-
-def resolve_impl(name: str, impl: str, device: str | torch.device) -> str:
-    """The implementation optimizer ``name`` runs with on ``device``: ``forloop``, ``foreach``,
-    ``fused``, or for a class without a foreach/fused switch its own (``forloop`` for the
-    reference optimizers, ``native`` for plugins). Raises UserError where it lacks ``impl``.
-
-    Policy for ``auto``: ``foreach`` on devices with foreach kernels (CUDA), the for-loop elsewhere
-    (CPU), for every optimizer with a foreach switch; ``fused`` only when asked for. This is what
-    torch picks by default for its own optimizers, but stated explicitly, so third-party classes
-    with other defaults (pytorch_optimizer uses foreach on CPU too) run the same kind of code.
-    Fused is never automatic: only SGD, Adam, AdamW and Adagrad have it, and picking it where it
-    exists would make those look faster for a reason that is not the algorithm.
-    """
-    opt = get_optimizer(name)
-    if impl not in (*IMPLS, "native"):  # "native": what resolve_impl returns for a class without a switch
-        raise UserError(f"unknown implementation '{impl}'{did_you_mean(impl, IMPLS)}; choose from: {', '.join(IMPLS)}")
-    switches = opt.impl_switches()
-    device = torch.device(device)
-    if not switches:
-        if impl in ("auto", opt.native_impl):
-            return opt.native_impl
-        own = "a for-loop implementation" if opt.native_impl == "forloop" else "its own implementation"
-        ok = "auto or forloop" if opt.native_impl == "forloop" else "auto"
-        raise UserError(f"optimizer '{name}' has only {own} (no foreach/fused switch); use --impl {ok}")
-    if impl == "auto":
-        return "foreach" if "foreach" in switches and device.type in _foreach_devices() else "forloop"
-    if impl != "forloop" and impl not in switches:
-        choices = ", ".join(["auto", "forloop", *sorted(switches)])
-        raise UserError(f"optimizer '{name}' ({class_path(opt.cls)}) has no {impl} implementation; use --impl {choices}")
-    if impl == "fused":
-        probe = torch.zeros(1, device=device, requires_grad=True)
-        try:
-            opt.cls([probe], **{**opt.defaults, **opt.fixed, "fused": True})
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise UserError(
-                f"optimizer '{name}' has no fused implementation for {device.type} in torch {torch.__version__} "
-                f"({str(exc).splitlines()[0]}); use --impl foreach or forloop"
-            ) from None
-    return impl
-
-
-def _impl_arguments(opt: OptimizerDef, impl: str) -> dict[str, bool]:
-    """Constructor arguments that select ``impl``, always explicit so no class picks its own."""
-    switches = opt.impl_switches()
-    args = {"foreach": impl == "foreach"} if "foreach" in switches else {}
-    if impl == "fused":
-        args["fused"] = True
-    return args
 
 
 def format_hparams(hparams: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from optbench.metrics import higher_is_better
-from optbench.optim.registry import resolve_hparams
+from optbench.optim.registry import default_hparams
 from optbench.spec import FINISHED, SUCCESS, RunSpec
 from optbench.store.records import newest_per_spec
 from optbench.tasks import TASKS
@@ -68,10 +68,11 @@ class Choice:
         """The winner as a test-split spec (seed still the sweep's), or None when nothing finished."""
         return None if self.best is None else on_test(self.best.spec)
 
-    def default_spec(self) -> RunSpec:
-        """The optimizer at its default hyperparameters with the candidates' other settings, on test."""
+    def default_spec(self, load: bool = True) -> RunSpec:
+        """The optimizer at its default hyperparameters with the candidates' other settings, on test.
+        ``load=False`` for stored records: see ``registry.default_hparams`` (UserError where unknown)."""
         first = on_test(self.candidates[0].spec)
-        return replace(first, hparams=resolve_hparams(self.optimizer, {}))
+        return replace(first, hparams=default_hparams(self.optimizer, load))
 
 
 def on_test(spec: RunSpec) -> RunSpec:

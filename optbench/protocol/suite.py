@@ -34,15 +34,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from optbench.devices import remote_device, resolve_device
 from optbench.errors import UserError
-from optbench.optim.registry import code_version, parse_optimizer_arg, resolve_hparams, resolve_impl
+from optbench.optim.registry import code_version, parse_optimizer_arg, resolve_hparams
 from optbench.spec import RunSpec
 from optbench.files import Refused, nesting, read_regular
 from optbench.limits import MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_NESTING, MAX_SEED, check_runs
 from optbench.protocol.sweep import count_inline, count_table, expand_inline, expand_table
 from optbench.protocol.targets import Target, parse_target
-from optbench.tasks import check_dataset, get_task
+from optbench.tasks import check_dataset, task_info
 from optbench.protocol.training import resolve as resolve_training
 
 DEFAULT_TASKS = ["regression"]
@@ -192,6 +191,11 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.protocol.sweep``) stands
     for each of its combinations, in order.
     """
+    # Devices and implementations are checked against torch; reading a suite (optbench check's
+    # [check] table) does not need it.
+    from optbench.devices import remote_device, resolve_device
+    from optbench.optim.construct import resolve_impl
+
     check_size(suite)
     # Runs on other machines (a Ray cluster) resolve against theirs, not this machine's CUDA.
     device = resolve_device(suite.device) if suite.executor == "local" else remote_device(suite.device, suite.gpus_per_run)
@@ -209,7 +213,7 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     specs = []
     for entry in suite.tasks:
         entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
-        task = get_task(entry.name)
+        task = task_info(entry.name)
         dataset = check_dataset(task, entry.dataset or suite.dataset)
         epochs = entry.epochs or suite.epochs or task.default_epochs
         training = resolve_training(
@@ -249,7 +253,7 @@ def targets_for(suite: SuiteConfig) -> dict[str, Target]:
         entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
         text = entry.target or suite.target
         if text:
-            task = get_task(entry.name)
+            task = task_info(entry.name)
             targets[task.name] = parse_target(text, task.metric_name, task.name)
     return targets
 

@@ -21,7 +21,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from optbench.report import charts
 
 from optbench.report import fair
 from optbench.report import profile as perf_profile
@@ -29,7 +28,7 @@ from optbench.report.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stat
 from optbench.errors import UserError, did_you_mean
 from optbench.metrics import signed_percent
 from optbench.files import probe_writable, write_atomic
-from optbench.optim.registry import format_hparams, parse_optimizer_arg, resolve_hparams
+from optbench.optim.registry import format_hparams, match_hparams, parse_optimizer_arg, resolve_hparams
 from optbench.store.frame import CELL_COLUMNS, records_frame
 from optbench.protocol.selection import Choice
 from optbench.spec import STATUSES, RunSpec
@@ -155,6 +154,8 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
 def _write_outputs(report: Report, cells: pd.DataFrame, fmt: Format, draw_charts: bool, export_file: bool) -> None:
     images: dict[str, bytes] = {}
     if draw_charts:
+        from optbench.report import charts  # matplotlib: only when a chart is drawn
+
         for stem, fig in report_figures(report):
             rendered = charts.render(fig)
             images[stem] = rendered["png"]
@@ -237,7 +238,9 @@ def _optimizer_matches(runs: pd.DataFrame, value: str) -> pd.Series:
         return exact
     name, overrides = parse_optimizer_arg(value)
     try:
-        hparams = format_hparams(resolve_hparams(name, overrides))
+        # Built-ins match without importing torch; a plugin named here is the user's to load.
+        wanted = match_hparams(name, overrides)
+        hparams = format_hparams(wanted if wanted is not None else resolve_hparams(name, overrides))
     except UserError:  # an optimizer or key this optbench does not know: no run can match it
         return pd.Series(False, index=runs.index)
     return (runs["optimizer"] == name) & (runs["hparams"] == hparams)
@@ -521,6 +524,8 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
     chart and a convergence chart of the cells evaluated on test, an accuracy chart for
     classification tasks, a sensitivity chart where the task has sweeps (validation-split cells)
     and a time-to-target chart where it has a target; across tasks, the performance profile."""
+    from optbench.report import charts  # matplotlib: only when a chart is drawn
+
     colours = charts.colour_map(report.cells["optimizer"])  # one colour per optimizer name in every chart
     figures = []
     for (task, dataset), group in report.cells.groupby(["task", "dataset"], sort=False):

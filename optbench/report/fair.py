@@ -97,8 +97,8 @@ def tuning_rows(choices: list[Choice], cells: pd.DataFrame) -> list[dict[str, An
     rows = []
     for c in choices:
         try:
-            default = by_hash.get(c.default_spec().cell_hash())
-        except UserError:  # an optimizer this optbench cannot resolve: no defaults to compare with
+            default = by_hash.get(c.default_spec(load=False).cell_hash())
+        except UserError:  # an optimizer whose code is not loaded here: no defaults to compare with
             default = None
         tuned_spec = c.tuned_spec()
         rows.append({"choice": c, "default": default,

@@ -1,33 +1,35 @@
-"""The task registry. A task is one module with one ``Task`` subclass; add it to ``_TASKS``."""
+"""The tasks: ``TASKS`` (what each is, torch-free: ``optbench.tasks.catalog``) and ``get_task``
+(its ``Task`` implementation, imported on first use; it needs torch).
+
+A task is one module with one ``Task`` subclass plus its ``TaskInfo`` entry in the catalog.
+"""
 
 from __future__ import annotations
 
-from optbench.errors import UserError, did_you_mean, unknown
-from optbench.tasks.base import Task, TaskData
-from optbench.tasks.cifar10 import CIFAR10Classification
-from optbench.tasks.mlp import MLPRegression
-from optbench.tasks.regression import LinearRegression
+import functools
+import importlib
+from typing import TYPE_CHECKING, Any
 
-_TASKS: list[type[Task]] = [LinearRegression, MLPRegression, CIFAR10Classification]
-TASKS: dict[str, Task] = {cls.name: cls() for cls in _TASKS}
+from optbench.tasks.catalog import TASKS, TaskInfo, check_dataset, task_info
 
-__all__ = ["TASKS", "Task", "TaskData", "get_task", "check_dataset"]
+if TYPE_CHECKING:
+    from optbench.tasks.base import Task, TaskData
+
+__all__ = ["TASKS", "Task", "TaskData", "TaskInfo", "get_task", "task_info", "check_dataset"]
 
 
+@functools.cache
 def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise unknown("task", name, TASKS) from None
+    """The implementation of task ``name`` (UserError naming the tasks when there is none)."""
+    info = task_info(name)
+    module, _, cls = info.implementation.partition(":")
+    return getattr(importlib.import_module(module), cls)(info)
 
 
-def check_dataset(task: Task, dataset: str | None) -> str:
-    """The dataset name to use: ``dataset`` if the task has it, the task's default when None."""
-    if dataset is None:
-        return task.default_dataset
-    if dataset not in task.datasets:
-        raise UserError(
-            f"unknown dataset '{dataset}' for task '{task.name}'{did_you_mean(dataset, task.datasets)}; "
-            f"choose from: {', '.join(task.datasets)}"
-        )
-    return dataset
+def __getattr__(name: str) -> Any:
+    # Task and TaskData are importable from here as before, without importing torch up front.
+    if name in ("Task", "TaskData"):
+        from optbench.tasks import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,10 +9,12 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from torch import nn
+
+from optbench.tasks.catalog import TaskInfo
 
 # The validation part of the training split (``TaskData.validation_split``): its fraction, and the
 # seed of its row permutation. The seed is the data split's, not the run's, so every candidate of a
@@ -55,25 +57,27 @@ class TaskData:
 
 
 class Task(ABC):
-    """One benchmark problem. Subclasses set the class attributes and implement load/build_model."""
+    """One benchmark problem's code. What the task is (name, kind, datasets, defaults, version)
+    is its ``TaskInfo`` in ``optbench.tasks.catalog``, given at construction (``get_task``)."""
 
-    name: ClassVar[str]
-    kind: ClassVar[Literal["regression", "classification"]]
-    description: ClassVar[str]
-    datasets: ClassVar[dict[str, str]]  # name -> one-line description
-    default_dataset: ClassVar[str]
-    default_epochs: ClassVar[int]
-    default_batch_size: ClassVar[int] = 64
-    # Bump when the model, the data or the evaluation changes: runs of another version are other
-    # runs (another spec hash, so resume never reuses them). Version 1 is left out of the spec.
-    version: ClassVar[int] = 1
     # Evaluation batch: bounds memory on large test sets without changing results.
     eval_batch_size: ClassVar[int] = 4096
+
+    def __init__(self, info: TaskInfo) -> None:
+        self.info = info
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
 
     @property
     def metric_name(self) -> str:
         """The task's main test metric: ``rmse`` (lower is better) or ``accuracy`` (higher)."""
-        return "rmse" if self.kind == "regression" else "accuracy"
+        return self.info.metric_name
 
     @abstractmethod
     def load(self, dataset: str, data_dir: Path) -> TaskData:
@@ -114,15 +118,11 @@ class Task(ABC):
 
 
 class RegressionTask(Task):
-    kind = "regression"
-
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.mse_loss(output.squeeze(-1), target)
 
 
 class ClassificationTask(Task):
-    kind = "classification"
-
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(output, target)
 

@@ -62,14 +62,8 @@ def synthetic_cifar(n_train: int = SYNTHETIC_TRAIN, n_test: int = SYNTHETIC_TEST
 
 
 class CIFAR10Classification(ClassificationTask):
-    name = "cifar10"
-    description = "small CNN (2 conv + 2 fc layers) on 32x32 colour images, cross-entropy"
-    datasets = {
-        "cifar10": "CIFAR-10 via torchvision (50,000 train / 10,000 test; downloaded once with checksum)",
-        "synthetic": f"built in: CIFAR-shaped, {SYNTHETIC_TRAIN:,} train / {SYNTHETIC_TEST:,} test, learnable classes",
-    }
-    default_dataset = "cifar10"
-    default_epochs = 10
+    """The code of task \'cifar10\' (its name, datasets and defaults: ``optbench.tasks.catalog``)."""
+
     eval_batch_size = 1000
 
     # Images and convolution weights are kept channels-last (NHWC): the same maths, but oneDNN's

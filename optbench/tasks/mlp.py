@@ -42,14 +42,7 @@ def diamonds_features(df: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class MLPRegression(RegressionTask):
-    name = "mlp"
-    description = f"MLP regressor (in -> {HIDDEN} -> {HIDDEN} -> 1, ReLU), MSE loss"
-    datasets = {
-        "synthetic": f"built in: Friedman #1, {FRIEDMAN_ROWS:,} rows, 10 features, noise floor RMSE {FRIEDMAN_NOISE}",
-        "diamonds": "seaborn diamonds, all columns (categoricals one-hot) -> price",
-    }
-    default_dataset = "synthetic"
-    default_epochs = 20
+    """The code of task \'mlp\' (its name, datasets and defaults: ``optbench.tasks.catalog``)."""
 
     def load(self, dataset: str, data_dir: Path) -> TaskData:
         if dataset == "diamonds":

@@ -27,14 +27,7 @@ def synthetic_line(n: int = SYNTHETIC_ROWS, seed: int = 0) -> tuple[torch.Tensor
 
 
 class LinearRegression(RegressionTask):
-    name = "regression"
-    description = "linear model y = m*x + b on one feature (price from carat), MSE loss"
-    datasets = {
-        "synthetic": "built in: 2,000 rows, price = 7756*carat - 2256 + N(0, 1500^2)",
-        "diamonds": "seaborn diamonds, carat -> price (<data-dir>/diamonds.csv, downloaded once)",
-    }
-    default_dataset = "synthetic"
-    default_epochs = 50
+    """The code of task \'regression\' (its name, datasets and defaults: ``optbench.tasks.catalog``)."""
 
     def load(self, dataset: str, data_dir: Path) -> TaskData:
         if dataset == "diamonds":

@@ -1,0 +1,67 @@
+"""What ``optbench list`` prints: the tasks, the optimizers and the third-party zoo.
+
+Reads the catalogs only (``optbench.tasks.catalog``, ``optbench.optim.registry``): no torch unless
+an installed entry-point plugin or ``--zoo`` needs it.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from optbench.optim import plugins
+from optbench.optim import registry as optimizers
+from optbench.optim.registry import format_hparams
+from optbench.tasks import TASKS
+
+
+def tasks_table() -> Table:
+    table = Table(title="tasks", title_justify="left")
+    for col in ("task", "kind", "datasets (first is default)", "epochs", "batch"):
+        table.add_column(col)
+    for task in TASKS.values():
+        names = [task.default_dataset] + [d for d in task.datasets if d != task.default_dataset]
+        datasets = "\n".join(f"[bold]{d}[/]: {task.datasets[d]}" for d in names)
+        table.add_row(f"[bold]{task.name}[/]\n{task.description}", task.kind, datasets,
+                      str(task.default_epochs), str(task.default_batch_size))
+    return table
+
+
+def optimizers_table() -> Table:
+    """Built-in optimizers (torch.optim, then the from-scratch references) and entry-point ones."""
+    registered, problems = optimizers.entry_point_optimizers()
+    caption = (f"Plugins: --opt {plugins.PLUGIN_SYNTAX}, any torch.optim.Optimizer subclass. "
+               f"Implementation: --impl {'|'.join(optimizers.IMPLS)} (auto: foreach on CUDA, for-loop on CPU).")
+    # Every built-in takes weight_decay (tests/test_startup.py holds this sentence to that).
+    caption += ("\nWeight decay is a hyperparameter: --opt \"adam:weight_decay=1e-4\" (L2 added to the gradient; "
+                "decoupled in adamw); every built-in optimizer takes it (defaults 0 but adamw 0.01)."
+                "\nSweeps: --opt \"adam:lr=1e-4|1e-3|1e-2\" runs each value; --select tunes on validation, "
+                "then re-runs the best on test.")
+    caption += "".join(f"\nnot loaded: {problem}" for problem in problems)
+    table = Table(title="optimizers", title_justify="left", caption=Text(caption), caption_justify="left")
+    for col in ("optimizer", "class", "default hyperparameters", "what it is"):
+        table.add_column(col)
+    groups = [optimizers.REGISTRY.values(), optimizers.REFERENCE.values(), registered]
+    for group in filter(None, (list(g) for g in groups)):
+        table.add_section()
+        for opt in group:
+            fixed = f" + {format_hparams(opt.fixed)}" if opt.fixed else ""
+            summary = opt.summary if opt.source in ("torch", "reference") else f"{opt.summary} ({opt.source})"
+            table.add_row(opt.name, optimizers.class_path(opt.cls), format_hparams(opt.defaults) + fixed, summary)
+    return table
+
+
+def zoo_status(names_them: bool) -> Text:
+    """The third-party optimizers (pytorch_optimizer) as ``po:NAME``, or how to install them.
+    Naming them imports the package, and with it torch (seconds): only when asked (``list --zoo``)."""
+    version = plugins.zoo_version()
+    if version is not None and not names_them:
+        return Text(f"Third-party optimizers from {plugins.ZOO_PACKAGE} {version} (lion, adan, lamb, prodigy and over 100 more) "
+                    f"run as {plugins.ZOO_PREFIX}NAME; `optbench list --zoo` names them all.")
+    names = plugins.zoo_names() if version is not None else None
+    if names is None:
+        return Text(f"Third-party optimizers (lion, adan, lamb, prodigy and over 100 more from {plugins.ZOO_PACKAGE}, "
+                    f"as {plugins.ZOO_PREFIX}NAME) are not installed: {plugins.ZOO_INSTALL}")
+    return Text(f"{len(names)} third-party optimizers from {plugins.ZOO_PACKAGE} {plugins.zoo_version()}, "
+                f"defaults from each class's signature (a few need a closure, the model or special parameter groups and cannot run here): "
+                + ", ".join(names))

@@ -1,0 +1,76 @@
+"""What each task is, without its code: name, kind, main metric, datasets and defaults.
+
+Reading records (``optbench report``, ``check``, ``list``) needs only this, so it never imports
+torch; the ``Task`` subclass that loads data and builds the model (named by ``implementation``) is
+imported when a run needs it (``optbench.tasks.get_task``). A new task is one module with one
+``Task`` subclass plus its entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from optbench.errors import UserError, did_you_mean, unknown
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task's description. ``version``: bump when the model, the data or the evaluation changes:
+    runs of another version are other runs (another spec hash, so resume never reuses them);
+    version 1 is left out of the spec."""
+
+    name: str
+    kind: Literal["regression", "classification"]
+    description: str
+    datasets: Mapping[str, str]  # name -> one-line description; see default_dataset
+    default_dataset: str
+    default_epochs: int
+    implementation: str  # "module:Class" of its Task subclass
+    default_batch_size: int = 64
+    version: int = 1
+
+    @property
+    def metric_name(self) -> str:
+        """The task's main test metric: ``rmse`` (lower is better) or ``accuracy`` (higher)."""
+        return "rmse" if self.kind == "regression" else "accuracy"
+
+
+TASKS: dict[str, TaskInfo] = {t.name: t for t in [
+    TaskInfo(
+        "regression", "regression", "linear model y = m*x + b on one feature (price from carat), MSE loss",
+        {"synthetic": "built in: 2,000 rows, price = 7756*carat - 2256 + N(0, 1500^2)",
+         "diamonds": "seaborn diamonds, carat -> price (<data-dir>/diamonds.csv, downloaded once)"},
+        default_dataset="synthetic", default_epochs=50, implementation="optbench.tasks.regression:LinearRegression"),
+    TaskInfo(
+        "mlp", "regression", "MLP regressor (in -> 64 -> 64 -> 1, ReLU), MSE loss",
+        {"synthetic": "built in: Friedman #1, 5,000 rows, 10 features, noise floor RMSE 1.0",
+         "diamonds": "seaborn diamonds, all columns (categoricals one-hot) -> price"},
+        default_dataset="synthetic", default_epochs=20, implementation="optbench.tasks.mlp:MLPRegression"),
+    TaskInfo(
+        "cifar10", "classification", "small CNN (2 conv + 2 fc layers) on 32x32 colour images, cross-entropy",
+        {"cifar10": "CIFAR-10 via torchvision (50,000 train / 10,000 test; downloaded once with checksum)",
+         "synthetic": "built in: CIFAR-shaped, 5,000 train / 1,000 test, learnable classes"},
+        default_dataset="cifar10", default_epochs=10, implementation="optbench.tasks.cifar10:CIFAR10Classification"),
+]}
+
+
+def task_info(name: str) -> TaskInfo:
+    """The catalog entry of ``name``; UserError naming the tasks when there is none."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise unknown("task", name, TASKS) from None
+
+
+def check_dataset(task: TaskInfo, dataset: str | None) -> str:
+    """The dataset name to use: ``dataset`` if the task has it, the task's default when None."""
+    if dataset is None:
+        return task.default_dataset
+    if dataset not in task.datasets:
+        raise UserError(
+            f"unknown dataset '{dataset}' for task '{task.name}'{did_you_mean(dataset, task.datasets)}; "
+            f"choose from: {', '.join(task.datasets)}"
+        )
+    return dataset
