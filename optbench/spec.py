@@ -55,7 +55,7 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         """The stored spec. ``impl`` is left out when it is "auto", so default runs keep the record
         format and hashes they had before ``impl`` existed (those runs ran what "auto" means)."""
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in self.__dataclass_fields__}  # every field is replaced or a scalar
         d["hparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(self.hparams.items())}
         if self.impl == "auto":
             del d["impl"]

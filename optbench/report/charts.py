@@ -50,6 +50,8 @@ def render(fig: Figure) -> dict[str, bytes]:
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, facecolor="white", **kwargs)
         out[fmt] = buf.getvalue()
+        # The layout (in inches, so for any dpi) is done: the SVG reuses it instead of solving it again.
+        fig.set_layout_engine("none")
     return out
 
 

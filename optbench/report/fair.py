@@ -93,16 +93,20 @@ def sensitivity(choice: Choice) -> Sensitivity:
 def tuning_rows(choices: list[Choice], cells: pd.DataFrame) -> list[dict[str, Any]]:
     """Default vs tuned, one row per sweep: the chosen label and validation metric, and the test
     cells of the defaults and of the winner (None where they were not run), found by cell hash."""
-    by_hash = {h: row for h, row in zip(cells["cell_hash"], (r for _, r in cells.iterrows()))}
+    positions = dict(zip(cells["cell_hash"], range(len(cells))))
+
+    def by_hash(h: str) -> pd.Series | None:
+        return cells.iloc[positions[h]] if h in positions else None
+
     rows = []
     for c in choices:
         try:
-            default = by_hash.get(c.default_spec(load=False).cell_hash())
+            default = by_hash(c.default_spec(load=False).cell_hash())
         except UserError:  # an optimizer whose code is not loaded here: no defaults to compare with
             default = None
         tuned_spec = c.tuned_spec()
         rows.append({"choice": c, "default": default,
-                     "tuned": by_hash.get(tuned_spec.cell_hash()) if tuned_spec else None})
+                     "tuned": by_hash(tuned_spec.cell_hash()) if tuned_spec else None})
     return rows
 
 
@@ -134,12 +138,13 @@ def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[
     it, diverged or failed counting as infinitely slow: inf unless at least half got there) and
     ``epochs`` (median epochs to target likewise). Columns: the cells' identity columns and those."""
     rows = []
+    curves = runs.groupby("cell_hash", sort=False)["curve"].agg(list).to_dict() if len(runs) else {}
     for _, cell in cells[cells["split"] == "test"].iterrows():
         target = targets.get(cell["task"])
         if target is None:
             continue
-        group = runs[runs["cell_hash"] == cell["cell_hash"]]
-        times = [time_to_target(curve or [], target) for curve in group["curve"]]
+        group = curves.get(cell["cell_hash"], [])
+        times = [time_to_target(curve or [], target) for curve in group]
         seconds = [math.inf if s is None else float(s) for s, _ in times]
         epochs = [math.inf if e is None else float(e) for _, e in times]
         rows.append({"task": cell["task"], "dataset": cell["dataset"], "optimizer": cell["optimizer"],
