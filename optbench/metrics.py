@@ -17,7 +17,9 @@ from dataclasses import dataclass
 class Metric:
     """One measured quantity. ``fmt`` is a format spec (``.3g``, ``.1%``); ``tolerance`` is the
     default check rule in ``--tol`` syntax (``warn:5%,fail:10%``), None when check skips it;
-    ``runtime`` marks time measures (noisy: judged by the runtime method, optbench.check)."""
+    ``runtime`` marks time measures (noisy: judged by the runtime method, optbench.check);
+    ``reference_of`` marks a reference value (a fact about the task's data, not about the run) and
+    names the metric it is a reference for: the report draws it as a line on that metric's axis."""
 
     name: str
     title: str
@@ -26,6 +28,7 @@ class Metric:
     fmt: str = ".4g"
     tolerance: str | None = None
     runtime: bool = False
+    reference_of: str | None = None
 
     def format(self, value: float | None) -> str:
         return "-" if value is None else format(value, self.fmt)
@@ -57,7 +60,10 @@ _RUN_METRICS: tuple[Metric, ...] = (
     Metric("control_seconds", "reference-step time", "s", fmt=".3g"),
     Metric("final_train_loss", "final train loss", "loss", tolerance=_QUALITY),
     Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum", fmt="+.1%"),
-    Metric("optimum_rmse", "least-squares RMSE", "target units"),
+    # Reference values a task stores with its test metrics (TaskData.reference), drawn as lines by the report.
+    Metric("optimum_rmse", "least-squares optimum", "target units", reference_of="test_rmse"),
+    Metric("noise_floor_rmse", "noise floor (noise σ)", "target units", reference_of="test_rmse"),
+    Metric("chance_accuracy", "chance", "fraction", higher_is_better=True, fmt=".1%", reference_of="test_accuracy"),
     Metric("time_to_target_s", "time to target", "s", fmt=".3g"),
     Metric("epochs_to_target", "epochs to target", "epochs", fmt="d"),
     Metric("peak_memory_mb", "peak memory", "MiB", fmt=",.0f"),
@@ -81,6 +87,11 @@ _BARE = {m.name: m for m in TASK_METRICS}
 def metric(name: str) -> Metric:
     """The registered metric, or the defaults (lower is better) for a name this optbench lacks."""
     return METRICS.get(name) or _BARE.get(name) or Metric(name, name.replace("_", " "), "")
+
+
+def references_of(name: str) -> list[Metric]:
+    """The registered reference values for metric ``name`` (``test_rmse``: the least-squares optimum and the noise floor)."""
+    return [m for m in METRICS.values() if m.reference_of == name]
 
 
 def higher_is_better(name: str) -> bool:

@@ -235,15 +235,21 @@ def test_every_chart_is_written_as_png_and_svg(html_report) -> None:
         assert data.startswith(b"\x89PNG") if path.suffix == ".png" else b"<svg" in data[:2000]
 
 
-def test_charts_use_log_axes_and_keep_legends_off_the_data(html_report) -> None:
+def test_charts_choose_scales_by_spread_and_keep_legends_off_the_data(html_report) -> None:
+    """Small spreads on linear axes from zero, the task's main metric in the comparison (accuracy for
+    classification, not cross-entropy), its references as lines; log only with the reason in the label."""
     figures = dict(report_figures(html_report))
     runtime, error = figures["regression-synthetic-comparison"].axes
-    assert runtime.get_xscale() == error.get_xscale() == "log"
-    assert "s, log scale" in runtime.get_xlabel() and "RMSE" in error.get_xlabel()
-    assert "cross-entropy" in figures["cifar10-synthetic-comparison"].axes[1].get_xlabel()
+    assert runtime.get_xscale() == error.get_xscale() == "linear"  # 1-4 s and 10-20 RMSE: no log needed
+    assert runtime.get_xlim()[0] == error.get_xlim()[0] == 0
+    assert "training seconds" in runtime.get_xlabel() and "RMSE" in error.get_xlabel()
+    assert [line.get_xdata()[0] for line in error.get_lines() if line.get_label() == "_reference"] == [10.0]
+    accuracy = figures["cifar10-synthetic-comparison"].axes[1]
+    assert "accuracy (%)" in accuracy.get_xlabel() and "cross-entropy" not in accuracy.get_xlabel()
     for stem in ("regression-synthetic-convergence", "cifar10-synthetic-convergence"):
         by_epoch, by_time = figures[stem].axes
-        assert by_epoch.get_yscale() == by_time.get_yscale() == "log"
+        assert by_epoch.get_yscale() == by_time.get_yscale()
+        assert (by_epoch.get_yscale() == "log") == ("log scale" in by_epoch.get_ylabel())
         assert (by_epoch.get_xlabel(), by_time.get_xlabel()) == ("epoch", "training time (s)")
     accuracy = figures["cifar10-synthetic-accuracy"].axes[0]
     assert accuracy.get_yscale() == "linear" and "%" in accuracy.get_ylabel()

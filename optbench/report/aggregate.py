@@ -22,6 +22,7 @@ from scipy.special import stdtrit  # the Student t quantile (scipy.stats takes s
 
 from optbench.metrics import higher_is_better
 from optbench.metrics import metric as registry_metric
+from optbench.metrics import references_of
 from optbench.store.frame import CELL_COLUMNS
 from optbench.spec import SUCCESS
 from optbench.tasks import TASKS
@@ -174,3 +175,26 @@ def curve_stats(runs: pd.DataFrame) -> pd.DataFrame:
         **{f"{f}_{s}": (f, s) for f in CURVE_FIELDS for s in ("mean", "min", "max")},
     ).reset_index()
     return out[columns]
+
+
+def seed_values(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The single-seed values behind the cells' means: one row per ok run with the cell columns,
+    ``seed`` and ``columns`` (NaN where a run lacks one)."""
+    ok = with_metric_columns(runs[runs["status"].isin(SUCCESS)])
+    missing = [c for c in columns if c not in ok.columns]
+    ok = ok.assign(**{c: math.nan for c in missing}) if missing else ok
+    return ok[[*CELL_COLUMNS, "seed", *columns]].reset_index(drop=True)
+
+
+def reference_values(runs: pd.DataFrame, metric: str) -> list[tuple[Any, float]]:
+    """The task's reference values for ``metric`` (``test_rmse``: least-squares optimum, noise floor;
+    ``test_accuracy``: chance) that ``runs`` of one task x dataset carry, as (registry metric, value)
+    pairs: the median over the runs that stored it (they agree: a reference is a fact about the data)."""
+    out = []
+    for ref in references_of(metric):
+        if ref.name in runs:
+            values = pd.to_numeric(runs[ref.name], errors="coerce").dropna()
+            values = values[np.isfinite(values)]
+            if not values.empty:
+                out.append((ref, float(values.median())))
+    return out

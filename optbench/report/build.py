@@ -13,7 +13,7 @@ import base64
 import html
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,8 @@ import pandas as pd
 
 from optbench.report import fair
 from optbench.report import profile as perf_profile
-from optbench.report.aggregate import METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric
+from optbench.report.aggregate import (METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric,
+                                      reference_values, seed_values)
 from optbench.errors import UserError, did_you_mean
 from optbench.metrics import signed_percent
 from optbench.files import probe_writable, write_atomic
@@ -535,15 +536,19 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
         prefix = chart_prefix(task, dataset)
         tested = group[group["split"] != "validation"] if "split" in group else group
         if not tested.empty:
-            error = replace(METRIC_BY_COLUMN["test_loss"], unit="cross-entropy") if classification else main
-            figures.append((prefix + "comparison", charts.comparison_chart(tested, colours, title, error)))
+            runs = report.runs[(report.runs["task"] == task) & (report.runs["dataset"] == dataset)]
+            seeds = seed_values(runs, ["train_seconds", main.column]).merge(
+                tested[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="inner")
+            figures.append((prefix + "comparison", charts.comparison_chart(
+                tested, seeds, colours, title, main, reference_values(runs, main.column))))
             curves = report.curves[(report.curves["task"] == task) & (report.curves["dataset"] == dataset)
                                    & report.curves["name"].isin(tested["name"])]
             if not curves.empty:
                 loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
                 figures.append((prefix + "convergence", charts.convergence_chart(tested, curves, colours, title, loss)))
                 if classification:
-                    figures.append((prefix + "accuracy", charts.accuracy_chart(tested, curves, colours, title)))
+                    figures.append((prefix + "accuracy", charts.accuracy_chart(
+                        tested, curves, colours, title, reference_values(runs, main.column))))
         choices = [c for c in report.choices if (c.task, c.dataset) == (task, dataset)]
         sweeps = [(fair.sensitivity(c), name) for c, name in zip(choices, fair.sweep_names(choices))]
         sweeps = [(s, name) for s, name in sweeps if s.curves]

@@ -5,8 +5,14 @@ curves from ``aggregate.curve_stats``, both with a ``name`` column naming the se
 report's colour map, and returns the ``Figure``; ``render`` turns a figure into PNG and SVG bytes.
 Colours come from the Okabe-Ito palette (readable with every common colour-vision deficiency),
 one per optimizer name for the whole report (``colour_map``); several cells of one optimizer in one
-chart (other hyperparameters, epochs, batch size or device) share its colour and differ by hatch
+chart (other hyperparameters, epochs, batch size or device) share its colour and differ by marker
 or line style.
+
+Value axes are linear from zero unless the values span more than ``LOG_SPREAD`` times
+(``log_scale``), and a log axis says so and why in its label; comparisons are dots with interval
+whiskers, never bars on a log axis. Reference values the task stored with its runs (least-squares
+optimum, noise floor, chance accuracy) are drawn as grey lines named in the legend. Legends sit
+outside the axes: right of them when short, below them in columns when long.
 """
 
 from __future__ import annotations
@@ -20,16 +26,28 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
 from optbench.report.aggregate import Metric
 
 # Okabe & Ito (2008), yellow and black last (weakest on white, and black reads as "axis").
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
-# Beyond eight labels: matplotlib's tableau-colorblind10.
-MORE = ["#006BA4", "#FF800E", "#ABABAB", "#595959", "#5F9ED1", "#C85200", "#898989", "#A2C8EC", "#FFBC79", "#CFCFCF"]
+# Beyond eight names: Paul Tol's "muted" scheme (also colour-blind safe), darkest and least like
+# Okabe-Ito first, then a grey. (tableau-colorblind10 repeats Okabe-Ito's blue, orange and vermillion
+# almost exactly, so a ninth optimizer looked like the first.)
+MORE = ["#882255", "#332288", "#999933", "#CC6677", "#117733", "#44AA99", "#DDCC77", "#AA4499", "#88CCEE", "#888888"]
 LINE_STYLES = ["-", "--", ":", "-."]
-HATCHES = ["", "//", "..", "xx"]
+VARIANT_MARKERS = ["o", "s", "^", "D"]
+# A log axis only when the largest value is more than this many times the smallest (``log_scale``).
+LOG_SPREAD = 30.0
+# Reference lines (optimum, noise floor, chance): greys, told apart by line style.
+REFERENCE_STYLES = [("--", "#333333"), (":", "#777777"), ("-.", "#555555")]
+SEED_ALPHA = 0.35
+# Legends with more entries than this go below the plots, in columns.
+LEGEND_RIGHT_MAX = 8
+# Single-seed dots sit in this band below their cell's whisker (fractions of a row).
+SEED_BAND = (0.32, 0.16)
 # Series with at most this many points get markers, so a one- or two-epoch run is still visible.
 MARKER_MAX_POINTS = 25
 
@@ -37,8 +55,8 @@ MARKER_MAX_POINTS = 25
 def colour_map(optimizers: Iterable[str]) -> dict[str, str]:
     """One colour per optimizer *name* (``adam``, not ``adam(lr=0.01)``), in sorted name order, so an
     optimizer keeps its colour in every chart of a report and between reports of the same names.
-    Variants of one optimizer (hyperparameters, epochs, ...) share it and differ by hatch, line
-    style or marker. Okabe-Ito first; past 18 names colours repeat (the legend still names each)."""
+    Variants of one optimizer (hyperparameters, epochs, ...) share it and differ by marker or
+    line style. Okabe-Ito first; past 18 names colours repeat (the legend still names each)."""
     palette = OKABE_ITO + MORE
     return {name: palette[i % len(palette)] for i, name in enumerate(sorted(set(optimizers)))}
 
@@ -55,54 +73,145 @@ def render(fig: Figure) -> dict[str, bytes]:
     return out
 
 
-def comparison_chart(cells: pd.DataFrame, colours: dict[str, str], title: str, error: Metric) -> Figure:
-    """Two panels of horizontal bars sharing the optimizer axis, both with a logarithmic x axis:
-    runtime (training seconds) and ``error`` (test RMSE, or test loss for classification).
+def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str, str], title: str, metric: Metric,
+                     references: list[tuple[Metric, float]] = ()) -> Figure:
+    """Two dot/interval panels sharing the optimizer axis: runtime (training seconds) and the task's
+    main ``metric`` (test RMSE, or test accuracy in percent).
 
-    Bars are the mean over a cell's ok runs, error bars one standard deviation across seeds (none
-    with a single seed). Cells are drawn in the given order, top to bottom; a cell whose every run
-    diverged or failed gets a note instead of bars.
+    Per cell a dot at the mean over its ok runs, a whisker over the 95% confidence interval of that
+    mean (Student t; none with one seed) and each seed's value as a faint dot (``seeds``: rows of
+    ``aggregate.seed_values`` with the cells' ``name``). Axes are linear from zero, and logarithmic
+    only where the values span more than ``LOG_SPREAD`` times (said in the axis label).
+    ``references`` (registry metric, value) are drawn as vertical lines on the metric panel and named
+    in the legend below. Cells are drawn in the given order, top to bottom; a cell whose every run
+    diverged or failed gets a note instead of a dot.
     """
     k = len(cells)
-    fig = Figure(figsize=(11, 1.9 + 0.42 * k), layout="constrained")
+    fig = Figure(figsize=(11, 2.4 + 0.36 * k), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     y = np.arange(k)[::-1]  # first cell at the top
-    styles = _variant_styles(cells)
-    for ax, column, xlabel in (
-        (axes[0], "train_seconds", "runtime (training seconds, log scale)"),
-        (axes[1], error.column, f"{error.title} ({error.unit}, log scale)"),
-    ):
-        mean = cells[f"{column}_mean"].to_numpy(dtype=float)
-        std = cells[f"{column}_std"].to_numpy(dtype=float)  # NaN with one seed: no error bar
-        ok = np.isfinite(mean) & (mean > 0)
-        # On a log axis a bar cannot reach zero: clip the lower error bar just above it.
-        lower = np.minimum(std, mean * 0.95)
-        ax.barh(y[ok], mean[ok], color=[colours[o] for o in cells["optimizer"][ok]],
-                hatch=[HATCHES[s % len(HATCHES)] for s in styles[ok]], edgecolor="white", height=0.7,
-                xerr=[lower[ok], std[ok]], error_kw={"ecolor": "#333333", "capsize": 3, "elinewidth": 1})
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.grid(axis="x", which="major", alpha=0.35)
-        ax.grid(axis="x", which="minor", alpha=0.12)
-        ax.set_axisbelow(True)
-        if ok.any():
-            spread_lo, spread_hi = np.nan_to_num(lower[ok]), np.nan_to_num(std[ok])
-            lo, hi = float(np.min(mean[ok] - spread_lo)) / 1.5, float(np.max(mean[ok] + spread_hi))
-            # Room on the right for the value labels: about a third of the axis.
-            extra = max(0.45 * math.log10(hi / lo), 0.25)
-            ax.set_xlim(lo, hi * 10**extra)
-            _log_ticks(ax.xaxis, lo, hi * 10**extra)
-            for yi, m, s in zip(y[ok], mean[ok], spread_hi):
-                ax.annotate(_short(m), (m + s, yi), xytext=(6, 0), textcoords="offset points", va="center",
-                            fontsize=8, color="#333333")
-        for yi, (_, cell) in zip(y[~ok], cells[~ok].iterrows()):
-            ax.text(0.02, yi, _no_value_note(cell), transform=ax.get_yaxis_transform(), va="center",
-                    fontsize=8, color="#B00000", style="italic")
+    runtime = Metric("train_seconds", "runtime", "training seconds")
+    ref_handles = []
+    for ax, m in ((axes[0], runtime), (axes[1], metric)):
+        refs = references if m is metric else []
+        _interval_panel(ax, cells, seeds, colours, m, y, [v for _, v in refs])
+        ref_handles += _reference_lines(ax, refs, "x")
     axes[0].set_yticks(y, [_tick_label(cell) for _, cell in cells.iterrows()])
     axes[0].set_ylim(-0.7, k - 0.3)
-    fig.suptitle(f"{title}: runtime and {error.title} per optimizer\n"
-                 "bars: mean over seeds, error bars: ±1 standard deviation across seeds", fontsize=11)
+    grey = "#555555"
+    handles = [(Line2D([], [], color=grey, marker="o", linestyle="none", markersize=7), "mean over seeds"),
+               (Line2D([], [], color=grey, marker="|", linestyle="-", markersize=8, linewidth=1.4),
+                "95% confidence interval of the mean"),
+               (Line2D([], [], color=grey, marker="o", linestyle="none", markersize=4, alpha=SEED_ALPHA), "one seed"),
+               *ref_handles]
+    fig.legend([h for h, _ in handles], [lab for _, lab in handles], loc="outside lower center",
+               ncol=min(len(handles), 3), fontsize=8.5, frameon=False)
+    fig.suptitle(f"{title}: runtime and {metric.title} per optimizer", fontsize=11)
     return fig
+
+
+def _interval_panel(ax: Axes, cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str, str], metric: Metric,
+                    y: np.ndarray, references: list[float]) -> None:
+    """One panel of ``comparison_chart``: faint seed dots, the CI whisker, the mean dot and its value."""
+    column = metric.column
+    mean = cells[f"{column}_mean"].to_numpy(dtype=float)
+    low = cells[f"{column}_ci95_low"].to_numpy(dtype=float)
+    high = cells[f"{column}_ci95_high"].to_numpy(dtype=float)
+    percent = metric.unit == "fraction"
+    ok = np.isfinite(mean)
+    by_name = {name: group[column].to_numpy(dtype=float) for name, group in seeds.groupby("name")} \
+        if column in seeds else {}
+    data = np.concatenate([mean[ok], *by_name.values()])
+    data = data[np.isfinite(data)]
+    if len(data) and data.min() >= 0:  # a non-negative quantity: its CI is cut at zero
+        low = np.maximum(low, 0.0)
+    values_shown = np.concatenate([data, low, high, np.asarray(references, dtype=float)])
+    # The scale follows the values, not a CI's lower end (which can reach zero on few seeds).
+    log, spread = log_scale(np.concatenate([data, high, np.asarray(references, dtype=float)]))
+    lo, hi = _limits(values_shown, log)
+    low = np.maximum(low, lo)  # on a log axis a CI reaching zero starts at the axis
+    styles = _variant_styles(cells)
+    for i, (_, cell) in enumerate(cells.iterrows()):
+        yi, style = y[i], styles[i]
+        if not ok[i]:
+            ax.text(0.02, yi, _no_value_note(cell), transform=ax.get_yaxis_transform(), va="center",
+                    fontsize=8, color="#B00000", style="italic")
+            continue
+        colour = colours[cell["optimizer"]]
+        values = by_name.get(cell["name"], np.array([]))
+        values = values[np.isfinite(values) & ((values > 0) if log else True)]
+        if len(values) > 1:  # in a band below the whisker, spread so that equal values stay countable
+            offsets = np.linspace(-SEED_BAND[0], -SEED_BAND[1], len(values))
+            ax.plot(values, yi + offsets, linestyle="none", marker="o", markersize=4, color=colour,
+                    alpha=SEED_ALPHA, markeredgewidth=0, label="_seed")
+        if np.isfinite(low[i]) and np.isfinite(high[i]):
+            ax.plot([low[i], high[i]], [yi, yi], color=colour, linewidth=1.6, marker="|", markersize=9,
+                    label="_interval")
+        ax.plot([mean[i]], [yi], linestyle="none", marker=VARIANT_MARKERS[style % len(VARIANT_MARKERS)],
+                markersize=7, color=colour, markeredgecolor="white", markeredgewidth=0.8, label=cell["name"],
+                zorder=3)
+        right = np.nanmax([mean[i], high[i], *(values if len(values) else [mean[i]])])
+        ax.annotate(_format(mean[i], metric), (right, yi), xytext=(7, 0), textcoords="offset points",
+                    va="center", fontsize=8, color="#333333")
+    unit = "%" if percent else metric.unit
+    ax.set_xlim(lo, hi)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_xlabel(f"{metric.title} ({unit}, log scale: the values span {spread:,.0f}x)")
+        _log_ticks(ax.xaxis, lo, hi)
+    else:
+        ax.set_xlabel(f"{metric.title} ({unit})")
+        if percent:
+            ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.grid(axis="x", which="major", alpha=0.35)
+    ax.grid(axis="x", which="minor", alpha=0.12)
+    ax.grid(axis="y", alpha=0.12)
+    ax.set_axisbelow(True)
+
+
+def _reference_lines(ax: Axes, references: list[tuple[Metric, float]] | tuple = (),
+                     orientation: str = "x") -> list[tuple[Line2D, str]]:
+    """Each reference value as a grey line across ``ax`` (vertical on a value x axis), in its own
+    line style; returns the (legend handle, "title: value") pairs that name them."""
+    out = []
+    for (ref, value), (style, colour) in zip(references, REFERENCE_STYLES):
+        draw = ax.axvline if orientation == "x" else ax.axhline
+        draw(value, color=colour, linestyle=style, linewidth=1.3, zorder=1, label="_reference")
+        out.append((Line2D([], [], color=colour, linestyle=style, linewidth=1.3), f"{ref.title}: {_format(value, ref)}"))
+    return out
+
+
+def _limits(values: np.ndarray, log: bool) -> tuple[float, float]:
+    """The value axis of a dot/interval panel: from zero (or below it, for negative values) on a
+    linear axis, from a little under the smallest value on a log one; with room on the right for
+    the value labels."""
+    finite = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if len(finite) == 0:
+        return (1.0, 10.0) if log else (0.0, 1.0)
+    if log:
+        lo, hi = float(finite.min()) / 1.5, float(finite.max())
+        return lo, hi * 10 ** max(0.3 * math.log10(hi / lo), 0.2)
+    lo, hi = min(0.0, float(finite.min())), float(finite.max())
+    return lo, (hi + 0.22 * (hi - lo)) if hi > lo else lo + 1.0
+
+
+def log_scale(values: Iterable[float]) -> tuple[bool, float]:
+    """Whether values need a log axis, and their spread (max / min over the positive finite ones):
+    log only when every finite value is positive and the spread exceeds ``LOG_SPREAD``, so that a
+    linear axis from zero would squash the small values into its first pixels."""
+    v = np.asarray(list(values), dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0 or v.min() <= 0:
+        return False, math.nan
+    spread = float(v.max() / v.min())
+    return spread > LOG_SPREAD, spread
+
+
+def _format(value: float, metric: Metric) -> str:
+    if metric.unit == "fraction":
+        return f"{value:.1%}"
+    return _short(value)
 
 
 def convergence_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, str], title: str,
@@ -118,31 +227,54 @@ def convergence_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[s
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax, x, xlabel in ((axes[0], "epoch", "epoch"), (axes[1], "time_s", "training time (s)")):
         _lines(ax, cells, curves, colours, x, "train_loss")
-        ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.grid(which="major", alpha=0.35)
         ax.grid(which="minor", alpha=0.12)
     axes[1].set_xlim(left=0)
-    axes[0].set_ylabel(f"{loss_label} (log scale)")
-    lo, hi = axes[0].get_ylim()
-    if 0 < lo < hi:
-        _log_ticks(axes[0].yaxis, lo, hi)
+    values = curves[["train_loss_mean", "train_loss_min", "train_loss_max"]].to_numpy(dtype=float).ravel()
+    _value_axis(axes[0], "y", values, loss_label)
     _legend(fig, axes[0])
     fig.suptitle(f"{title}: convergence (mean over seeds, band: min-max across seeds)", fontsize=11)
     return fig
 
 
-def accuracy_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, str], title: str) -> Figure:
-    """Test accuracy (percent) against cumulative training seconds, one line per cell with a min-max band."""
+def _value_axis(ax: Axes, which: str, values: np.ndarray, label: str) -> None:
+    """A shared value axis: log (labelled with the spread) when ``log_scale`` says the values need it,
+    else linear from zero."""
+    log, spread = log_scale(values)
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    set_scale, set_label, set_lim = ((ax.set_yscale, ax.set_ylabel, ax.set_ylim) if which == "y"
+                                     else (ax.set_xscale, ax.set_xlabel, ax.set_xlim))
+    if log:
+        set_scale("log")
+        set_label(f"{label} (log scale: the values span {spread:,.0f}x)")
+        lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
+        if 0 < lo < hi:
+            _log_ticks(axis, lo, hi)
+    else:
+        set_label(label)
+        finite = values[np.isfinite(values)]
+        if len(finite) and finite.min() >= 0:
+            set_lim(0, float(finite.max()) * 1.05 or 1.0)
+
+
+def accuracy_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, str], title: str,
+                   references: list[tuple[Metric, float]] = ()) -> Figure:
+    """Test accuracy (percent, from zero) against cumulative training seconds, one line per cell with
+    a min-max band; ``references`` (chance) as horizontal lines named in the legend."""
     fig = Figure(figsize=(9, 4.6), layout="constrained")
     ax = fig.subplots()
     _lines(ax, cells, curves, colours, "time_s", "test_metric")
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    refs = _reference_lines(ax, references, "y")
+    top = np.nanmax(curves["test_metric_max"].to_numpy(dtype=float), initial=0.0)
+    ax.set_ylim(0, min(1.0, max(top, *(v for _, v in references), 0.1) * 1.08))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.set_xlim(left=0)
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    _legend(fig, ax)
+    handles, labels = ax.get_legend_handles_labels()
+    _legend(fig, handles=handles + [h for h, _ in refs], labels=labels + [lab for _, lab in refs])
     fig.suptitle(f"{title}: test accuracy against training time (mean over seeds, band: min-max)", fontsize=11)
     return fig
 
@@ -175,14 +307,29 @@ def _log_ticks(axis: Any, lo: float, hi: float) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _legend(fig: Figure, ax: Axes) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper", title="optimizer", fontsize=9, frameon=False)
+def _legend(fig: Figure, ax: Axes | None = None, handles: list[Any] | None = None,
+            labels: list[str] | None = None) -> None:
+    """The figure's one legend, outside the axes: right of the plots for up to ``LEGEND_RIGHT_MAX``
+    short entries, else below them in as many columns as the figure's width holds, so 14-18 cells
+    take a few rows instead of half the figure. No legend title: the entries name optimizers."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    longest = max(len(lab) for lab in labels)
+    if len(labels) <= LEGEND_RIGHT_MAX and longest <= 32:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=9, frameon=False)
+        return
+    width_pt = fig.get_figwidth() * 72
+    ncol = max(1, min(len(labels), int(width_pt // (longest * 5.2 + 34))))
+    rows = -(-len(labels) // ncol)
+    fig.set_figheight(fig.get_figheight() + 0.18 * rows + 0.15)  # the plots keep their height
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=8.5, frameon=False,
+               columnspacing=1.2, handlelength=2.2)
 
 
 def _variant_styles(cells: pd.DataFrame) -> np.ndarray:
-    """0 for the first cell of each optimizer, 1 for the second, ...: picks the hatch or line style."""
+    """0 for the first cell of each optimizer, 1 for the second, ...: picks the marker or line style."""
     return cells.groupby("optimizer", sort=False).cumcount().to_numpy()
 
 
@@ -253,63 +400,68 @@ def sensitivity_chart(sweeps: list[Any], names: list[str], colours: dict[str, st
         ax.set_xlabel(f"{key}{' (log scale)' if ax.get_xscale() == 'log' else ''}")
         ax.grid(which="major", alpha=0.35)
         ax.grid(which="minor", alpha=0.12)
+    values = np.array([p.metric for s in sweeps for points in s.curves.values() for p in points
+                       if p.metric is not None], dtype=float)
     if accuracy:
-        axes[0].yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        axes[0].set_ylim(0, min(1.0, np.nanmax(values, initial=0.1) * 1.08))
+        axes[0].yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
         axes[0].set_ylabel(f"final {metric.title} (%)")
     else:
-        axes[0].set_yscale("log")
-        axes[0].set_ylabel(f"final {metric.title} ({metric.unit}, log scale)")
-        lo, hi = axes[0].get_ylim()
-        if 0 < lo < hi:
-            _log_ticks(axes[0].yaxis, lo, hi)
+        _value_axis(axes[0], "y", values, f"final {metric.title} ({metric.unit})")
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper", title="optimizer", fontsize=9, frameon=False)
+    _legend(fig, handles=handles, labels=labels)
     fig.suptitle(f"{title}: sensitivity on the validation split\n"
                  "ring: chosen value; x on top: every candidate diverged", fontsize=11)
     return fig
 
 
 def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str, target: str) -> Figure:
-    """Horizontal bars, log x axis: the median training seconds to reach ``target`` per test cell
-    (rows of ``fair.time_to_target_cells``, in report order), with how many seeds reached it; a
-    cell whose median run never got there gets a note instead of a bar."""
+    """A dot per test cell at the median training seconds to reach ``target`` (rows of
+    ``fair.time_to_target_cells``, in report order), labelled with how many seeds reached it; the
+    axis is linear from zero, log only where the times span more than ``LOG_SPREAD`` times. A cell
+    whose median run never got there gets a note instead of a dot."""
     k = len(rows)
-    fig = Figure(figsize=(9, 1.9 + 0.42 * k), layout="constrained")
+    fig = Figure(figsize=(9, 1.9 + 0.36 * k), layout="constrained")
     ax = fig.subplots()
     y = np.arange(k)[::-1]
     seconds = rows["seconds"].to_numpy(dtype=float)
     ok = np.isfinite(seconds) & (seconds > 0)
     styles = _variant_styles(rows)
-    ax.barh(y[ok], seconds[ok], color=[colours[o] for o in rows["optimizer"][ok]], edgecolor="white", height=0.7,
-            hatch=[HATCHES[s % len(HATCHES)] for s in styles[ok]])
-    ax.set_xscale("log")
-    ax.set_xlabel("median training seconds to target (log scale)")
-    ax.grid(axis="x", which="major", alpha=0.35)
-    ax.grid(axis="x", which="minor", alpha=0.12)
-    ax.set_axisbelow(True)
-    if ok.any():
-        lo, hi = float(seconds[ok].min()) / 1.5, float(seconds[ok].max())
-        extra = max(0.45 * math.log10(hi / lo), 0.25)
-        ax.set_xlim(lo, hi * 10**extra)
-        _log_ticks(ax.xaxis, lo, hi * 10**extra)
-    for yi, (_, row), reached in zip(y, rows.iterrows(), ok):
+    for yi, (_, row), reached, style in zip(y, rows.iterrows(), ok, styles):
         seeds = f"{row['reached']} of {row['runs']} seeds reached it"
         if reached:
+            ax.plot([row["seconds"]], [yi], linestyle="none", marker=VARIANT_MARKERS[style % len(VARIANT_MARKERS)],
+                    markersize=7, color=colours[row["optimizer"]], markeredgecolor="white", label=row["name"])
             ax.annotate(f"{_short(row['seconds'])} s, epoch {row['epochs']:g} ({seeds})", (row["seconds"], yi),
-                        xytext=(6, 0), textcoords="offset points", va="center", fontsize=8, color="#333333")
+                        xytext=(7, 0), textcoords="offset points", va="center", fontsize=8, color="#333333")
         else:
             ax.text(0.02, yi, f"not reached ({seeds})", transform=ax.get_yaxis_transform(), va="center",
                     fontsize=8, color="#B00000", style="italic")
+    label = "median training seconds to target"
+    log, spread = log_scale(seconds[ok])
+    if log:
+        lo, hi = float(seconds[ok].min()) / 1.5, float(seconds[ok].max())
+        hi *= 10 ** max(0.45 * math.log10(hi / lo), 0.25)  # room for the labels
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        _log_ticks(ax.xaxis, lo, hi)
+        ax.set_xlabel(f"{label} (log scale: the times span {spread:,.0f}x)")
+    else:
+        ax.set_xlim(0, float(seconds[ok].max()) * 1.9 if ok.any() else 1.0)  # room for the labels
+        ax.set_xlabel(label)
+    ax.grid(axis="x", which="major", alpha=0.35)
+    ax.grid(axis="x", which="minor", alpha=0.12)
+    ax.grid(axis="y", alpha=0.12)
+    ax.set_axisbelow(True)
     ax.set_yticks(y, list(rows["name"]))
     ax.set_ylim(-0.7, k - 0.3)
     fig.suptitle(f"{title}: time to target {target} (test split)\n"
-                 "bars: median over seeds, a seed that never reached it counting as infinitely slow", fontsize=11)
+                 "dot: median over seeds, a seed that never reached it counting as infinitely slow", fontsize=11)
     return fig
 
 

@@ -28,8 +28,11 @@ class TaskData:
     """Preprocessed train/test tensors, all on one device.
 
     ``target_scale`` converts a loss on standardised targets back to original units (RMSE);
-    ``reference`` holds known reference values, such as the least-squares optimum RMSE (lowest on
-    the training split; a run can land a hair below it on test) or the noise level.
+    ``reference`` holds known reference values for the test split, stored with every run's test
+    metrics and drawn as lines by the report: ``optimum_rmse`` (the least-squares optimum, lowest on
+    the training split; a run can land a hair below it on test), ``noise_floor_rmse`` (the noise σ
+    of synthetic data), ``chance_accuracy``. Each name is registered in ``optbench.metrics`` with
+    the metric it is a reference for (``reference_of``).
     """
 
     x_train: torch.Tensor
@@ -108,7 +111,7 @@ class Task(ABC):
         model.train()
         test_loss = loss_sum.item() / n
         if self.kind == "classification":
-            return {"test_loss": test_loss, "test_accuracy": correct.item() / n}
+            return {"test_loss": test_loss, "test_accuracy": correct.item() / n, **data.reference}
         rmse = math.sqrt(test_loss) * data.target_scale if math.isfinite(test_loss) else math.inf
         metrics = {"test_loss": test_loss, "test_rmse": rmse, **data.reference}
         optimum = data.reference.get("optimum_rmse")

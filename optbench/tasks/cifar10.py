@@ -14,6 +14,7 @@ SYNTHETIC_TRAIN = 5000
 SYNTHETIC_TEST = 1000
 SYNTHETIC_NOISE = 1.0
 PROTOTYPE_SCALE = 0.15
+CLASSES = 10
 
 
 class SmallCNN(nn.Module):
@@ -25,7 +26,7 @@ class SmallCNN(nn.Module):
             nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, CLASSES))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -45,10 +46,10 @@ def synthetic_cifar(n_train: int = SYNTHETIC_TRAIN, n_test: int = SYNTHETIC_TEST
     is well above chance after 2 (tests/test_run_cli.py asserts > 50%; chance is 10%).
     """
     g = torch.Generator().manual_seed(seed)
-    protos = PROTOTYPE_SCALE * nn.functional.interpolate(torch.randn(10, 3, 4, 4, generator=g), size=(40, 40), mode="bilinear")
+    protos = PROTOTYPE_SCALE * nn.functional.interpolate(torch.randn(CLASSES, 3, 4, 4, generator=g), size=(40, 40), mode="bilinear")
 
     def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = torch.randint(0, 10, (n,), generator=g)
+        labels = torch.randint(0, CLASSES, (n,), generator=g)
         dx, dy = torch.randint(0, 9, (2, n), generator=g)
         rows = (dy[:, None] + torch.arange(32))[:, None, :, None]
         cols = (dx[:, None] + torch.arange(32))[:, None, None, :]
@@ -77,6 +78,7 @@ class CIFAR10Classification(ClassificationTask):
             data = TaskData(normalise(x_train), y_train, normalise(x_test), y_test)
         data.x_train = data.x_train.contiguous(memory_format=torch.channels_last)
         data.x_test = data.x_test.contiguous(memory_format=torch.channels_last)
+        data.reference["chance_accuracy"] = 1 / CLASSES  # guessing a class uniformly at random
         return data
 
     def build_model(self, data: TaskData) -> nn.Module:

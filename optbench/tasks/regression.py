@@ -34,9 +34,10 @@ class LinearRegression(RegressionTask):
             df = load_diamonds(data_dir)
             x = torch.tensor(df[["carat"]].to_numpy(), dtype=torch.float64)
             y = torch.tensor(df["price"].to_numpy(), dtype=torch.float64)
-        else:
-            x, y = synthetic_line()
-        return standardised_regression(x, y, reference_lstsq=True)
+            return standardised_regression(x, y, reference_lstsq=True)
+        data = standardised_regression(*synthetic_line(), reference_lstsq=True)
+        data.reference["noise_floor_rmse"] = SYNTHETIC_NOISE  # the expected RMSE of the true line
+        return data
 
     def build_model(self, data: TaskData) -> nn.Module:
         return nn.Linear(data.x_train.shape[1], 1)
