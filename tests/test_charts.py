@@ -111,9 +111,10 @@ def fake_runs(n_cells: int, seeds: int = 3, task: str = "regression", spread: fl
     return pd.DataFrame(rows)
 
 
-def chart_inputs(runs: pd.DataFrame, main: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def chart_inputs(runs: pd.DataFrame, main: str, short_names: bool = False
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     cells = cell_stats(runs)
-    cells["name"] = [f"{label} · {e} ep" for label, e in zip(cells["label"], cells["epochs"])]
+    cells["name"] = [label if short_names else f"{label} · {e} ep" for label, e in zip(cells["label"], cells["epochs"])]
     seeds = seed_values(runs, ["train_seconds", main]).merge(cells[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS)
     curves = curve_stats(runs).merge(cells[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS)
     return cells, seeds, curves
@@ -188,8 +189,8 @@ def test_comparison_turns_logarithmic_when_the_spread_needs_it_and_says_so() -> 
 
 
 def test_classification_compares_accuracy_in_percent_with_the_chance_line() -> None:
-    runs = fake_runs(5, task="cifar10")
-    cells, seeds, curves = chart_inputs(runs, "test_accuracy")
+    runs = fake_runs(3, task="cifar10")
+    cells, seeds, curves = chart_inputs(runs, "test_accuracy", short_names=True)
     refs = reference_values(runs, "test_accuracy")
     colours = charts.colour_map(cells["optimizer"])
     fig = drawn(charts.comparison_chart(cells, seeds, colours, "cifar10 on synthetic", ACCURACY, refs))
@@ -197,7 +198,9 @@ def test_classification_compares_accuracy_in_percent_with_the_chance_line() -> N
     assert "accuracy (%)" in accuracy.get_xlabel() and "cross-entropy" not in accuracy.get_xlabel()
     assert [line.get_xdata()[0] for line in accuracy.get_lines() if line.get_label() == "_reference"] == [0.1]
     assert "chance: 10.0%" in [t.get_text() for t in fig.legends[0].get_texts()]
-    fig = drawn(charts.accuracy_chart(cells, curves, colours, "cifar10 on synthetic", refs))
+    fig = drawn(charts.accuracy_chart(cells[cells["n"] > 0], curves, colours, "cifar10 on synthetic", refs))
+    assert fig.legends[0]._ncols == 1  # short: right of the plot, below the title
+    assert_nothing_overlaps(fig)
     ax = fig.axes[0]
     assert ax.get_ylim()[0] == 0 and [line.get_ydata()[0] for line in ax.get_lines()
                                       if line.get_label() == "_reference"] == [0.1]
@@ -217,7 +220,7 @@ def test_many_cells_get_a_legend_in_columns_below_the_plots() -> None:
     plots = sum(ax.get_window_extent(renderer).height for ax in fig.axes[:1])
     assert box.height < plots  # the plot, not the legend, takes most of the figure
     assert_nothing_overlaps(fig)
-    few = drawn(charts.convergence_chart(cells.head(4), curves, colours, "t", "training loss"))
+    few = drawn(charts.convergence_chart(cells.head(4), curves, colours, "regression on synthetic", "training loss"))
     assert few.legends[0]._ncols == 1  # a short legend stays right of the plots
     assert_nothing_overlaps(few)
 

@@ -92,9 +92,10 @@ def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str
     y = np.arange(k)[::-1]  # first cell at the top
     runtime = Metric("train_seconds", "runtime", "training seconds")
     ref_handles = []
+    cut = False
     for ax, m in ((axes[0], runtime), (axes[1], metric)):
         refs = references if m is metric else []
-        _interval_panel(ax, cells, seeds, colours, m, y, [v for _, v in refs])
+        cut |= _interval_panel(ax, cells, seeds, colours, m, y, [v for _, v in refs])
         ref_handles += _reference_lines(ax, refs, "x")
     axes[0].set_yticks(y, [_tick_label(cell) for _, cell in cells.iterrows()])
     axes[0].set_ylim(-0.7, k - 0.3)
@@ -103,6 +104,8 @@ def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str
                (Line2D([], [], color=grey, marker="|", linestyle="-", markersize=8, linewidth=1.4),
                 "95% confidence interval of the mean"),
                (Line2D([], [], color=grey, marker="o", linestyle="none", markersize=4, alpha=SEED_ALPHA), "one seed"),
+               *([(Line2D([], [], color=grey, marker=">", linestyle="-", markersize=6, linewidth=1.4),
+                   "interval continues past the axis")] if cut else []),
                *ref_handles]
     fig.legend([h for h, _ in handles], [lab for _, lab in handles], loc="outside lower center",
                ncol=min(len(handles), 3), fontsize=8.5, frameon=False)
@@ -111,8 +114,11 @@ def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str
 
 
 def _interval_panel(ax: Axes, cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str, str], metric: Metric,
-                    y: np.ndarray, references: list[float]) -> None:
-    """One panel of ``comparison_chart``: faint seed dots, the CI whisker, the mean dot and its value."""
+                    y: np.ndarray, references: list[float]) -> bool:
+    """One panel of ``comparison_chart``: faint seed dots, the CI whisker, the mean dot, and the
+    means as a column of values right of the data. The axis spans the means, seeds and references;
+    a whisker longer than that (two seeds make wide t intervals) ends in an arrowhead at the edge
+    of the data. Returns whether any whisker was cut so."""
     column = metric.column
     mean = cells[f"{column}_mean"].to_numpy(dtype=float)
     low = cells[f"{column}_ci95_low"].to_numpy(dtype=float)
@@ -121,21 +127,23 @@ def _interval_panel(ax: Axes, cells: pd.DataFrame, seeds: pd.DataFrame, colours:
     ok = np.isfinite(mean)
     by_name = {name: group[column].to_numpy(dtype=float) for name, group in seeds.groupby("name")} \
         if column in seeds else {}
-    data = np.concatenate([mean[ok], *by_name.values()])
+    data = np.concatenate([mean[ok], *by_name.values(), np.asarray(references, dtype=float)])
     data = data[np.isfinite(data)]
     if len(data) and data.min() >= 0:  # a non-negative quantity: its CI is cut at zero
         low = np.maximum(low, 0.0)
-    values_shown = np.concatenate([data, low, high, np.asarray(references, dtype=float)])
-    # The scale follows the values, not a CI's lower end (which can reach zero on few seeds).
-    log, spread = log_scale(np.concatenate([data, high, np.asarray(references, dtype=float)]))
-    lo, hi = _limits(values_shown, log)
-    low = np.maximum(low, lo)  # on a log axis a CI reaching zero starts at the axis
+    if percent:  # and a fraction's at 100%
+        high = np.minimum(high, 1.0)
+    log, spread = log_scale(data)
+    # A fraction's interval is bounded (at 100%): the axis can hold all of it.
+    lo, data_hi, hi = _limits(np.concatenate([data, high[np.isfinite(high)]]) if percent else data, log)
     styles = _variant_styles(cells)
+    cut_any = False
     for i, (_, cell) in enumerate(cells.iterrows()):
         yi, style = y[i], styles[i]
         if not ok[i]:
             ax.text(0.02, yi, _no_value_note(cell), transform=ax.get_yaxis_transform(), va="center",
-                    fontsize=8, color="#B00000", style="italic")
+                    fontsize=8, color="#B00000", style="italic", zorder=4,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})  # over reference lines
             continue
         colour = colours[cell["optimizer"]]
         values = by_name.get(cell["name"], np.array([]))
@@ -145,29 +153,34 @@ def _interval_panel(ax: Axes, cells: pd.DataFrame, seeds: pd.DataFrame, colours:
             ax.plot(values, yi + offsets, linestyle="none", marker="o", markersize=4, color=colour,
                     alpha=SEED_ALPHA, markeredgewidth=0, label="_seed")
         if np.isfinite(low[i]) and np.isfinite(high[i]):
-            ax.plot([low[i], high[i]], [yi, yi], color=colour, linewidth=1.6, marker="|", markersize=9,
-                    label="_interval")
+            a, b = max(low[i], lo), min(high[i], data_hi)
+            cut_low, cut_high = low[i] < lo, high[i] > data_hi
+            cut_any |= cut_low or cut_high
+            ax.plot([a, b], [yi, yi], color=colour, linewidth=1.6, label="_interval")
+            for x, cut, arrow in ((a, cut_low, "<"), (b, cut_high, ">")):
+                ax.plot([x], [yi], color=colour, linestyle="none", marker=arrow if cut else "|",
+                        markersize=6 if cut else 9, markeredgewidth=1.6, label="_interval")
         ax.plot([mean[i]], [yi], linestyle="none", marker=VARIANT_MARKERS[style % len(VARIANT_MARKERS)],
                 markersize=7, color=colour, markeredgecolor="white", markeredgewidth=0.8, label=cell["name"],
                 zorder=3)
-        right = np.nanmax([mean[i], high[i], *(values if len(values) else [mean[i]])])
-        ax.annotate(_format(mean[i], metric), (right, yi), xytext=(7, 0), textcoords="offset points",
+        ax.annotate(_format(mean[i], metric), (data_hi, yi), xytext=(8, 0), textcoords="offset points",
                     va="center", fontsize=8, color="#333333")
     unit = "%" if percent else metric.unit
-    ax.set_xlim(lo, hi)
     if log:
         ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
         ax.set_xlabel(f"{metric.title} ({unit}, log scale: the values span {spread:,.0f}x)")
         _log_ticks(ax.xaxis, lo, hi)
     else:
         ax.set_xlabel(f"{metric.title} ({unit})")
-        if percent:
+        if percent:  # no ticks past 100%: that part of the axis holds the value labels
+            ax.set_xticks([t for t in MaxNLocator(6).tick_values(lo, min(hi, 1.0)) if lo <= t <= 1.0])
             ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.set_xlim(lo, hi)
     ax.grid(axis="x", which="major", alpha=0.35)
     ax.grid(axis="x", which="minor", alpha=0.12)
     ax.grid(axis="y", alpha=0.12)
     ax.set_axisbelow(True)
+    return cut_any
 
 
 def _reference_lines(ax: Axes, references: list[tuple[Metric, float]] | tuple = (),
@@ -182,18 +195,22 @@ def _reference_lines(ax: Axes, references: list[tuple[Metric, float]] | tuple = 
     return out
 
 
-def _limits(values: np.ndarray, log: bool) -> tuple[float, float]:
-    """The value axis of a dot/interval panel: from zero (or below it, for negative values) on a
-    linear axis, from a little under the smallest value on a log one; with room on the right for
-    the value labels."""
+def _limits(values: np.ndarray, log: bool) -> tuple[float, float, float]:
+    """A dot/interval panel's value axis as (left end, end of the data, right end): linear from
+    zero (or from below it, for negative values), log from a little under the smallest value; the
+    part right of the data holds the column of value labels."""
     finite = values[np.isfinite(values) & ((values > 0) if log else True)]
     if len(finite) == 0:
-        return (1.0, 10.0) if log else (0.0, 1.0)
+        return (1.0, 10.0, 20.0) if log else (0.0, 1.0, 1.3)
     if log:
-        lo, hi = float(finite.min()) / 1.5, float(finite.max())
-        return lo, hi * 10 ** max(0.3 * math.log10(hi / lo), 0.2)
-    lo, hi = min(0.0, float(finite.min())), float(finite.max())
-    return lo, (hi + 0.22 * (hi - lo)) if hi > lo else lo + 1.0
+        lo = float(finite.min()) / 1.4
+        data_hi = float(finite.max()) * 1.15
+        return lo, data_hi, data_hi * (data_hi / lo) ** 0.2
+    lo, top = min(0.0, float(finite.min())), float(finite.max())
+    if top <= lo:
+        top = lo + 1.0
+    data_hi = top + 0.04 * (top - lo)
+    return lo, data_hi, data_hi + 0.2 * (data_hi - lo)
 
 
 def log_scale(values: Iterable[float]) -> tuple[bool, float]:
@@ -318,7 +335,8 @@ def _legend(fig: Figure, ax: Axes | None = None, handles: list[Any] | None = Non
         return
     longest = max(len(lab) for lab in labels)
     if len(labels) <= LEGEND_RIGHT_MAX and longest <= 32:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=9, frameon=False)
+        # Centred, not at the top: a wide two-line title would run into a legend's first entries.
+        fig.legend(handles, labels, loc="outside right center", fontsize=9, frameon=False)
         return
     width_pt = fig.get_figwidth() * 72
     ncol = max(1, min(len(labels), int(width_pt // (longest * 5.2 + 34))))
