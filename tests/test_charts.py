@@ -130,7 +130,9 @@ def drawn(fig: Figure) -> Figure:
 
 
 def drawn_canvas(fig: Figure):
-    """The renderer of ``fig`` drawn on an Agg canvas (as ``charts.render`` draws it), for layout boxes."""
+    """The renderer of ``fig`` drawn on an Agg canvas at the PNG's dpi (as ``charts.render`` draws it,
+    which solves the layout once, at that dpi), for layout boxes."""
+    fig.set_dpi(150)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return canvas.get_renderer()
