@@ -229,10 +229,10 @@ def run(
     if json_out:
         sys.stdout.write(json.dumps([r.to_record() for r in results], indent=2) + "\n")
     if not (json_out and quiet):
-        if results:
-            out.print(results_table(results))
-        if suite.select:
-            out.print(selection_table(outcome.choices))
+        for table in (results_table(results, out.width) if results else []):
+            out.print(table)
+        for table in (selection_table(outcome.choices, out.width) if suite.select else []):
+            out.print(table)
         for r in results:
             if r.status == "failed":
                 out.print(f"[red]failed[/]: {r.spec.task} {r.spec.label()} seed {r.spec.seed}: "

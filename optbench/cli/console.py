@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from optbench.cli.fit import Column, fitted_tables
 from optbench.execution.driver import CampaignEvents
 
 from optbench.protocol import selection
@@ -94,25 +95,27 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def results_table(results: list[RunResult]) -> Table:
+def results_table(results: list[RunResult], width: int | None = None) -> list[Table]:
     """One row per run; the RMSE and accuracy columns (test, validation, time to target) appear only
-    when some run has them."""
+    when some run has them. Fitted to ``width`` (``optbench.cli.fit``): labels wrap, numbers whole."""
     keys = ("test_rmse", "test_accuracy", "val_rmse", "val_accuracy", "time_to_target_s")
     has = {key: any(key in r.metrics for r in results) for key in keys}
-    table = Table(title="optbench results", title_justify="left")
     staged = any(r.stage for r in results)
-    columns = [("task", "left"), ("dataset", "left"), ("optimizer", "left"), ("seed", "right"),
-               *([("stage", "left")] if staged else []), ("runtime s", "right"), ("final loss", "right")]
-    columns += [("test RMSE (gap)", "right")] if has["test_rmse"] else []
-    columns += [("accuracy", "right")] if has["test_accuracy"] else []
-    columns += [("val RMSE", "right")] if has["val_rmse"] else []
-    columns += [("val accuracy", "right")] if has["val_accuracy"] else []
-    columns += [("to target s (epoch)", "right")] if has["time_to_target_s"] else []
-    for name, justify in [*columns, ("status", "left")]:
-        table.add_column(name, justify=justify, no_wrap=True)
+    columns = [Column("task", hoist=True), Column("dataset", hoist=True), Column("optimizer"),
+               Column("seed", value=True, justify="right", hoist=True),
+               *([Column("stage", hoist=True)] if staged else []),
+               Column("runtime s", value=True, justify="right"), Column("final loss", value=True, justify="right")]
+    columns += [Column("test RMSE (gap)", value=True, justify="right")] if has["test_rmse"] else []
+    columns += [Column("accuracy", value=True, justify="right")] if has["test_accuracy"] else []
+    columns += [Column("val RMSE", value=True, justify="right")] if has["val_rmse"] else []
+    columns += [Column("val accuracy", value=True, justify="right")] if has["val_accuracy"] else []
+    columns += [Column("to target s (epoch)", value=True, justify="right")] if has["time_to_target_s"] else []
+    columns += [Column("status", value=True)]
+    rows = []
     for r in results:
         m = r.metrics
-        row = [r.spec.task, r.spec.dataset, r.spec.label(), str(r.spec.seed), *([r.stage or "-"] if staged else []),
+        row = [escape(r.spec.task), escape(r.spec.dataset), escape(r.spec.label()), str(r.spec.seed),
+               *([escape(r.stage or "-")] if staged else []),
                _num(m.get("train_seconds"), ".3f"), _num(m.get("final_train_loss"), ".4g")]
         if has["test_rmse"]:
             rmse = _num(m.get("test_rmse"), ",.5g")
@@ -127,16 +130,17 @@ def results_table(results: list[RunResult]) -> Table:
             reached = m.get("time_to_target_s")
             row.append("-" if "time_to_target_s" not in m else "never" if reached is None
                        else f"{reached:.3f} ({m.get('epochs_to_target')})")
-        table.add_row(*row, f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]")
-    return table
+        row.append(f"[{STATUS_STYLE.get(r.status, 'white')}]{escape(r.status)}[/]")
+        rows.append(row)
+    return fitted_tables("optbench results", columns, rows, width)
 
 
-def selection_table(choices: list[selection.Choice]) -> Table:
+def selection_table(choices: list[selection.Choice], width: int | None = None) -> list[Table]:
     """What ``--select`` chose: per task x optimizer the winning candidate and its validation metric."""
-    table = Table(title="selection: best candidate on the validation split, re-run on test", title_justify="left")
-    for name, justify in (("task", "left"), ("dataset", "left"), ("optimizer", "left"), ("swept", "left"),
-                          ("candidates", "right"), ("chosen", "left"), ("validation metric", "right")):
-        table.add_column(name, justify=justify, no_wrap=True)
+    columns = [Column("task", hoist=True), Column("dataset", hoist=True), Column("optimizer"), Column("swept"),
+               Column("candidates", value=True, justify="right"), Column("chosen"),
+               Column("validation metric", value=True, justify="right")]
+    rows = []
     for c in choices:
         finished = f"{c.finished} of {len(c.candidates)}"
         if c.best is None:
@@ -144,5 +148,6 @@ def selection_table(choices: list[selection.Choice]) -> Table:
         else:
             chosen = escape(c.best.spec.label())
             value = f"{c.metric.removeprefix('val_')} " + (f"{c.best.value:.2%}" if c.higher_is_better else f"{c.best.value:,.5g}")
-        table.add_row(c.task, c.dataset, c.optimizer, ", ".join(c.swept()) or "-", finished, chosen, value)
-    return table
+        rows.append([escape(c.task), escape(c.dataset), escape(c.optimizer), escape(", ".join(c.swept()) or "-"),
+                     finished, chosen, value])
+    return fitted_tables("selection: best candidate on the validation split, re-run on test", columns, rows, width)

@@ -6,6 +6,9 @@ an installed entry-point plugin or ``--zoo`` needs it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from rich.table import Table
 from rich.text import Text
 
@@ -18,7 +21,7 @@ from optbench.tasks import TASKS
 def tasks_table() -> Table:
     table = Table(title="tasks", title_justify="left")
     for col in ("task", "kind", "datasets (first is default)", "epochs", "batch"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # wrapped, never cut
     for task in TASKS.values():
         names = [task.default_dataset] + [d for d in task.datasets if d != task.default_dataset]
         datasets = "\n".join(f"[bold]{d}[/]: {task.datasets[d]}" for d in names)
@@ -40,15 +43,20 @@ def optimizers_table() -> Table:
     caption += "".join(f"\nnot loaded: {problem}" for problem in problems)
     table = Table(title="optimizers", title_justify="left", caption=Text(caption), caption_justify="left")
     for col in ("optimizer", "class", "default hyperparameters", "what it is"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # wrapped, never cut
     groups = [optimizers.REGISTRY.values(), optimizers.REFERENCE.values(), registered]
     for group in filter(None, (list(g) for g in groups)):
         table.add_section()
         for opt in group:
-            fixed = f" + {format_hparams(opt.fixed)}" if opt.fixed else ""
+            fixed = f" + {_spaced(opt.fixed)}" if opt.fixed else ""
             summary = opt.summary if opt.source in ("torch", "reference") else f"{opt.summary} ({opt.source})"
-            table.add_row(opt.name, optimizers.class_path(opt.cls), format_hparams(opt.defaults) + fixed, summary)
+            table.add_row(opt.name, optimizers.class_path(opt.cls), _spaced(opt.defaults) + fixed, summary)
     return table
+
+
+def _spaced(hparams: Mapping[str, Any]) -> str:
+    """``lr=0.01, momentum=0.9``: a narrow column wraps between values, not inside one."""
+    return ", ".join(format_hparams({k: v}) for k, v in hparams.items())
 
 
 def zoo_status(names_them: bool) -> Text:

@@ -1,0 +1,63 @@
+"""What the CLI prints fits an 80-column terminal: labels wrap or move into the title, numbers and
+statuses are never cut (no "…")."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from optbench.cli.fit import Column, fitted_tables
+from rich.console import Console
+
+
+def _lines(text: str) -> list[str]:
+    """The tables' lines (the closing "recorded in <path>" line never wraps, whatever its length)."""
+    return [line for line in text.splitlines() if line.strip() and "recorded in" not in line]
+
+
+def test_run_table_at_80_columns_keeps_every_number_and_status_whole(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli.run("--opt", "sgd:lr=1e6", "adam:lr=0.003,betas=0.8/0.95,weight_decay=1e-4", "--epochs", "2",
+                     "--seeds", "2", "--target", "loss=0.5")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "…" not in out
+    assert all(len(line) <= 80 for line in _lines(out)), out
+    # the task and dataset every row shares move into the title
+    assert "task regression, dataset synthetic" in out
+    assert "diverged" in out and re.search(r"\bok\b", out)
+    for record in cli.stored():
+        m = record["metrics"]
+        if m.get("test_rmse") is not None:
+            assert f"{m['test_rmse']:,.5g}" in out
+            assert f"{m['train_seconds']:.3f}" in out
+
+
+def test_tables_too_wide_for_the_terminal_split_and_repeat_the_labels():
+    columns = [Column("task", hoist=True), Column("optimizer"),
+               *(Column(f"metric number {i}", value=True, justify="right") for i in range(6)), Column("status", value=True)]
+    rows = [["regression", "adam(lr=0.001,betas=0.9/0.999)", *(f"{12345.678 * i:,.2f}" for i in range(6)), "diverged"],
+            ["regression", "sgd", *(f"{1.5 * i:.4g}" for i in range(6)), "ok"]]
+    tables = fitted_tables("results", columns, rows, 80)
+    console = Console(width=80, record=True)
+    for table in tables:
+        console.print(table)
+    text = console.export_text()
+    assert len(tables) > 1 and "(1/" in text
+    assert "…" not in text and all(len(line) <= 80 for line in _lines(text))
+    for value in rows[0][2:]:
+        assert value in text
+    assert text.count("regression") == len(tables)  # hoisted into each title, not a column
+    # wide enough: one table as it always looked, with the task column
+    (wide,) = fitted_tables("results", columns, rows, None)
+    assert [c.header for c in wide.columns][0] == "task"
+
+
+@pytest.mark.parametrize("command", [["list"]])
+def test_list_at_80_columns_cuts_no_value(cli, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli(*command)
+    assert result.exit_code == 0
+    assert "…" not in result.stdout
+    assert "eps=1e-08" in result.stdout  # whole hyperparameter values, wrapped between them
