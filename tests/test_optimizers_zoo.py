@@ -305,3 +305,50 @@ def test_records_from_before_impl_load_unchanged():
            "epochs": 1, "batch_size": 64, "seed": 0, "device": "cpu"}
     spec = RunSpec.from_dict(old)
     assert spec.impl == "auto" and spec.to_dict() == old  # so its spec and cell hashes are unchanged
+
+
+def test_muon_family_trains_matrices_with_muon_and_the_rest_with_adamw(cli):
+    pytest.importorskip("pytorch_optimizer")
+    model = get_task("mlp").build_model(get_task("mlp").load("synthetic", cli.data_dir))
+    optimizer = build_optimizer("po:muon", model.parameters(), resolve_hparams("po:muon", {}))
+    muon, adamw = optimizer.param_groups
+    assert muon["use_muon"] and all(p.ndim == 2 for p in muon["params"])
+    assert not adamw["use_muon"] and all(p.ndim == 1 for p in adamw["params"])
+    assert len(muon["params"]) + len(adamw["params"]) == len(list(model.parameters()))
+    (record,) = cli.run_json("--opt", "po:muon", "--epochs", "2")
+    assert record["status"] == "ok" and record["metrics"]["final_train_loss"] is not None
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("po:alig", "its step() needs a closure that re-evaluates the loss"),
+    ("po:lbfgs", "its step() needs a closure that re-evaluates the loss"),
+    ("po:adahessian", "it needs second-order gradients"),
+    ("po:lomo", "its constructor needs the model"),
+    ("po:spectralsphere", "its step() fails on a small model (SpectralSphere only supports 2D parameters)"),
+])
+def test_zoo_optimizers_that_cannot_run_here_say_why_in_one_line(cli, name, reason):
+    pytest.importorskip("pytorch_optimizer")
+    one_line_error(cli.run("--opt", name, "--epochs", "1"), f"optimizer '{name}' cannot run in optbench: {reason}")
+    assert not cli.results_dir.exists()  # refused before anything was written
+
+
+def test_a_bad_value_for_a_runnable_zoo_optimizer_is_a_bad_hyperparameter(cli):
+    pytest.importorskip("pytorch_optimizer")
+    one_line_error(cli.run("--opt", "po:muon:momentum=2", "--epochs", "1"), "bad hyperparameters for 'po:muon': momentum")
+
+
+def test_every_zoo_optimizer_either_trains_or_says_why():
+    pytest.importorskip("pytorch_optimizer")
+    from optbench.errors import UserError
+    from optbench.optim import plugins
+
+    refused = {}
+    for name in plugins.zoo_names():
+        try:
+            resolve_hparams(name, {})  # builds it and takes two steps on a small layer
+        except UserError as exc:
+            message = str(exc)
+            assert "\n" not in message and "Tensor.__contains__" not in message, message
+            refused[name] = message
+    assert "po:muon" not in refused and "po:adamuon" not in refused
+    assert len(refused) < 20, refused  # most of the zoo runs

@@ -71,5 +71,6 @@ def zoo_status(names_them: bool) -> Text:
         return Text(f"Third-party optimizers (lion, adan, lamb, prodigy and over 100 more from {plugins.ZOO_PACKAGE}, "
                     f"as {plugins.ZOO_PREFIX}NAME) are not installed: {plugins.ZOO_INSTALL}")
     return Text(f"{len(names)} third-party optimizers from {plugins.ZOO_PACKAGE} {plugins.zoo_version()}, "
-                f"defaults from each class's signature (a few need a closure, the model or special parameter groups and cannot run here): "
+                f"defaults from each class's signature; Muon and its kin update matrices (weights) their way and the rest "
+                f"with AdamW; a few need a closure, the model or second-order gradients, and say so when chosen: "
                 + ", ".join(names))

@@ -21,7 +21,49 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], hparams: Ma
     opt = get_optimizer(name)
     params = list(params)
     impl = resolve_impl(name, impl, _device_of(params))
+    if opt.matrix_groups and all(isinstance(p, torch.Tensor) for p in params):
+        groups = ({"params": [p for p in params if p.ndim >= 2], "use_muon": True},
+                  {"params": [p for p in params if p.ndim < 2], "use_muon": False})
+        params = [g for g in groups if g["params"]]
     return opt.load_class()(params, **{**hparams, **opt.fixed, **_impl_arguments(opt, impl)})
+
+
+_CLOSURE = "its step() needs a closure that re-evaluates the loss, which optbench's training loop does not pass"
+
+
+def probe(name: str, hparams: Mapping[str, Any]) -> str | None:
+    """Why ``name`` with ``hparams`` cannot train, found by building it over a tiny linear layer's
+    weight matrix and bias and taking two steps the way the training loop does (plain
+    ``loss.backward()`` then ``step()``); None when it can. Milliseconds, before any run starts."""
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(2, 3, generator=gen).requires_grad_()
+    bias = torch.zeros(2, requires_grad=True)
+    x = torch.randn(4, 3, generator=gen)
+    try:
+        optimizer = build_optimizer(name, [weight, bias], hparams)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin class may raise anything on bad input
+        return _first_line(exc)
+    try:
+        for _ in range(2):
+            optimizer.zero_grad()
+            (x @ weight.T + bias).pow(2).mean().backward()
+            optimizer.step()
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc)
+        if "closure" in text.lower():
+            return _CLOSURE
+        if "grad_fn" in text:
+            return ("it needs second-order gradients (a backward pass with create_graph=True, for Hessian "
+                    "estimates), which optbench's training loop does not take")
+        return f"its step() fails on a small model ({_first_line(exc)})"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _device_of(params: list[Any]) -> torch.device:

@@ -52,6 +52,10 @@ _IMPLEMENTATION_ARGS = frozenset({"params", "foreach", "fused", "capturable", "d
 
 IMPLS = ("auto", "forloop", "foreach", "fused")
 
+# Required constructor arguments that are objects (LOMO takes the model, Magma a base optimizer):
+# no inline value can stand for them.
+_OBJECT_ARGS = frozenset({"model", "optimizer", "base_optimizer", "module", "closure"})
+
 
 @dataclass(frozen=True)
 class OptimizerDef:
@@ -77,13 +81,18 @@ class OptimizerDef:
     # vectorized engine may train many runs in one pass (optbench.engine.vectorized). Declared,
     # never guessed: true for the built-ins and reference optimizers, plugins opt in.
     elementwise: bool = False
+    # Hybrid optimizers (Muon and its kin in pytorch_optimizer) take two parameter groups: their
+    # own update for matrices (``use_muon=True``: parameters of 2 or more dimensions) and AdamW,
+    # with the ``adamw_*`` hyperparameters, for the rest (biases, scalars). Recognised by ``adamw_lr``.
+    matrix_groups: bool = False
 
     @classmethod
     def from_class(cls, name: str, optimizer: type, source: str) -> OptimizerDef:
         """A definition whose defaults are the class signature's (scalars and tuples of them)."""
         doc = inspect.getdoc(optimizer) or ""
         summary = doc.strip().splitlines()[0] if doc.strip() else optimizer.__name__
-        return cls(name, optimizer, signature_defaults(optimizer), summary, source=source)
+        hybrid = "adamw_lr" in inspect.signature(optimizer.__init__).parameters
+        return cls(name, optimizer, signature_defaults(optimizer), summary, source=source, matrix_groups=hybrid)
 
     def load_class(self) -> type:
         """The optimizer class (imported on first use when ``cls`` is an import path)."""
@@ -325,6 +334,10 @@ def resolve_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
             )
         resolved[key] = _coerce(name, key, value, opt.reference_value(key))
     missing = [k for k in opt.required_keys() if k not in resolved]
+    objects = [k for k in missing if k in _OBJECT_ARGS]
+    if objects:
+        raise UserError(f"optimizer '{name}' cannot run in optbench: its constructor needs the {objects[0]} "
+                        "(an object, not a value optbench can pass); choose another optimizer")
     if missing:
         raise UserError(
             f"optimizer '{name}' has no default for {', '.join(missing)}; give it inline, e.g. {name}:{missing[0]}=VALUE "
@@ -386,18 +399,13 @@ def _check_ranges(opt: OptimizerDef, hparams: Mapping[str, Any]) -> None:
     # Only for the built-ins: some third-party optimizers define a beta of 1 (PNM's default).
     if opt.source in ("torch", "reference") and isinstance(betas, tuple) and not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
         raise UserError(f"betas of '{name}' must each be in [0, 1), got {'/'.join(map(str, betas))}")
-    import torch  # the probe: values only the class itself can judge (torch is loaded with it)
+    from optbench.optim.construct import probe  # torch: values only the class itself can judge
 
-    from optbench.optim.construct import build_optimizer
-
-    probe = torch.zeros(1, requires_grad=True)
-    try:
-        build_optimizer(name, [probe], hparams)
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a plugin class may raise anything on bad input
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"bad hyperparameters for '{name}': {message}") from None
+    if (problem := probe(name, hparams)) is None:
+        return
+    if probe(name, dict(opt.defaults)) is None:  # the defaults train: the user's values are at fault
+        raise UserError(f"bad hyperparameters for '{name}': {problem}")
+    raise UserError(f"optimizer '{name}' cannot run in optbench: {problem}")
 
 
 def format_hparams(hparams: Mapping[str, Any]) -> str:
