@@ -61,3 +61,25 @@ def test_list_at_80_columns_cuts_no_value(cli, monkeypatch, command):
     assert result.exit_code == 0
     assert "…" not in result.stdout
     assert "eps=1e-08" in result.stdout  # whole hyperparameter values, wrapped between them
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["check"], ["list"], ["baseline", "save"], ["baseline", "update"]])
+def test_help_shows_flags_without_a_value_type(cli, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "200")
+    result = cli(*command, "--help")
+    assert result.exit_code == 0
+    assert "<bool>" not in result.stdout and "--help" in result.stdout
+
+
+def test_a_value_after_a_flag_says_the_flag_takes_none(cli):
+    result = cli("--debug", "true")
+    assert result.exit_code == 2
+    assert "--debug is a flag and takes no value" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_select_overrides_a_suite_files_select(cli, tmp_path):
+    config = tmp_path / "suite.toml"
+    config.write_text('select = true\noptimizers = ["sgd"]\nepochs = 1\n')
+    records = cli.run_json("--config", str(config), "--no-select")
+    assert [r.get("stage") for r in records] == [None]  # one plain run, no sweep or final stage

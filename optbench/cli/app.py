@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import signal
 import os
 import sys
@@ -27,6 +28,19 @@ from optbench import __version__
 from optbench.errors import StoreFailed, UserError
 from optbench.limits import MAX_CONFIRM_ROUNDS
 
+# Typer 0.29's rich help prints a flag's type (``--debug <bool>``) as if it took a value; a flag
+# takes none (``--debug true`` is a command named "true"), so its help shows no type.
+_display_type_rich = typer.core.TyperOption.display_type_rich
+
+
+def _flag_shows_no_type(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    return None if self.is_flag or self.count else _display_type_rich(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign]
+_BOOL_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
+
+
 class OneLineErrors(TyperGroup):
     """Usage errors (bad flag, bad value) as one line on stderr with exit code 2, like UserError."""
 
@@ -36,7 +50,12 @@ class OneLineErrors(TyperGroup):
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            Console(stderr=True).print(f"[bold red]error:[/] {exc.format_message()}{hint}", highlight=False, soft_wrap=True)
+            given = kwargs.get("args") or (args[0] if args else None) or sys.argv[1:]
+            for flag, word in zip(given, given[1:]):
+                if flag.startswith("--") and word.lower() in _BOOL_WORDS and re.search(rf"['(]{re.escape(word)}[')]", exc.format_message()):
+                    hint = f"; {flag} is a flag and takes no value: write {flag} alone, or leave it out{hint}"
+                    break
+            Console(stderr=True).print(f"[bold red]error:[/] {exc.format_message().rstrip('.')}{hint}", highlight=False, soft_wrap=True)
             code = exc.exit_code
         except Abort:
             code = 1
@@ -156,7 +175,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the records of these runs as a JSON array on stdout, nothing else.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run specs that already have a finished record (default: skip them, so a re-run resumes).")] = False,
-    select: Annotated[bool, typer.Option("--select", help="Tune: run every sweep candidate on a validation split, re-run the best per optimizer (and its defaults) on test with --seeds.")] = False,
+    select: Annotated[bool | None, typer.Option("--select/--no-select", help="Tune: run every sweep candidate on a validation split, re-run the best per optimizer (and its defaults) on test with --seeds. --no-select overrides a suite file's select = true.", show_default="off")] = None,
     split: Annotated[str | None, typer.Option(help="Evaluate on test, or on validation (a part of the training data; test is never touched).", show_default="test")] = None,
     schedule: Annotated[str | None, typer.Option(metavar="NAME[:key=value,...]", help="Learning-rate schedule per epoch: none, step[:step_size=N,gamma=G], cosine, plateau[:patience=N,factor=F].", show_default="none")] = None,
     warmup: Annotated[int | None, typer.Option(min=0, help="Linear warm-up epochs before the schedule.", show_default="0")] = None,
@@ -186,7 +205,7 @@ def run(
     overrides = {
         "tasks": split_list(task), "optimizers": split_list(opt, split_optimizers=True), "dataset": dataset,
         "epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds, "device": device,
-        "impl": impl, "select": select or None, "split": split, "schedule": schedule, "warmup_epochs": warmup,
+        "impl": impl, "select": select, "split": split, "schedule": schedule, "warmup_epochs": warmup,
         "clip_norm": clip_norm, "clip_value": clip_value, "early_stop_delta": early_stop,
         "time_budget_s": time_budget, "target": target, "name": name, "executor": executor, "address": address,
         "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run, "engine": engine,
@@ -355,9 +374,9 @@ def check(
     results_dir: Annotated[Path, typer.Option(help="Current results: every record under runs/.")] = Path("results"),
     tol: Annotated[list[str] | None, typer.Option("--tol", metavar="RULE", help="Tolerance METRIC\\[@TASK/OPTIMIZER]=VALUE, VALUE like 10%, 1.2x, abs=0.01, off or warn:5%,fail:10% (repeatable).")] = None,
     config: Annotated[Path | None, typer.Option(help="Suite file (TOML) whose \\[check] table gives tol rules, strict, exact and confirm.", dir_okay=False)] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="A baseline cell missing from the results fails (else it warns).")] = False,
+    strict: Annotated[bool | None, typer.Option("--strict/--no-strict", help="A baseline cell missing from the results fails (else it warns). --no-strict overrides the suite file's strict = true.", show_default="off")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List the passing rows too (by default the table shows what did not pass).")] = False,
-    exact: Annotated[bool, typer.Option("--exact", help="Quality must reproduce the baseline exactly on the same torch build, threads and CPU; a difference fails as a stale baseline.")] = False,
+    exact: Annotated[bool | None, typer.Option("--exact/--no-exact", help="Quality must reproduce the baseline exactly on the same torch build, threads and CPU; a difference fails as a stale baseline. --no-exact overrides the suite file's exact = true.", show_default="off")] = None,
     confirm: Annotated[int | None, typer.Option(min=0, max=MAX_CONFIRM_ROUNDS, metavar="N", help="Re-measure a suspected runtime regression N more rounds before failing (default 3; 0: never).")] = None,
     data_dir: Annotated[Path, typer.Option(help="Datasets for re-measuring (as optbench run --data-dir).")] = Path("data"),
     fmt: Annotated[Literal["table", "markdown"], typer.Option("--format", "-f", help="table: rich table; markdown: GitHub-flavoured markdown on stdout.")] = "table",
@@ -392,8 +411,9 @@ def check(
                   + ", ".join(c.name for c in cells), markup=False, highlight=False, soft_wrap=True)
         return remeasure(cells, rounds, data_dir)
 
-    comparison = check_results(baseline, results_dir, tolerances, strict or bool(settings and settings.strict),
-                               exact or bool(settings and settings.exact), confirm, remeasure_cells)
+    strict = strict if strict is not None else bool(settings and settings.strict)
+    exact = exact if exact is not None else bool(settings and settings.exact)
+    comparison = check_results(baseline, results_dir, tolerances, strict, exact, confirm, remeasure_cells)
     _warn_skipped(comparison.problems)
 
     text = markdown(comparison)
