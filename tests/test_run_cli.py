@@ -138,3 +138,11 @@ def test_a_diverging_run_is_recorded_and_the_suite_goes_on(cli):
     assert diverged["status"] == "diverged" and diverged["metrics"]["final_train_loss"] is None
     assert ok["status"] == "ok" and ok["spec"]["optimizer"] == "momentum"
     assert "diverged" in result.stdout
+
+
+def test_json_quiet_when_everything_was_already_done_prints_valid_json_and_says_why(cli):
+    cli.run_json("--quiet", "--opt", "sgd", "--epochs", "1")
+    result = cli.run("--json", "--quiet", "--opt", "sgd", "--epochs", "1")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == []  # still a JSON array: `| jq '.[]'` works
+    assert "skipped 1 run(s) already finished" in result.stderr and "--force re-runs them" in result.stderr

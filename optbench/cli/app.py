@@ -258,6 +258,10 @@ def run(
                           f"{(r.error or '').splitlines()[0]}", highlight=False, soft_wrap=True)
         skipped = f"; skipped {outcome.skipped} already finished (--force re-runs them)" if outcome.skipped else ""
         out.print(f"{len(results)} run(s) recorded in {results_dir / RUNS}{skipped}", highlight=False, soft_wrap=True)
+    elif outcome.skipped:  # --json --quiet: stdout holds the JSON only; say why it may be short or empty
+        err.print(f"skipped {outcome.skipped} run(s) already finished in {results_dir / RUNS} (not in the JSON, which holds "
+                  f"the {len(results)} run(s) made now); --force re-runs them, optbench report reads them",
+                  highlight=False, soft_wrap=True)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
