@@ -10,14 +10,16 @@ the defaults: lower is better, 4 significant digits, not checked.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One measured quantity. ``fmt`` is a format spec (``.3g``, ``.1%``); ``tolerance`` is the
-    default check rule in ``--tol`` syntax (``warn:5%,fail:10%``), None when check skips it;
-    ``runtime`` marks time measures (noisy: judged by the runtime method, optbench.check);
+    """One measured quantity. ``fmt`` says how ``format`` shows it: a percent spec for fractions
+    (``.1%``; ``+.1%`` signed), ``d`` for counts, else a number (``.4g``: the one rule below);
+    ``tolerance`` is the default check rule in ``--tol`` syntax (``warn:5%,fail:10%``), None when
+    check skips it; ``runtime`` marks time measures (noisy: judged by the runtime method, optbench.check);
     ``reference_of`` marks a reference value (a fact about the task's data, not about the run) and
     names the metric it is a reference for: the report draws it as a line on that metric's axis."""
 
@@ -30,8 +32,22 @@ class Metric:
     runtime: bool = False
     reference_of: str | None = None
 
-    def format(self, value: float | None) -> str:
-        return "-" if value is None else format(value, self.fmt)
+    def format(self, value: float | None, spread: bool = False) -> str:
+        """Display text of one value, the same in every table optbench prints (run, report, check):
+        4 significant digits, whole numbers with thousands separators from 1,000 (``1,469``, never
+        ``1469`` or ``1.469e+03``), fractions as percent, ``-`` for none. ``spread``: a standard
+        deviation or interval width beside a mean (2 significant digits, unsigned)."""
+        if value is None or not math.isfinite(value):
+            return "-"
+        if self.fmt.endswith("%"):
+            if self.fmt.startswith("+") and not spread:
+                return signed_percent(value, int(self.fmt[2:-1] or 1))
+            return format(value, self.fmt.lstrip("+"))
+        if self.fmt == "d":
+            return f"{round(value):,d}"
+        if abs(value) >= (100 if spread else 1000):
+            return f"{value:,.0f}"
+        return f"{value:.2g}" if spread else f"{value:.4g}"
 
 
 _QUALITY = "warn:5%,fail:10%"
@@ -39,34 +55,34 @@ _QUALITY = "warn:5%,fail:10%"
 # The held-out metrics a task can report, without the split prefix.
 TASK_METRICS: tuple[Metric, ...] = (
     Metric("loss", "loss", "loss", tolerance=_QUALITY),
-    Metric("rmse", "RMSE", "target units", fmt=",.4g", tolerance=_QUALITY),
+    Metric("rmse", "RMSE", "target units", tolerance=_QUALITY),
     # Accuracy in absolute points: 0.02 is two points, 20 test images in 1,000.
-    Metric("accuracy", "accuracy", "fraction", higher_is_better=True, fmt=".1%", tolerance="warn:abs=0.01,fail:abs=0.02"),
+    Metric("accuracy", "accuracy", "fraction", higher_is_better=True, fmt=".2%", tolerance="warn:abs=0.01,fail:abs=0.02"),
 )
 SPLIT_TITLES = {"test": "test", "val": "validation"}
 
 _RUN_METRICS: tuple[Metric, ...] = (
     # Whole-run time follows the machine's load (0.8x-4.3x between runs of unchanged code on a busy
     # 2-core machine): it only warns, and only at 2x. Set a fail level on a dedicated machine.
-    Metric("train_seconds", "runtime", "s", fmt=".3g", tolerance="warn:2x,fail:off", runtime=True),
+    Metric("train_seconds", "runtime", "s", tolerance="warn:2x,fail:off", runtime=True),
     # The optimizer step against the in-run reference step varies by 1-4% between runs, on a busy
     # machine too (benchmarks/bench_check.py); 1.25x fails, with a confirming re-measurement first.
-    Metric("step_cost", "step cost", "reference steps", fmt=".3g", tolerance="warn:1.1x,fail:1.25x", runtime=True),
-    Metric("steps_per_s", "steps/s", "steps/s", higher_is_better=True, fmt=",.0f"),
-    Metric("samples_per_s", "samples/s", "samples/s", higher_is_better=True, fmt=",.0f"),
-    Metric("optimizer_seconds", "optimizer time", "s", fmt=".3g"),
+    Metric("step_cost", "step cost", "reference steps", tolerance="warn:1.1x,fail:1.25x", runtime=True),
+    Metric("steps_per_s", "steps/s", "steps/s", higher_is_better=True),
+    Metric("samples_per_s", "samples/s", "samples/s", higher_is_better=True),
+    Metric("optimizer_seconds", "optimizer time", "s"),
     Metric("optimizer_share", "optimizer share", "fraction of train_seconds", fmt=".1%"),
     # The in-run reference steps timed beside the optimizer steps (optbench.engine.steptime), not in train_seconds.
-    Metric("control_seconds", "reference-step time", "s", fmt=".3g"),
+    Metric("control_seconds", "reference-step time", "s"),
     Metric("final_train_loss", "final train loss", "loss", tolerance=_QUALITY),
     Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum", fmt="+.1%"),
     # Reference values a task stores with its test metrics (TaskData.reference), drawn as lines by the report.
     Metric("optimum_rmse", "least-squares optimum", "target units", reference_of="test_rmse"),
     Metric("noise_floor_rmse", "noise floor (noise σ)", "target units", reference_of="test_rmse"),
     Metric("chance_accuracy", "chance", "fraction", higher_is_better=True, fmt=".1%", reference_of="test_accuracy"),
-    Metric("time_to_target_s", "time to target", "s", fmt=".3g"),
+    Metric("time_to_target_s", "time to target", "s"),
     Metric("epochs_to_target", "epochs to target", "epochs", fmt="d"),
-    Metric("peak_memory_mb", "peak memory", "MiB", fmt=",.0f"),
+    Metric("peak_memory_mb", "peak memory", "MiB"),
 )
 
 

@@ -67,12 +67,17 @@ def test_mlp_on_real_diamonds_uses_every_column(diamonds_dir):
     assert abs(float(data.x_train.mean())) < 0.1  # standardised on the training split
 
 
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # the request log would land in the CLI's stderr
+        pass
+
+
 @pytest.fixture
 def file_server(tmp_path):
     """A real HTTP server on loopback serving ``tmp_path/served``."""
     served = tmp_path / "served"
     served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler = functools.partial(QuietFiles, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield served, f"http://127.0.0.1:{server.server_address[1]}"
@@ -294,3 +299,14 @@ def test_cifar10_archive_is_downloaded_checked_and_only_its_batches_extracted(tm
     with pytest.raises(UserError, match=r"failed \(the file has MD5 [0-9a-f]+, expected [0-9a-f]+\); nothing was saved"):
         cifar10.ensure_cifar10(other)
     assert not other.exists()
+
+
+def test_cifar10_download_answered_404_leaves_no_data_folder(cli, file_server, monkeypatch):
+    _, base = file_server  # serves an empty folder: every path answers 404
+    monkeypatch.setenv("OPTBENCH_CIFAR10_URL", f"{base}/cifar-10-python.tar.gz")
+    result = cli.run("--task", "cifar10", "--opt", "sgd", "--epochs", "1")
+    assert_one_line_and_nothing_written(cli, result, "failed (HTTP 404 File not found); nothing was saved")
+    assert not cli.data_dir.exists()  # the folder the download would have created is gone
+    cli.data_dir.mkdir()  # a data folder the user made stays, empty as it was
+    result = cli.run("--task", "cifar10", "--opt", "sgd", "--epochs", "1")
+    assert result.exit_code == 2 and cli.data_dir.is_dir() and not list(cli.data_dir.iterdir())

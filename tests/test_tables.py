@@ -8,6 +8,7 @@ import re
 import pytest
 
 from optbench.cli.fit import Column, fitted_tables
+from optbench.metrics import metric
 from rich.console import Console
 
 
@@ -30,8 +31,8 @@ def test_run_table_at_80_columns_keeps_every_number_and_status_whole(cli, monkey
     for record in cli.stored():
         m = record["metrics"]
         if m.get("test_rmse") is not None:
-            assert f"{m['test_rmse']:,.5g}" in out
-            assert f"{m['train_seconds']:.3f}" in out
+            assert metric("test_rmse").format(m["test_rmse"]) in out
+            assert metric("train_seconds").format(m["train_seconds"]) in out
 
 
 def test_tables_too_wide_for_the_terminal_split_and_repeat_the_labels():
@@ -83,3 +84,16 @@ def test_no_select_overrides_a_suite_files_select(cli, tmp_path):
     config.write_text('select = true\noptimizers = ["sgd"]\nepochs = 1\n')
     records = cli.run_json("--config", str(config), "--no-select")
     assert [r.get("stage") for r in records] == [None]  # one plain run, no sweep or final stage
+
+
+def test_check_report_and_run_format_a_number_alike():
+    from optbench.check.output import format_value
+    from optbench.report.aggregate import METRIC_BY_COLUMN
+    from optbench.report.build import format_number
+
+    for name, value, text in [("test_rmse", 1468.8, "1,469"), ("final_train_loss", 1468.8, "1,469"),
+                              ("test_loss", 12345.6, "12,346"), ("test_rmse", 3.14159, "3.142"),
+                              ("test_accuracy", 0.93412, "93.41%"), ("rmse_gap", -0.00001, "+0.0%")]:
+        assert format_number(value, METRIC_BY_COLUMN[name]) == text, name
+        assert format_value(name, value) == text, name
+    assert format_value("train_seconds", 1468.8) == "1,469 s"

@@ -15,7 +15,7 @@ from optbench.execution.driver import CampaignEvents
 
 from optbench.protocol import selection
 from optbench.spec import RunResult, RunSpec
-from optbench.metrics import signed_percent
+from optbench.metrics import metric
 
 STATUS_STYLE = {"ok": "green", "converged": "green", "budget": "cyan", "diverged": "yellow", "failed": "red"}
 
@@ -91,8 +91,9 @@ class LiveProgress(QuietProgress):
     def run_skipped(self, spec_hash: str) -> None:
         self._finish(spec_hash)
 
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
+def _fmt(metrics: dict[str, Any], name: str) -> str:
+    """A run's metric as every optbench table shows it (``optbench.metrics``: ``1,469``, ``93.41%``)."""
+    return metric(name).format(metrics.get(name))
 
 
 def results_table(results: list[RunResult], width: int | None = None) -> list[Table]:
@@ -116,20 +117,19 @@ def results_table(results: list[RunResult], width: int | None = None) -> list[Ta
         m = r.metrics
         row = [escape(r.spec.task), escape(r.spec.dataset), escape(r.spec.label()), str(r.spec.seed),
                *([escape(r.stage or "-")] if staged else []),
-               _num(m.get("train_seconds"), ".3f"), _num(m.get("final_train_loss"), ".4g")]
+               _fmt(m, "train_seconds"), _fmt(m, "final_train_loss")]
         if has["test_rmse"]:
-            rmse = _num(m.get("test_rmse"), ",.5g")
-            row.append(rmse + (f" ({signed_percent(m['rmse_gap'])})" if m.get("rmse_gap") is not None else ""))
+            row.append(_fmt(m, "test_rmse") + (f" ({_fmt(m, 'rmse_gap')})" if m.get("rmse_gap") is not None else ""))
         if has["test_accuracy"]:
-            row.append(_num(m.get("test_accuracy"), ".2%"))
+            row.append(_fmt(m, "test_accuracy"))
         if has["val_rmse"]:
-            row.append(_num(m.get("val_rmse"), ",.5g"))
+            row.append(_fmt(m, "val_rmse"))
         if has["val_accuracy"]:
-            row.append(_num(m.get("val_accuracy"), ".2%"))
+            row.append(_fmt(m, "val_accuracy"))
         if has["time_to_target_s"]:
             reached = m.get("time_to_target_s")
             row.append("-" if "time_to_target_s" not in m else "never" if reached is None
-                       else f"{reached:.3f} ({m.get('epochs_to_target')})")
+                       else f"{_fmt(m, 'time_to_target_s')} ({m.get('epochs_to_target')})")
         row.append(f"[{STATUS_STYLE.get(r.status, 'white')}]{escape(r.status)}[/]")
         rows.append(row)
     return fitted_tables("optbench results", columns, rows, width)
@@ -147,7 +147,7 @@ def selection_table(choices: list[selection.Choice], width: int | None = None) -
             chosen, value = "[red]none finished[/]", "-"
         else:
             chosen = escape(c.best.spec.label())
-            value = f"{c.metric.removeprefix('val_')} " + (f"{c.best.value:.2%}" if c.higher_is_better else f"{c.best.value:,.5g}")
+            value = f"{c.metric.removeprefix('val_')} {metric(c.metric).format(c.best.value)}"
         rows.append([escape(c.task), escape(c.dataset), escape(c.optimizer), escape(", ".join(c.swept()) or "-"),
                      finished, chosen, value])
     return fitted_tables("selection: best candidate on the validation split, re-run on test", columns, rows, width)

@@ -27,7 +27,7 @@ from optbench.report import profile as perf_profile
 from optbench.report.aggregate import (METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric,
                                       reference_values, seed_values)
 from optbench.errors import UserError, did_you_mean
-from optbench.metrics import signed_percent
+from optbench.metrics import metric as registry_metric
 from optbench.files import probe_writable, write_atomic
 from optbench.optim.registry import format_hparams, match_hparams, parse_optimizer_arg, resolve_hparams
 from optbench.store.frame import CELL_COLUMNS, records_frame
@@ -350,16 +350,8 @@ def _header(metric: Metric) -> str:
 
 
 def format_number(value: float, metric: Metric, spread: bool = False) -> str:
-    """Display text for one value of ``metric``: percent for fractions, 4 significant digits otherwise."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    if metric.column in ("test_accuracy", "val_accuracy"):
-        return f"{value:.2%}"
-    if metric.column == "rmse_gap":
-        return f"{value:.1%}" if spread else signed_percent(value)
-    if abs(value) >= (100 if spread else 1000):
-        return f"{value:,.0f}"
-    return f"{value:.2g}" if spread else f"{value:.4g}"
+    """Display text for one value of ``metric``: the rule every table shares (``optbench.metrics.Metric.format``)."""
+    return registry_metric(metric.column).format(value, spread)
 
 
 def format_stat(cell: pd.Series, metric: Metric) -> str:
