@@ -1,4 +1,4 @@
-"""Commands that only read (report, list, --help) start without torch: records are JSON, and
+"""Commands that only read (report, check, list, --help) start without torch: records are JSON, and
 importing torch costs seconds and hundreds of MB. Real processes, as a user runs them."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from optbench.check.baseline import save_baseline
 from optbench.optim.registry import REFERENCE, REGISTRY, default_hparams
 from optbench.spec import CurvePoint, RunResult, RunSpec
 from optbench.protocol.training import TrainingOptions
@@ -75,6 +76,15 @@ def test_report_never_imports_torch(results: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sgd(lr=0.1)" in proc.stdout and "adam" not in proc.stdout  # the filter matched by hyperparameters
     assert "torch" not in imported and "matplotlib" not in imported
+
+
+def test_check_never_imports_torch(results: Path, tmp_path: Path) -> None:
+    save_baseline(results, tmp_path / "baseline.json")
+    proc, imported = optbench_imports("check", "--baseline", str(tmp_path / "baseline.json"), "--results-dir", str(results),
+                                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "PASS" in proc.stdout
+    assert "torch" not in imported
 
 
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["report", "--help"]])
