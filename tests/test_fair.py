@@ -153,6 +153,42 @@ def test_report_shows_default_vs_tuned_sensitivity_time_to_target_and_profile(se
     assert other.exit_code == 0 and "time to target loss=0.05" in other.stdout
 
 
+def test_json_and_csv_exports_carry_every_table_the_terminal_shows(selected):
+    from optbench.report.build import EXPORT_TABLES, TABLE_KINDS, build_report
+
+    cli, _ = selected
+    shown = build_report([cli.results_dir], draw_charts=False).tables
+    assert {t.kind for t in shown} == {"cells", "validation", "default_vs_tuned", "time_to_target", "profile"}
+    result = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--format", "json")
+    assert result.exit_code == 0, result.output
+    tables = json.loads(result.stdout)["tables"]
+    assert set(tables) == set(EXPORT_TABLES)
+    for t in shown:  # each terminal table's rows are in the export, under its key
+        rows = [r for r in tables[TABLE_KINDS[t.kind]] if r["experiment"] == t.experiment]
+        if t.kind in ("cells", "validation"):
+            split = "test" if t.kind == "cells" else "validation"
+            exported = [r["label"] for r in rows if r["task"] == t.task and r["split"] == split]
+        elif t.kind == "profile":
+            exported = list(dict.fromkeys(r["optimizer"] for r in rows))
+        else:
+            exported = [r["name"] for r in rows if r["task"] == t.task]
+        assert sorted(exported) == sorted(row[0] for row in t.rows), t.title
+    ttt = {r["name"]: r for r in tables["time_to_target"]}
+    assert all(r["target"] == "loss=0.3" and r["runs"] == 2 for r in ttt.values())
+    sgd = next(r for r in tables["default_vs_tuned"] if r["optimizer"] == "sgd")
+    assert (sgd["chosen"], sgd["tuned_n"], sgd["default_n"], sgd["candidates"]) == ("sgd(lr=0.1)", 2, 2, 2)
+    # The sensitivity chart's numbers: per sweep and value the best validation metric, one chosen.
+    assert sorted((r["optimizer"], r["value"], r["chosen"]) for r in tables["sensitivity"]) == [
+        ("momentum", 1e-4, False), ("momentum", 1e-3, False), ("momentum", 1e-2, True),
+        ("sgd", 1e-4, False), ("sgd", 1e-1, True)]
+
+    csv = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--format", "csv").stdout
+    assert [line for line in csv.splitlines() if line.startswith("# table: ")] == [f"# table: {n}" for n in EXPORT_TABLES]
+    one = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--format", "csv", "--table", "profile")
+    assert one.stdout.splitlines()[0] == "experiment,optimizer,score,problem,label,seconds,ratio"
+    assert len(one.stdout.splitlines()) == 1 + len(tables["profile"])
+
+
 # --- the validation split ------------------------------------------------------------------------
 
 def test_validation_rows_come_from_training_are_disjoint_from_test_and_fixed_by_the_seed():

@@ -192,7 +192,7 @@ def test_markdown_has_one_table_per_task_with_best_in_bold_and_problems_flagged(
 
 
 def test_csv_and_json_have_one_row_per_cell_with_the_aggregates(results: Path, tmp_path: Path) -> None:
-    report = build_report([results], out_dir=tmp_path, fmt="csv", draw_charts=False)
+    report = build_report([results], out_dir=tmp_path, fmt="csv", draw_charts=False, table="cells")
     assert report.export == tmp_path / "report.csv"
     frame = pd.read_csv(report.export)
     assert len(frame) == 5
@@ -206,7 +206,7 @@ def test_csv_and_json_have_one_row_per_cell_with_the_aggregates(results: Path, t
     assert sgd["hparams"] == "lr=0.01"
 
     report = build_report([results], out_dir=tmp_path, fmt="json", draw_charts=False)
-    rows = json.loads(report.export.read_text())
+    rows = json.loads(report.export.read_text())["tables"]["cells"]
     adam = next(r for r in rows if r["task"] == "regression" and r["label"] == "adam")
     assert adam["n"] == 1 and adam["test_rmse_mean"] == 20.0 and adam["test_rmse_std"] is None
     assert {r["label"] for r in rows} == {"sgd", "adam", "sgd(lr=5)"}
@@ -317,7 +317,7 @@ def test_markdown_goes_to_stdout_and_the_paths_to_stderr(cli, results: Path, tmp
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_csv_and_json_pipe_to_stdout_without_out(cli, results: Path, fmt: str) -> None:
     """`optbench report --format csv > out.csv` leaves the data in the file; messages go to stderr."""
-    result = cli("report", "--results-dir", str(results), "--format", fmt)
+    result = cli("report", "--results-dir", str(results), "--format", fmt, "--table", "cells")
     assert result.exit_code == 0, result.output
     text = result.stdout
     rows = pd.read_csv(io.StringIO(text)) if fmt == "csv" else pd.DataFrame(json.loads(text))
@@ -354,7 +354,7 @@ def test_filters_keep_matching_runs_only(cli, results: Path, tmp_path: Path) -> 
         result = cli("report", "--results-dir", str(results), "--format", "json", "--no-charts", "--out",
                      str(tmp_path), *args)
         assert result.exit_code == 0, result.output
-        return [(r["task"], r["label"]) for r in json.loads((tmp_path / "report.json").read_text())]
+        return [(r["task"], r["label"]) for r in json.loads((tmp_path / "report.json").read_text())["tables"]["cells"]]
 
     assert labels("--opt", "adam") == [("cifar10", "adam"), ("regression", "adam")]
     assert labels("--opt", "sgd:lr=5") == [("regression", "sgd(lr=5)")]
@@ -379,7 +379,8 @@ def test_corrupt_and_foreign_files_are_named_and_skipped_and_left_alone(cli, res
         {"schema_version": 1, "spec": {"task": "x"}, "status": "ok", "metrics": {}, "curve": [], "environment": {}}))
     before = snapshot(copy_dir)
 
-    result = cli("report", "--results-dir", str(copy_dir), "--format", "csv", "--no-charts", "--out", str(tmp_path / "out"))
+    result = cli("report", "--results-dir", str(copy_dir), "--format", "csv", "--table", "cells", "--no-charts",
+                 "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     for name in ("truncated.json", "foreign.json", "array.json", "bad-spec.json"):
         assert re.search(rf"warning: skipped \S*{re.escape(name)}: ", result.stderr), result.stderr
@@ -421,7 +422,7 @@ def test_opt_filter_matches_plugin_names_by_their_import_path(tmp_path, monkeypa
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     result = runner.invoke(app, ["report", "--results-dir", str(tmp_path / "results"), "--opt", "my_opt.py:Plain",
-                                 "--no-charts", "--format", "csv", "--out", str(elsewhere)])
+                                 "--no-charts", "--format", "csv", "--table", "cells", "--out", str(elsewhere)])
     assert result.exit_code == 0, result.output
     rows = (elsewhere / "report.csv").read_text().splitlines()
     assert len(rows) == 2 and "my_opt.py:Plain" in rows[1]

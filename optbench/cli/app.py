@@ -291,18 +291,27 @@ def report(
     fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", help="table: print to the terminal; markdown, csv, json: print on stdout (with --out: write report.<ext> there instead); html: write report.html.")] = "table",
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG).")] = True,
     wide: Annotated[bool, typer.Option("--wide", help="One table per task however wide (default: split the columns over several tables where the terminal is too narrow for every number whole).")] = False,
-    target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Time-to-target goal for every task it fits (loss=0.5, rmse=1600, accuracy=0.6), recomputed from the curves.", show_default="the target stored with the runs")] = None,
+    target: Annotated[list[str] | None, typer.Option(metavar="[TASK[/DATASET]:]METRIC=VALUE", help="Time-to-target goal, recomputed from the curves (repeatable): regression:rmse=1600 for that task; loss=0.5 without a task for the runs that asked for a target and the --task tasks.", show_default="the target stored with the runs")] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="Only these experiment(s) (optbench run --name; see optbench list-runs). Repeatable or comma-separated.")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Only the newest experiment.")] = False,
+    table: Annotated[str | None, typer.Option("--table", metavar="NAME", help="With csv or json: only this table (cells, default_vs_tuned, sensitivity, time_to_target, profile), as plain CSV or a JSON list.", show_default="every table")] = None,
 ) -> None:
-    """Aggregate stored runs over seeds into tables (mean ± std, 95% CI) and log-scale charts.
+    """Aggregate stored runs over seeds into tables (mean ± std, 95% CI) and charts.
 
-    Reads every record under <results-dir>/runs/ and never changes it; writes only into --out.
+    Each experiment is reported on its own, and cells are compared only with cells of the same
+    epochs, batch size and training options. Reads every record under <results-dir>/runs/ and
+    never changes it; writes only into --out.
     """
     from optbench.report.build import Filters, build_report
     from optbench.cli.report_tables import report_tables
 
     filters = Filters(tasks=split_list(task), optimizers=split_list(opt, split_optimizers=True),
-                      datasets=split_list(dataset), devices=split_list(device))
-    result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts, target=target)
+                      datasets=split_list(dataset), devices=split_list(device), experiments=split_list(name),
+                      latest=latest)
+    if table is not None and fmt not in ("csv", "json"):
+        raise UserError(f"--table picks one table of a csv or json export; add --format csv or --format json")
+    result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts, target=target,
+                          table=table)
 
     err = Console(stderr=True)
     for problem in result.problems:
@@ -320,6 +329,29 @@ def report(
         notes.print(f"wrote {result.export}", markup=False, highlight=False, soft_wrap=True)
     if result.charts:
         notes.print(f"wrote {len(result.charts) // 2} chart(s), PNG and SVG, to {result.out_dir}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("list-runs")
+@user_errors
+def list_runs(
+    results_dir: Annotated[list[Path] | None, typer.Option("--results-dir", "--results", help="Results directory to read (repeatable).", show_default="results")] = None,
+    fmt: Annotated[Literal["table", "json"], typer.Option("--format", "-f", help="table: print to the terminal; json: one object per experiment on stdout.")] = "table",
+) -> None:
+    """What a results folder holds: per experiment its name, when it ran, its records by status,
+    tasks, optimizers and --select stages (the names optbench report --name takes)."""
+    from optbench.cli.report_tables import experiments_table
+    from optbench.report.build import experiment_summaries
+
+    dirs = results_dir or [Path("results")]
+    summaries, problems = experiment_summaries(dirs)
+    _warn_skipped(problems)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([s.to_dict() for s in summaries], indent=2) + "\n")
+        return
+    console = _stdout_console()
+    console.print(experiments_table(summaries, console.width, dirs))
+    console.print("optbench report --name NAME reports one of them; --latest the newest", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 baseline_app = typer.Typer(

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from optbench.report.build import GroupTable
+from optbench.report.experiments import Summary
 
 # Rich's default box: one border at the left, then per column one space each side and one border.
 _BORDER, _PER_COLUMN = 1, 3
@@ -84,3 +85,23 @@ def report_tables(table: GroupTable, width: int | None = None) -> list[Table]:
 def report_table(table: GroupTable) -> Table:
     """The whole table in one (``--wide``)."""
     return report_tables(table)[0]
+
+
+def experiments_table(summaries: list[Summary], width: int | None, results_dirs: list) -> Table:
+    """``optbench list-runs``: one row per experiment, oldest first; tasks and stages one per line,
+    the rest wraps between words."""
+    where = ", ".join(str(d) for d in results_dirs)
+    table = Table(title=f"experiments in {where}", title_justify="left")
+    table.add_column("experiment", overflow="fold", ratio=3, min_width=10)
+    table.add_column("started (UTC)", no_wrap=True, min_width=10)
+    table.add_column("records", min_width=9)
+    table.add_column("tasks", overflow="fold", ratio=4)
+    table.add_column("optimizers", overflow="fold", ratio=3)
+    table.add_column("stages", overflow="fold", min_width=7)
+    for s in summaries:
+        date, _, time = s.started.partition("T")
+        counts = "\n".join(f"{n} {status}" for status, n in s.statuses.items())
+        table.add_row(escape(s.name), f"{date}\n{time[:5]}", f"{s.records}: {counts}" if len(s.statuses) == 1
+                      else f"{s.records}\n{counts}", escape("\n".join(s.tasks)),
+                      escape(", ".join(s.optimizers)), escape("\n".join(s.stages) or "-"))
+    return table

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from optbench.report import experiments as exps
 
 from optbench.report import fair
 from optbench.report import profile as perf_profile
@@ -50,20 +51,31 @@ class Filters:
 
     An optimizer value matches the optimizer name (``adam``: every adam cell), the exact label
     (``adam(lr=0.0003)``) or an inline spec resolved against the defaults (``adam:lr=3e-4``).
+    ``experiments`` keeps the named experiments, ``latest`` the newest one only.
     """
 
     tasks: list[str] | None = None
     optimizers: list[str] | None = None
     datasets: list[str] | None = None
     devices: list[str] | None = None
+    experiments: list[str] | None = None
+    latest: bool = False
+
+
+# What a display table shows, and the key of its rows in the JSON export (``--table`` names it).
+TABLE_KINDS = {"cells": "cells", "validation": "cells", "default_vs_tuned": "default_vs_tuned",
+               "time_to_target": "time_to_target", "profile": "profile"}
+EXPORT_TABLES = ("cells", "default_vs_tuned", "sensitivity", "time_to_target", "profile")
 
 
 @dataclass
 class GroupTable:
-    """One task x dataset as display text: the renderers (rich, markdown, HTML) only add markup.
+    """One comparable group (experiment x task x dataset x budget) as display text: the renderers
+    (rich, markdown, HTML) only add markup.
 
     ``best`` holds the (row, column) positions of each metric's best mean; ``warnings`` the rows
-    with diverged or failed runs.
+    with diverged or failed runs; ``kind`` which of TABLE_KINDS it is; ``charts`` the file-stem
+    prefix of its group's charts.
     """
 
     task: str
@@ -75,6 +87,23 @@ class GroupTable:
     rows: list[list[str]]
     best: set[tuple[int, int]] = field(default_factory=set)
     warnings: set[int] = field(default_factory=set)
+    experiment: str = ""
+    kind: str = "cells"
+    charts: str = ""
+
+
+@dataclass
+class Section:
+    """One experiment's part of a report: its runs, cells, sweeps, times to target and profile.
+    Nothing is compared across sections."""
+
+    experiment: str
+    runs: pd.DataFrame
+    cells: pd.DataFrame
+    curves: pd.DataFrame
+    choices: list[Choice] = field(default_factory=list)
+    time_to_target: pd.DataFrame = field(default_factory=pd.DataFrame)
+    profile: fair.Profile | None = None
 
 
 @dataclass
@@ -91,47 +120,65 @@ class Report:
     # The export's text (markdown, csv, json); the CLI prints it when no --out was given.
     text: str | None = None
     markdown: str | None = None
-    # Fair comparisons (optbench.report.fair): every sweep and its winner, the time-to-target goal per task,
-    # time to target per test cell, and the performance profile across tasks (None without targets).
-    choices: list[Choice] = field(default_factory=list)
-    targets: dict[str, Target] = field(default_factory=dict)
+    # One per experiment, in the order they started; ``cells``, ``curves`` and ``time_to_target``
+    # are theirs concatenated (with an ``experiment`` and a ``budget`` column).
+    sections: list[Section] = field(default_factory=list)
     time_to_target: pd.DataFrame = field(default_factory=pd.DataFrame)
-    profile: fair.Profile | None = None
+    experiments: list[exps.Summary] = field(default_factory=list)
+
+    @property
+    def several(self) -> bool:
+        """Whether the report holds more than one experiment (titles and chart folders then name them)."""
+        return len(self.sections) > 1
 
 
 def build_report(results_dirs: list[Path], filters: Filters | None = None, out_dir: Path | None = None,
-                 fmt: Format = "table", draw_charts: bool = True, target: str | None = None,
-                 export_file: bool | None = None) -> Report:
-    """Load, filter and aggregate; then write the charts (PNG and SVG) and the ``fmt`` export
-    into ``out_dir`` (default ``<first results dir>/report``).
+                 fmt: Format = "table", draw_charts: bool = True, target: str | list[str] | None = None,
+                 export_file: bool | None = None, table: str | None = None) -> Report:
+    """Load, select experiments, filter and aggregate; then write the charts (PNG and SVG) and the
+    ``fmt`` export into ``out_dir`` (default ``<first results dir>/report``).
+
+    Each experiment is a section of its own; within one, cells are compared only with cells of
+    the same budget (epochs, batch size, training options): one table, one set of charts, one
+    time-to-target table per task x dataset x budget x target.
 
     ``export_file``: write the markdown, csv or json export as ``report.<ext>`` (default: only when
     ``out_dir`` is given; otherwise its text is left in ``Report.text`` for stdout). html is
-    always a file.
+    always a file. ``table`` (csv, json): only that one of EXPORT_TABLES.
 
-    ``target`` (``loss=0.5``, ``rmse=1600``, ``accuracy=0.6``) is the time-to-target goal for every
-    task whose metric it fits; without it each task uses the target its newest records carry.
+    ``target``: time-to-target goals, each ``[TASK[/DATASET]:]METRIC=VALUE`` (``loss=0.5``,
+    ``regression/diamonds:rmse=1600``). One naming a task applies to that task's test cells; one
+    naming none replaces the goal of the cells whose runs asked for a target, and applies to the
+    tasks ``filters.tasks`` names. Without ``target`` each cell uses the target its runs carry;
+    a cell whose runs asked for none has no time to target and stays out of the profile.
 
-    Raises UserError when no run record is found, when the filters match no run, when ``target``
-    is malformed, or when the output directory cannot be written (or is a results directory's ``runs/``).
+    Raises UserError when no run record is found, when the filters or experiment names match no
+    run, when a target is malformed or applies to nothing, or when the output directory cannot
+    be written (or is a results directory's ``runs/``).
     """
-    if target is not None:
-        parse_target(target)  # a malformed target fails before anything is read
-    runs, problems = load_runs(results_dirs)
-    runs = filter_runs(runs, filters or Filters())
-    cells = cell_stats(runs)
-    cells["name"] = series_names(cells)
-    curves = curve_stats(runs).merge(cells[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="left")
-    report = Report(list(results_dirs), runs, cells, curves, problems, group_tables(cells, runs))
-    report.choices = fair.choices(runs)
-    report.targets = fair.report_targets(runs, target)
-    report.time_to_target = fair.time_to_target_cells(runs, cells, report.targets)
-    report.profile = fair.performance_profile(report.time_to_target, cells, report.choices)
-    tables = report.tables + fair_tables(report)
-    position = {}
-    for t in tables:
-        position.setdefault((t.task, t.dataset), len(position))
-    report.tables = sorted(tables, key=lambda t: position[(t.task, t.dataset)])  # stable: a task's tables together
+    filters = filters or Filters()
+    rules = fair.parse_report_targets(target)  # a malformed target fails before anything is read
+    if table is not None and table not in EXPORT_TABLES:
+        raise UserError(f"unknown table '{table}'{did_you_mean(table, EXPORT_TABLES)}; choose from: "
+                        f"{', '.join(EXPORT_TABLES)}")
+    runs, problems, summaries = load_runs(results_dirs, filters)
+    runs = filter_runs(runs, filters)
+    fair.check_target_rules(rules, runs, filters.tasks)
+    sections = [_section(name, group, rules, filters.tasks) for name, group in runs.groupby("experiment", sort=False)]
+    goals = {g for s in sections if not s.time_to_target.empty for g in s.time_to_target["target"]}
+    for rule in rules:
+        if rule.target.text() not in goals:
+            example = f"{runs['task'].iloc[0]}:{rule.target.text()}"
+            raise UserError(f"--target {rule.text} applies to no test run: no run asked for a target"
+                            + (" it fits" if rule.task is None else " there")
+                            + f"; name the task it is for, e.g. --target {example}, or pick its runs with --task")
+    report = Report(list(results_dirs), runs, _concat([s.cells for s in sections]),
+                    _concat([s.curves for s in sections]), problems, [], sections=sections)
+    report.time_to_target = _concat([s.time_to_target for s in sections])
+    kept = {s.experiment for s in sections}
+    report.experiments = [s for s in summaries if s.name in kept]
+    for s in sections:
+        report.tables += section_tables(report, s)
 
     if export_file is None:
         export_file = out_dir is not None or fmt == "html"
@@ -140,19 +187,59 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
     writes_files = draw_charts or (export_file and fmt != "table")
     if not writes_files:
         if fmt in EXPORT_FILE:
-            report.text = _export_text(report, cells, fmt, {})
+            report.text = _export_text(report, fmt, {}, table=table)
         return report
     report.out_dir = Path(out_dir) if out_dir is not None else Path(results_dirs[0]) / REPORT_DIR
     _check_out_dir(report.out_dir, results_dirs)
     try:
-        _write_outputs(report, cells, fmt, draw_charts, export_file)
+        _write_outputs(report, fmt, draw_charts, export_file, table)
     except OSError as exc:  # a full disk or a permission change while writing: one line, no partial file
         raise UserError(f"cannot write the report to {report.out_dir} ({exc.strerror or exc}); "
                         "free space or pass --out DIR that you can write") from None
     return report
 
 
-def _write_outputs(report: Report, cells: pd.DataFrame, fmt: Format, draw_charts: bool, export_file: bool) -> None:
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _section(experiment: str, runs: pd.DataFrame, rules: list[fair.TargetRule], named_tasks: list[str] | None) -> Section:
+    """One experiment's cells (named within their comparable group), curves, sweeps, times to target and profile."""
+    # A comparable group's cells together, budgets in order (fewest epochs first), best first within each.
+    cells = cell_stats(runs).sort_values(["task", "dataset", "epochs", "batch_size", "training"], kind="stable",
+                                         key=lambda c: c.str.replace(r"(^|,)split=\w+", "", regex=True)
+                                         if c.name == "training" else c, ignore_index=True)
+    cells["experiment"] = experiment
+    cells["budget"] = [budget_text(e, b, t) for e, b, t in zip(cells["epochs"], cells["batch_size"], cells["training"])]
+    cells["charts"] = chart_stems(cells)
+    cells["name"] = series_names(cells)
+    curves = curve_stats(runs).merge(cells[[*CELL_COLUMNS, "name", "experiment", "budget"]], on=CELL_COLUMNS, how="left")
+    section = Section(experiment, runs, cells, curves, fair.choices(runs))
+    targets = fair.cell_targets(runs, cells, rules, named_tasks)
+    section.time_to_target = fair.time_to_target_cells(runs, cells, targets)
+    section.profile = fair.performance_profile(section.time_to_target, cells, section.choices)
+    return section
+
+
+def section_tables(report: Report, section: Section) -> list[GroupTable]:
+    """The section's display tables, a comparable group's tables together (cells, validation,
+    default vs tuned, time to target), the profile last."""
+    tables = group_tables(section.cells, section.runs) + fair_tables(section)
+    position: dict[tuple[str, str, str], int] = {}
+    for t in tables:
+        position.setdefault((t.task, t.dataset, t.charts), len(position))
+    tables = sorted(tables, key=lambda t: position[(t.task, t.dataset, t.charts)])  # stable
+    prefix = chart_folder(report, section.experiment)
+    for t in tables:
+        t.experiment = section.experiment
+        t.charts = prefix + t.charts
+        if report.several:
+            t.title = f"experiment {section.experiment}: {t.title}"
+    return tables
+
+
+def _write_outputs(report: Report, fmt: Format, draw_charts: bool, export_file: bool, table: str | None) -> None:
     images: dict[str, bytes] = {}
     if draw_charts:
         from optbench.report import charts  # matplotlib: only when a chart is drawn
@@ -161,27 +248,48 @@ def _write_outputs(report: Report, cells: pd.DataFrame, fmt: Format, draw_charts
             rendered = charts.render(fig)
             images[stem] = rendered["png"]
             for ext, data in rendered.items():
-                report.charts.append(write_atomic(report.out_dir / f"{stem}.{ext}", data))
+                path = report.out_dir / f"{stem}.{ext}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                report.charts.append(write_atomic(path, data))
     if fmt in EXPORT_FILE:
-        report.text = _export_text(report, cells, fmt, images, relative_links=export_file)
+        report.text = _export_text(report, fmt, images, relative_links=export_file, table=table)
         if export_file:
             report.export = write_atomic(report.out_dir / EXPORT_FILE[fmt], report.text.encode())
 
 
-def _export_text(report: Report, cells: pd.DataFrame, fmt: Format, images: dict[str, bytes],
-                 relative_links: bool = False) -> str:
+def _export_text(report: Report, fmt: Format, images: dict[str, bytes], relative_links: bool = False,
+                 table: str | None = None) -> str:
     if fmt == "markdown":
         report.markdown = to_markdown(report, relative_links)
         return report.markdown
-    return {"csv": lambda: to_csv(cells), "json": lambda: to_json(cells),
+    return {"csv": lambda: to_csv(report, table), "json": lambda: to_json(report, table),
             "html": lambda: to_html(report, images)}[fmt]()
 
 
 # --- input ---------------------------------------------------------------------------------------
 
-def load_runs(results_dirs: list[Path]) -> tuple[pd.DataFrame, list[Problem]]:
-    """Every valid record as one row (``results.records_frame``) plus the files skipped, with why."""
-    records, problems = load_records(results_dirs)
+def load_runs(results_dirs: list[Path], filters: Filters | None = None
+              ) -> tuple[pd.DataFrame, list[Problem], list[exps.Summary]]:
+    """Every valid record of the selected experiments as one row (``results.records_frame``, with
+    ``experiment`` filled in), one record per spec within each experiment; the files skipped, with
+    why; and a summary of every experiment the results hold."""
+    filters = filters or Filters()
+    groups, problems = _experiments(results_dirs)
+    chosen = exps.select(groups, filters.experiments, filters.latest)
+    kept = [r for recs in chosen.values() for r in recs]
+    frame = records_frame(kept)
+    frame["experiment"] = [exps.experiment_of(r) for r in kept]
+    return frame, problems, exps.summaries(groups)
+
+
+def experiment_summaries(results_dirs: list[Path]) -> tuple[list[exps.Summary], list[Problem]]:
+    """What the results hold, per experiment (``optbench list-runs``), and the files skipped."""
+    groups, problems = _experiments(results_dirs)
+    return exps.summaries(groups), problems
+
+
+def _experiments(results_dirs: list[Path]) -> tuple[dict[str, list[dict[str, Any]]], list[Problem]]:
+    records, problems = load_records(results_dirs, every_run=True)
     valid = []
     for record in records:
         reason = _not_a_run(record)
@@ -194,7 +302,7 @@ def load_runs(results_dirs: list[Path]) -> tuple[pd.DataFrame, list[Problem]]:
         skipped = f" ({len(problems)} unreadable file(s) skipped)" if problems else ""
         raise UserError(f"no run records found in {where}{skipped}; create some with `optbench run`, "
                         "or pass --results-dir DIR where they are")
-    return records_frame(valid), problems
+    return exps.by_experiment(valid), problems
 
 
 def _not_a_run(record: dict[str, Any]) -> str | None:
@@ -258,16 +366,39 @@ def varying(cells: pd.DataFrame) -> list[str]:
 
 
 def series_names(cells: pd.DataFrame) -> pd.Series:
-    """A name per cell, unique within its task x dataset: the optimizer label, plus epochs, batch
-    size, device or training options where cells of that task and dataset differ in them
-    (``adam · 2 ep``, ``adam · schedule=cosine``)."""
+    """A name per cell, unique within its comparable group (task x dataset x budget): the optimizer
+    label, plus epochs, batch size, device or training options where cells of the group differ in
+    them (``adam · cuda``)."""
     names = pd.Series("", index=cells.index, dtype=object)
-    for _, group in cells.groupby(["task", "dataset"], sort=False):
+    keys = [c for c in ("task", "dataset", "budget") if c in cells]
+    for _, group in cells.groupby(keys, sort=False):
         vary = varying(group)
         for i, cell in group.iterrows():
             parts = [fmt.format(cell[c]) for c, fmt in VARIANT_COLUMNS if c in vary and cell[c] != ""]
             names[i] = " · ".join([cell["label"], *parts])
     return names
+
+
+def budget_text(epochs: Any, batch_size: Any, training: Any) -> str:
+    """What makes cells comparable besides task and dataset: ``20 epochs, batch 64`` plus the
+    training options but the split (a sweep's validation cells share their test cells' budget)."""
+    options = [o for o in str(training or "").split(",") if o and not o.startswith("split=")]
+    return ", ".join([f"{epochs} epochs", f"batch {batch_size}", *options])
+
+
+def chart_stems(cells: pd.DataFrame) -> pd.Series:
+    """Per cell, the file-stem prefix of its comparable group's charts: ``regression-synthetic-``,
+    with the budget (``regression-synthetic-5ep-bs64-``) where the task x dataset has several."""
+    stems = pd.Series("", index=cells.index, dtype=object)
+    for (task, dataset), group in cells.groupby(["task", "dataset"], sort=False):
+        several = group["budget"].nunique() > 1
+        for i, cell in group.iterrows():
+            budget = ""
+            if several:
+                options = [o for o in str(cell["training"] or "").split(",") if o and not o.startswith("split=")]
+                budget = _slug("-".join([f"{cell['epochs']}ep", f"bs{cell['batch_size']}", *options])) + "-"
+            stems[i] = chart_prefix(task, dataset) + budget
+    return stems
 
 
 def _slug(text: str) -> str:
@@ -277,11 +408,12 @@ def _slug(text: str) -> str:
 # --- display tables ------------------------------------------------------------------------------
 
 def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
-    """One display table per task x dataset, rows in the cells' order (best main metric first); cells
-    evaluated on the validation split (sweep candidates) get a table of their own after it, sorted
-    by the main validation metric."""
+    """One display table per comparable group (task x dataset x budget), rows in the cells' order
+    (best main metric first); cells evaluated on the validation split (sweep candidates) get a
+    table of their own after it, sorted by the main validation metric. "Best" is bolded within a
+    table only, so cells of different budgets are never ranked against each other."""
     tables = []
-    for (task, _), group in cells.groupby(["task", "dataset"], sort=False):
+    for (task, _, _), group in cells.groupby(["task", "dataset", "budget"], sort=False):
         validation = group["split"] == "validation" if "split" in group else pd.Series(False, index=group.index)
         if (~validation).any():
             tables.append(_group_table(group[~validation].reset_index(drop=True), runs))
@@ -325,7 +457,8 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
               + (": sweep candidates on the validation split" if validation else ""),
         caption=(f"mean ± std over n seeds (ok runs only); sorted by {main.title}, "
                  f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold"),
-        columns=columns, numeric=numeric, rows=[],
+        columns=columns, numeric=numeric, rows=[], kind="validation" if validation else "cells",
+        charts=group["charts"].iloc[0] if "charts" in group else chart_prefix(task, dataset),
     )
     first_metric = 2 + len(vary)
     for r, cell in group.iterrows():
@@ -374,32 +507,120 @@ def status_text(cell: pd.Series) -> str:
 # --- exports -------------------------------------------------------------------------------------
 
 def export_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """The cells with the columns written to CSV and JSON: identity, counts, then per metric
-    ``_mean``, ``_std``, ``_ci95_low``, ``_ci95_high`` (units: seconds, steps/s, loss, target units, fraction)."""
-    identity = ["task", "dataset", "optimizer", "label", "hparams", "epochs", "batch_size", "device", "training",
-                "split", "cell_hash", "metric_name", "runs", "n", "n_converged", "n_budget", "n_diverged", "n_failed",
-                "seeds"]
+    """The cells with the columns written to CSV and JSON: identity (experiment and budget first),
+    counts, then per metric ``_mean``, ``_std``, ``_ci95_low``, ``_ci95_high`` (units: seconds,
+    steps/s, loss, target units, fraction)."""
+    identity = ["experiment", "task", "dataset", "budget", "optimizer", "label", "hparams", "epochs", "batch_size",
+                "device", "training", "split", "cell_hash", "metric_name", "runs", "n", "n_converged", "n_budget",
+                "n_diverged", "n_failed", "seeds"]
     stats_cols = [f"{m.column}_{s}" for m in METRIC_BY_COLUMN.values() for s in STATS]
     return cells[identity + stats_cols]
 
 
-def to_csv(cells: pd.DataFrame) -> str:
-    frame = export_frame(cells).copy()
-    frame["seeds"] = frame["seeds"].map(lambda s: " ".join(map(str, s)))
-    return frame.to_csv(index=False, float_format="%.10g")
+def export_tables(report: Report) -> dict[str, pd.DataFrame]:
+    """Every table of the report as numbers, keyed as in EXPORT_TABLES (each row names its
+    experiment, task, dataset and budget where it has them): ``cells`` (test and validation
+    cells), ``default_vs_tuned`` (one row per sweep), ``sensitivity`` (per sweep, swept
+    hyperparameter and value: the best validation metric), ``time_to_target`` (per test cell
+    with a target) and ``profile`` (per experiment, optimizer and task: the cell that stood for
+    it, its seconds to target and ratio to the fastest, and its score)."""
+    cells = export_frame(report.cells).copy() if not report.cells.empty else pd.DataFrame()
+    tuning, sensitivity, profile_rows = [], [], []
+    for section in report.sections:
+        for key, sweeps in _sweeps_by_group(section).items():
+            task, dataset, budget = key
+            main = main_metric(task, section.runs)
+            val = validation_metric(main)
+            names = fair.sweep_names(sweeps)
+            for name, row in zip(names, fair.tuning_rows(sweeps, section.cells)):
+                c = row["choice"]
+                entry = {"experiment": section.experiment, "task": task, "dataset": dataset, "budget": budget,
+                         "optimizer": c.optimizer, "name": name, "swept": " ".join(c.swept()),
+                         "candidates": len(c.candidates), "finished": c.finished,
+                         "chosen": c.best.spec.label() if c.best else None,
+                         "validation_metric": val.column, "validation_value": c.best.value if c.best else None,
+                         "test_metric": main.column}
+                for side in ("default", "tuned"):
+                    cell = row[side]
+                    entry[f"{side}_label"] = None if cell is None else cell["label"]
+                    entry[f"{side}_n"] = None if cell is None else int(cell["n"])
+                    for stat in ("mean", "std"):
+                        entry[f"{side}_{stat}"] = None if cell is None else cell[f"{main.column}_{stat}"]
+                tuning.append(entry)
+                for hparam, points in fair.sensitivity(c).curves.items():
+                    for point in points:
+                        sensitivity.append({"experiment": section.experiment, "task": task, "dataset": dataset,
+                                            "budget": budget, "optimizer": c.optimizer, "name": name,
+                                            "hparam": hparam, "value": point.value, "validation_metric": val.column,
+                                            "best_value": point.metric, "chosen": point.chosen})
+        prof = section.profile
+        if prof is not None:
+            ratios = perf_profile.ratios(prof.times)
+            for optimizer, score in sorted(prof.scores.items(), key=lambda kv: (-kv[1], kv[0])):
+                for problem in prof.problems:
+                    profile_rows.append({"experiment": section.experiment, "optimizer": optimizer, "score": score,
+                                         "problem": problem, "label": prof.cells[problem].get(optimizer),
+                                         "seconds": prof.times[problem].get(optimizer),
+                                         "ratio": ratios[problem][optimizer]})
+    ttt = report.time_to_target.copy()
+    return {"cells": cells, "default_vs_tuned": pd.DataFrame(tuning), "sensitivity": pd.DataFrame(sensitivity),
+            "time_to_target": ttt, "profile": pd.DataFrame(profile_rows)}
 
 
-def to_json(cells: pd.DataFrame) -> str:
-    rows = export_frame(cells).to_dict(orient="records")
-    clean = [{k: _json_value(v) for k, v in row.items()} for row in rows]
-    return json.dumps(clean, indent=2) + "\n"
+def _sweeps_by_group(section: Section) -> dict[tuple[str, str, str], list[Choice]]:
+    """The section's sweeps per comparable group (task, dataset, budget)."""
+    groups: dict[tuple[str, str, str], list[Choice]] = {}
+    for c in section.choices:
+        spec = c.candidates[0].spec
+        groups.setdefault((c.task, c.dataset, budget_text(spec.epochs, spec.batch_size, spec.training.text())),
+                          []).append(c)
+    return groups
+
+
+def _csv_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    if name == "cells" and "seeds" in frame:
+        frame["seeds"] = frame["seeds"].map(lambda s: " ".join(map(str, s)))
+    return frame
+
+
+def to_csv(report: Report, table: str | None = None) -> str:
+    """Every table as a CSV section: a ``# table: NAME`` line, the header, the rows, a blank line.
+    With ``table``: that table alone, as plain CSV (``pandas.read_csv`` reads it)."""
+    tables = export_tables(report)
+    if table is not None:
+        return _csv_frame(table, tables[table]).to_csv(index=False, float_format="%.10g")
+    parts = []
+    for name in EXPORT_TABLES:
+        frame = tables[name]
+        if frame.empty:
+            continue
+        parts.append(f"# table: {name}\n" + _csv_frame(name, frame).to_csv(index=False, float_format="%.10g"))
+    return "\n".join(parts)
+
+
+def to_json(report: Report, table: str | None = None) -> str:
+    """One document: ``experiments`` (what ``optbench list-runs`` shows of each experiment in the
+    report) and ``tables``, one key per table (EXPORT_TABLES, a list of row objects each; empty
+    when the report has no such table). With ``table``: that table's list of rows alone.
+    Non-finite numbers are ``null`` (a time to target never reached, a std of one seed)."""
+    tables = {name: [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+              for name, frame in export_tables(report).items()}
+    if table is not None:
+        return json.dumps(tables[table], indent=2) + "\n"
+    doc = {"experiments": [s.to_dict() for s in report.experiments], "tables": tables}
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def _json_value(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
     if hasattr(v, "item"):  # numpy scalar
         return _json_value(v.item())
+    if v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
     return v
 
 
@@ -413,6 +634,9 @@ def _context_lines(report: Report) -> list[str]:
     torch_versions = sorted(values("env_torch"))
     lines = [f"{len(runs)} run(s) in {len(report.cells)} cell(s) from "
              f"{', '.join(str(d) for d in report.results_dirs)}"]
+    names = [s.experiment for s in report.sections]
+    lines.append(f"experiment: {names[0]}" if len(names) == 1 else
+                 f"{len(names)} experiments, each reported on its own: {', '.join(names)}")
     if machines:
         lines.append(f"machines: {', '.join(machines)}; torch {', '.join(torch_versions)}")
     for p in report.problems:
@@ -447,7 +671,7 @@ def to_markdown(report: Report, relative_links: bool = False) -> str:
     if pngs:
         out += ["", "### Charts", ""]
         for png in pngs:
-            link = png.name if relative_links else png.as_posix()
+            link = png.relative_to(report.out_dir).as_posix() if relative_links else png.as_posix()
             out.append(f"![{_md_escape(png.stem)}]({link.replace(' ', '%20')})")
     return "\n".join(out) + "\n"
 
@@ -491,7 +715,7 @@ def to_html(report: Report, images: dict[str, bytes]) -> str:
             body.append("</tr>")
         body.append("</tbody></table>")
         for stem, png in images.items():
-            if stem.startswith(chart_prefix(t.task, t.dataset)) and stem not in shown:
+            if _chart_of(stem, t.charts) and stem not in shown:
                 shown.add(stem)  # a task with several tables shows its charts once, after the first
                 data = base64.b64encode(png).decode()
                 body.append(f'<img alt="{e(stem)}" src="data:image/png;base64,{data}">')
@@ -503,6 +727,23 @@ def to_html(report: Report, images: dict[str, bytes]) -> str:
 
 # --- charts --------------------------------------------------------------------------------------
 
+def _chart_of(stem: str, prefix: str) -> bool:
+    """Whether the chart ``stem`` belongs to the group whose charts start with ``prefix``
+    (``regression-synthetic-`` owns ``regression-synthetic-comparison``, not
+    ``regression-synthetic-5ep-bs64-comparison``)."""
+    rest = stem[len(prefix):] if stem.startswith(prefix) else None
+    return rest is not None and (rest in CHART_KINDS or rest.startswith("time-to-target"))
+
+
+CHART_KINDS = ("comparison", "convergence", "accuracy", "sensitivity", "time-to-target", "performance-profile")
+
+
+def chart_folder(report: Report, experiment: str) -> str:
+    """Where an experiment's charts go inside the output directory: a folder named for it when the
+    report holds several experiments, else the directory itself."""
+    return f"{_slug(experiment)}/" if report.several else ""
+
+
 def chart_prefix(task: str, dataset: str) -> str:
     return f"{_slug(task)}-{_slug(dataset)}-"
 
@@ -513,74 +754,88 @@ PROFILE_STEM = chart_prefix(PROFILE_TASK, PROFILE_DATASET) + "performance-profil
 
 
 def report_figures(report: Report) -> list[tuple[str, Any]]:
-    """Every chart of the report as (file stem, matplotlib Figure): per task x dataset a comparison
-    chart and a convergence chart of the cells evaluated on test, an accuracy chart for
-    classification tasks, a sensitivity chart where the task has sweeps (validation-split cells)
-    and a time-to-target chart where it has a target; across tasks, the performance profile."""
+    """Every chart of the report as (file stem, matplotlib Figure). Per experiment and comparable
+    group (task x dataset x budget): a comparison chart and a convergence chart of the cells
+    evaluated on test, an accuracy chart for classification tasks, a sensitivity chart where the
+    group has sweeps (validation-split cells) and a time-to-target chart per target; per
+    experiment, the performance profile. Stems start with the experiment's folder (several
+    experiments) and the group's prefix (``chart_stems``)."""
     from optbench.report import charts  # matplotlib: only when a chart is drawn
 
     colours = charts.colour_map(report.cells["optimizer"])  # one colour per optimizer name in every chart
     figures = []
-    for (task, dataset), group in report.cells.groupby(["task", "dataset"], sort=False):
-        main = main_metric(task, report.runs)
-        classification = main.column == "test_accuracy"
-        title = f"{task} on {dataset}"
-        prefix = chart_prefix(task, dataset)
-        tested = group[group["split"] != "validation"] if "split" in group else group
-        if not tested.empty:
-            runs = report.runs[(report.runs["task"] == task) & (report.runs["dataset"] == dataset)]
-            seeds = seed_values(runs, ["train_seconds", main.column]).merge(
-                tested[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="inner")
-            figures.append((prefix + "comparison", charts.comparison_chart(
-                tested, seeds, colours, title, main, reference_values(runs, main.column))))
-            curves = report.curves[(report.curves["task"] == task) & (report.curves["dataset"] == dataset)
-                                   & report.curves["name"].isin(tested["name"])]
-            if not curves.empty:
-                loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
-                figures.append((prefix + "convergence", charts.convergence_chart(tested, curves, colours, title, loss)))
-                if classification:
-                    figures.append((prefix + "accuracy", charts.accuracy_chart(
-                        tested, curves, colours, title, reference_values(runs, main.column))))
-        choices = [c for c in report.choices if (c.task, c.dataset) == (task, dataset)]
-        sweeps = [(fair.sensitivity(c), name) for c, name in zip(choices, fair.sweep_names(choices))]
-        sweeps = [(s, name) for s, name in sweeps if s.curves]
-        if sweeps:
-            figures.append((prefix + "sensitivity", charts.sensitivity_chart(
-                [s for s, _ in sweeps], [n for _, n in sweeps], colours, title, validation_metric(main))))
-        ttt = report.time_to_target
-        ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset)]
-        if not ttt.empty:
-            figures.append((prefix + "time-to-target",
-                            charts.time_to_target_chart(ttt, colours, title, ttt["target"].iloc[0])))
-    if report.profile is not None:
-        taus = perf_profile.tau_grid()
-        rho = perf_profile.profile(report.profile.times, taus)
-        figures.append((PROFILE_STEM, charts.profile_chart(taus, rho, report.profile.scores, colours,
-                                                           len(report.profile.problems))))
+    for section in report.sections:
+        folder = chart_folder(report, section.experiment)
+        sweeps_by_group = _sweeps_by_group(section)
+        for (task, dataset, budget), group in section.cells.groupby(["task", "dataset", "budget"], sort=False):
+            main = main_metric(task, section.runs)
+            classification = main.column == "test_accuracy"
+            prefix = folder + group["charts"].iloc[0]
+            title = f"{task} on {dataset}" + (f", {budget}" if group["charts"].iloc[0] != chart_prefix(task, dataset) else "")
+            tested = group[group["split"] != "validation"] if "split" in group else group
+            if not tested.empty:
+                runs = section.runs[(section.runs["task"] == task) & (section.runs["dataset"] == dataset)]
+                seeds = seed_values(runs, ["train_seconds", main.column]).merge(
+                    tested[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="inner")
+                figures.append((prefix + "comparison", charts.comparison_chart(
+                    tested, seeds, colours, title, main, reference_values(runs, main.column))))
+                curves = section.curves[(section.curves["task"] == task) & (section.curves["dataset"] == dataset)
+                                        & (section.curves["budget"] == budget) & section.curves["name"].isin(tested["name"])]
+                if not curves.empty:
+                    loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
+                    figures.append((prefix + "convergence", charts.convergence_chart(tested, curves, colours, title, loss)))
+                    if classification:
+                        figures.append((prefix + "accuracy", charts.accuracy_chart(
+                            tested, curves, colours, title, reference_values(runs, main.column))))
+            choices = sweeps_by_group.get((task, dataset, budget), [])
+            sweeps = [(fair.sensitivity(c), name) for c, name in zip(choices, fair.sweep_names(choices))]
+            sweeps = [(s, name) for s, name in sweeps if s.curves]
+            if sweeps:
+                figures.append((prefix + "sensitivity", charts.sensitivity_chart(
+                    [s for s, _ in sweeps], [n for _, n in sweeps], colours, title, validation_metric(main))))
+            ttt = section.time_to_target
+            if ttt.empty:
+                continue
+            ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset) & (ttt["budget"] == budget)]
+            several = ttt["target"].nunique() > 1
+            for goal, part in ttt.groupby("target", sort=False):
+                stem = prefix + "time-to-target" + (f"-{_slug(goal)}" if several else "")
+                figures.append((stem, charts.time_to_target_chart(part.reset_index(drop=True), colours, title, goal)))
+        if section.profile is not None:
+            taus = perf_profile.tau_grid()
+            rho = perf_profile.profile(section.profile.times, taus)
+            figures.append((folder + PROFILE_STEM, charts.profile_chart(taus, rho, section.profile.scores, colours,
+                                                                        len(section.profile.problems))))
     return figures
 
 
 # --- fair-comparison tables ----------------------------------------------------------------------
 
-def fair_tables(report: Report) -> list[GroupTable]:
-    """Per task x dataset with sweeps a default-vs-tuned table, per task x dataset with a target a
-    time-to-target table, and across tasks the performance profile's scores."""
+def fair_tables(section: Section) -> list[GroupTable]:
+    """Per comparable group with sweeps a default-vs-tuned table, per comparable group and target
+    a time-to-target table, and across the experiment's tasks the performance profile's scores."""
     tables = []
-    for (task, dataset), _ in report.cells.groupby(["task", "dataset"], sort=False):
-        sweeps = [c for c in report.choices if (c.task, c.dataset) == (task, dataset)]
-        if sweeps:
-            tables.append(_tuning_table(task, dataset, sweeps, report))
-        ttt = report.time_to_target
-        ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset)]
-        if not ttt.empty:
-            tables.append(_time_to_target_table(task, dataset, ttt))
-    if report.profile is not None:
-        tables.append(_profile_table(report.profile))
+    stems = dict(zip(zip(section.cells["task"], section.cells["dataset"], section.cells["budget"]),
+                     section.cells["charts"]))
+    def place(table: GroupTable, key: tuple[str, str, str]) -> GroupTable:
+        table.charts = stems.get(key, chart_prefix(key[0], key[1]))
+        if table.charts != chart_prefix(key[0], key[1]):  # the task x dataset has several budgets: say which
+            table.title = table.title.replace(f"{key[0]} on {key[1]}", f"{key[0]} on {key[1]} ({key[2]})", 1)
+        return table
+
+    for key, sweeps in _sweeps_by_group(section).items():
+        tables.append(place(_tuning_table(key[0], key[1], sweeps, section), key))
+    ttt = section.time_to_target
+    if not ttt.empty:
+        for (task, dataset, budget, _), part in ttt.groupby(["task", "dataset", "budget", "target"], sort=False):
+            tables.append(place(_time_to_target_table(task, dataset, part.reset_index(drop=True)), (task, dataset, budget)))
+    if section.profile is not None:
+        tables.append(_profile_table(section.profile))
     return tables
 
 
-def _tuning_table(task: str, dataset: str, sweeps: list[Choice], report: Report) -> GroupTable:
-    main = main_metric(task, report.runs)
+def _tuning_table(task: str, dataset: str, sweeps: list[Choice], section: Section) -> GroupTable:
+    main = main_metric(task, section.runs)
     val = validation_metric(main)
     columns = ["optimizer", "swept", "candidates", "chosen", val.title, "default: n", f"default: {main.title}",
                "tuned: n", f"tuned: {main.title}"]
@@ -588,9 +843,10 @@ def _tuning_table(task: str, dataset: str, sweeps: list[Choice], report: Report)
         task=task, dataset=dataset, title=f"{task} on {dataset}: default vs tuned",
         caption=(f"each candidate ran once on the validation split; the best by {val.title} was re-run on test, "
                  "as were the defaults (mean ± std over seeds); '-': not run on test"),
-        columns=columns, numeric=[False, False, True, False, True, True, True, True, True], rows=[])
+        columns=columns, numeric=[False, False, True, False, True, True, True, True, True], rows=[],
+        kind="default_vs_tuned")
     names = fair.sweep_names(sweeps)
-    for r, row in enumerate(fair.tuning_rows(sweeps, report.cells)):
+    for r, row in enumerate(fair.tuning_rows(sweeps, section.cells)):
         c = row["choice"]
         chosen = c.best.spec.label() if c.best else "none finished"
         value = format_number(c.best.value, val) if c.best else "-"
@@ -610,7 +866,7 @@ def _time_to_target_table(task: str, dataset: str, ttt: pd.DataFrame) -> GroupTa
         caption=("training seconds and epochs until the test metric first reached the target; median over seeds, "
                  "a seed that never reached it counting as infinitely slow; fastest in bold"),
         columns=["optimizer", "runs", "reached", "time to target (s)", "epochs to target"],
-        numeric=[False, True, True, True, True], rows=[])
+        numeric=[False, True, True, True, True], rows=[], kind="time_to_target")
     seconds = ttt["seconds"].to_numpy(dtype=float)
     for r, (_, row) in enumerate(ttt.iterrows()):
         reached = math.isfinite(row["seconds"])
@@ -633,7 +889,7 @@ def _profile_table(prof: fair.Profile) -> GroupTable:
                  f"{perf_profile.TAU_MAX - 1:g} (1: fastest to target on every task); per task the cell that stood "
                  "for the optimizer, its median seconds to target and its ratio to the fastest"),
         columns=["optimizer", "score", *prof.problems], numeric=[False, True, *(False for _ in prof.problems)],
-        rows=[])
+        rows=[], kind="profile", charts=PROFILE_STEM.removesuffix("performance-profile"))
     order = sorted(prof.scores, key=lambda s: (-prof.scores[s], s))
     for i, name in enumerate(order):
         row = [name, f"{prof.scores[name]:.3f}"]

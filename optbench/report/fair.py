@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from optbench.report import profile
-from optbench.errors import UserError
+from optbench.errors import UserError, did_you_mean
 from optbench.protocol.selection import Choice, choose
 from optbench.spec import RunSpec
 from optbench.protocol.targets import Target, parse_target, time_to_target
@@ -112,47 +112,114 @@ def tuning_rows(choices: list[Choice], cells: pd.DataFrame) -> list[dict[str, An
 
 # --- time to target ------------------------------------------------------------------------------
 
-def report_targets(runs: pd.DataFrame, given: str | None) -> dict[str, Target]:
-    """task -> target: ``given`` (``--target``, for every task whose metric it fits), else the target
-    the newest test-split record of the task carries."""
-    targets: dict[str, Target] = {}
-    for task, group in runs[runs["split"] == "test"].groupby("task", sort=True):
-        metric_name = TASKS[task].metric_name if task in TASKS else (group["metric_name"].dropna().iloc[0]
-                                                                       if group["metric_name"].notna().any() else None)
-        if given:
-            try:
-                targets[task] = parse_target(given, metric_name, task)
-            except UserError:
-                continue  # e.g. accuracy=0.6 given while this task measures RMSE
+@dataclass(frozen=True)
+class TargetRule:
+    """A time-to-target goal given to the report: for ``task`` (and ``dataset``) when set, else for
+    the cells whose runs asked for a target and the tasks ``--task`` names."""
+
+    target: Target
+    task: str | None = None
+    dataset: str | None = None
+    text: str = ""
+
+
+def parse_report_targets(given: str | list[str] | None) -> list[TargetRule]:
+    """``[TASK[/DATASET]:]METRIC=VALUE`` each (``loss=0.1``, ``regression:rmse=1500``,
+    ``regression/diamonds:rmse=1600``). A goal on a metric the named task does not measure is a
+    UserError, as are unknown tasks and malformed goals."""
+    texts = [given] if isinstance(given, str) else list(given or [])
+    rules = []
+    for text in texts:
+        scope, sep, goal = text.partition(":")
+        if not sep or "=" in scope:
+            rules.append(TargetRule(parse_target(text), text=text))
             continue
-        stored = [Target.from_dict(t) for t in group.sort_values("started_at", kind="stable")["target"]]
-        stored = [t for t in stored if t is not None]
-        if stored:
-            targets[task] = stored[-1]
-    return targets
+        task, _, dataset = scope.strip().partition("/")
+        if task in TASKS:
+            target = parse_target(goal, TASKS[task].metric_name, task)
+        else:
+            target = parse_target(goal)
+        rules.append(TargetRule(target, task, dataset or None, text))
+    return rules
+
+
+def check_target_rules(rules: list[TargetRule], runs: pd.DataFrame, named_tasks: list[str] | None) -> None:
+    """UserError for a rule naming a task or dataset the (filtered) runs do not hold, or an
+    unscoped goal on a metric a ``--task`` it applies to does not measure."""
+    held = sorted(set(zip(runs["task"], runs["dataset"])))
+    for rule in rules:
+        if rule.task is None:
+            for task in named_tasks or []:
+                if task in TASKS:
+                    parse_target(rule.target.text(), TASKS[task].metric_name, task)
+            continue
+        if not any(t == rule.task and (rule.dataset is None or d == rule.dataset) for t, d in held):
+            choices = [f"{t}/{d}" for t, d in held]
+            asked = rule.task + (f"/{rule.dataset}" if rule.dataset else "")
+            raise UserError(f"--target {rule.text}: no run of {asked}{did_you_mean(asked, choices)}; "
+                            f"the results hold: {', '.join(choices)}")
+
+
+def cell_targets(runs: pd.DataFrame, cells: pd.DataFrame, rules: list[TargetRule],
+                 named_tasks: list[str] | None = None) -> dict[str, Target]:
+    """cell hash -> the goal its time to target is measured against, for test-split cells only.
+
+    A rule naming the cell's task (and dataset) wins; else an unscoped rule, when the cell's runs
+    asked for a target or ``--task`` named its task, and its metric fits the task; else the target
+    the cell's newest run carries. A cell whose runs never asked for one and that no rule names
+    has none: it stays out of time to target and the profile.
+    """
+    out: dict[str, Target] = {}
+    asked_by: dict[str, Target] = {}  # cell hash -> the target its newest run that asked for one carries
+    with_target = runs[runs["target"].notna()].sort_values("started_at", kind="stable") if len(runs) else runs
+    for cell_hash, stored in zip(with_target.get("cell_hash", []), with_target.get("target", [])):
+        target = Target.from_dict(stored)
+        if target is not None:
+            asked_by[cell_hash] = target
+    for _, cell in cells[cells["split"] == "test"].iterrows():
+        asked = asked_by.get(cell["cell_hash"])
+        scoped = [r for r in rules if r.task == cell["task"] and r.dataset in (None, cell["dataset"])]
+        scoped.sort(key=lambda r: r.dataset is None)  # task/dataset before task
+        if scoped:
+            out[cell["cell_hash"]] = scoped[0].target
+            continue
+        unscoped = [r for r in rules if r.task is None and _fits(r.target, cell)]
+        if unscoped and (asked is not None or cell["task"] in (named_tasks or [])):
+            out[cell["cell_hash"]] = unscoped[-1].target
+        elif asked is not None:
+            out[cell["cell_hash"]] = asked
+    return out
+
+
+def _fits(target: Target, cell: pd.Series) -> bool:
+    return target.metric == "loss" or target.metric == cell.get("metric_name")
 
 
 def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
-    """Per test-split cell of a task with a target, fastest first: ``target`` (text), ``runs``, ``reached`` (runs that
-    got there), ``seconds`` (median time to target over all the cell's runs, a run that never reached
-    it, diverged or failed counting as infinitely slow: inf unless at least half got there) and
-    ``epochs`` (median epochs to target likewise). Columns: the cells' identity columns and those."""
+    """Per test-split cell with a target (``targets``: cell hash -> goal), fastest first: ``target``
+    (text), ``runs``, ``reached`` (runs that got there), ``seconds`` (median time to target over
+    all the cell's runs, a run that never reached it, diverged or failed counting as infinitely
+    slow: inf unless at least half got there) and ``epochs`` (median epochs to target likewise).
+    Columns: the cells' identity columns (with ``experiment`` and ``budget`` where the cells have
+    them) and those."""
     rows = []
     curves = runs.groupby("cell_hash", sort=False)["curve"].agg(list).to_dict() if len(runs) else {}
     for _, cell in cells[cells["split"] == "test"].iterrows():
-        target = targets.get(cell["task"])
+        target = targets.get(cell["cell_hash"])
         if target is None:
             continue
         group = curves.get(cell["cell_hash"], [])
         times = [time_to_target(curve or [], target) for curve in group]
         seconds = [math.inf if s is None else float(s) for s, _ in times]
         epochs = [math.inf if e is None else float(e) for _, e in times]
-        rows.append({"task": cell["task"], "dataset": cell["dataset"], "optimizer": cell["optimizer"],
+        rows.append({"experiment": cell.get("experiment"), "task": cell["task"], "dataset": cell["dataset"],
+                     "budget": cell.get("budget", ""), "optimizer": cell["optimizer"],
                      "label": cell["label"], "name": cell.get("name", cell["label"]), "cell_hash": cell["cell_hash"],
                      "target": target.text(), "runs": len(group), "reached": sum(math.isfinite(s) for s in seconds),
                      "seconds": statistics.median(seconds) if seconds else math.inf,
                      "epochs": statistics.median(epochs) if epochs else math.inf})
-    columns = ["task", "dataset", "optimizer", "label", "name", "cell_hash", "target", "runs", "reached", "seconds", "epochs"]
+    columns = ["experiment", "task", "dataset", "budget", "optimizer", "label", "name", "cell_hash", "target", "runs",
+               "reached", "seconds", "epochs"]
     return pd.DataFrame(rows, columns=columns).sort_values("seconds", kind="stable", ignore_index=True)
 
 
@@ -169,11 +236,14 @@ class Profile:
 
 
 def performance_profile(ttt: pd.DataFrame, cells: pd.DataFrame, choices: list[Choice]) -> Profile | None:
-    """The profile over every task x dataset with a target, one entry per optimizer name.
+    """The profile over every problem with a target, one entry per optimizer name. A problem is
+    one task x dataset x budget x target (``ttt`` holds only cells whose runs asked for a target,
+    or that a report target names), so times are only compared at one goal on one budget; it is
+    named ``task/dataset``, plus the budget and target where the task x dataset has several.
 
-    Where an optimizer has several test cells on a task, the one that stands for it is the tuned
-    cell of its sweep if there is one, else its default hyperparameters, else the cell with the
-    best main test metric (the first in the report's order).
+    Where an optimizer has several test cells on a problem, the one that stands for it is the
+    tuned cell of its sweep if there is one, else its default hyperparameters, else the cell with
+    the best main test metric (the first in the report's order).
     """
     if ttt.empty:
         return None
@@ -181,13 +251,19 @@ def performance_profile(ttt: pd.DataFrame, cells: pd.DataFrame, choices: list[Ch
     order = {h: i for i, h in enumerate(cells["cell_hash"])}
     times: dict[str, dict[str, float]] = {}
     chosen: dict[str, dict[str, str]] = {}
-    for (task, dataset), group in ttt.groupby(["task", "dataset"], sort=True):
-        problem = f"{task}/{dataset}"
-        times[problem], chosen[problem] = {}, {}
-        for optimizer, opt_cells in group.groupby("optimizer", sort=True):
-            row = _representative(opt_cells, tuned, order)
-            times[problem][optimizer] = row["seconds"]
-            chosen[problem][optimizer] = row["label"]
+    if "budget" not in ttt:
+        ttt = ttt.assign(budget="")
+    for (task, dataset), per_task in ttt.groupby(["task", "dataset"], sort=True):
+        keys = per_task.groupby(["budget", "target"], sort=True)
+        for (budget, goal), group in keys:
+            problem = f"{task}/{dataset}"
+            if keys.ngroups > 1:
+                problem += f" ({', '.join(p for p in (budget, goal) if p)})"
+            times[problem], chosen[problem] = {}, {}
+            for optimizer, opt_cells in group.groupby("optimizer", sort=True):
+                row = _representative(opt_cells, tuned, order)
+                times[problem][optimizer] = row["seconds"]
+                chosen[problem][optimizer] = row["label"]
     return Profile(sorted(times), times, chosen, profile.scores(times))
 
 
