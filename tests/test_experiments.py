@@ -182,3 +182,13 @@ def test_list_runs_shows_each_experiment_in_80_columns_and_as_json(cli, two_expe
 
     empty = cli("list-runs", "--results-dir", str(two_experiments / "nowhere"))
     assert empty.exit_code == 2 and "no run records found" in empty.stderr
+
+
+def test_report_tables_at_80_columns_are_whole_never_cropped(cli, two_experiments: Path, monkeypatch) -> None:
+    """Rich crops a table wider than the terminal at its right edge: every table row must end in its border."""
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("report", "--results-dir", str(two_experiments), "--no-charts")
+    assert result.exit_code == 0, result.output
+    rows = [line.rstrip() for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert rows and all(len(line) <= 80 and line[-1] in "┓┃┩│┘" for line in rows), result.stdout
+    assert "1,480 ± 0" in result.stdout and "experiment tuned: regression on synthetic" in result.stdout

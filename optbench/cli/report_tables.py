@@ -36,7 +36,7 @@ def column_groups(table: GroupTable, width: int | None) -> list[list[int]]:
     others = list(range(1, len(table.columns)))
     if width is None:
         return [[0, *others]]
-    label = min(max(_needed(table, 0), LABEL_MIN), LABEL_MAX)
+    label = min(_needed(table, 0), LABEL_MAX)
     groups: list[list[int]] = []
     used = _BORDER + label + _PER_COLUMN
     current: list[int] = []
@@ -62,12 +62,16 @@ def report_tables(table: GroupTable, width: int | None = None) -> list[Table]:
         rich = Table(title=table.title + part, caption=table.caption if i == len(groups) - 1 else None,
                      title_justify="left", caption_justify="left")
         for c in cols:
+            # Within a terminal's width every column gets exactly the width column_groups counted
+            # (Rich's own collapsing can leave a table wider than the terminal, which then crops it).
             if c == 0:
-                rich.add_column(table.columns[c], overflow="fold", min_width=min(_needed(table, 0), LABEL_MIN),
-                                max_width=LABEL_MAX if width is not None else None)
+                fixed = min(_needed(table, 0), LABEL_MAX) if width is not None else None
+                rich.add_column(table.columns[c], overflow="fold", width=fixed,
+                                min_width=None if fixed else min(_needed(table, 0), LABEL_MIN))
             else:
                 rich.add_column(table.columns[c], justify="right" if table.numeric[c] else "left",
-                                no_wrap=False, min_width=_needed(table, c), overflow="fold")
+                                no_wrap=False, min_width=_needed(table, c), overflow="fold",
+                                width=_needed(table, c) if width is not None else None)
         for r, row in enumerate(table.rows):
             cells = []
             for c in cols:
