@@ -27,23 +27,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import stack_module_state
 
 from optbench.devices import synchronize
 from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.eager import describe, load_data
+from optbench.engine.stacked import Forward, Loss, stacked_forward, stacked_loss
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer, resolve_impl
 from optbench.optim.registry import get_optimizer
 from optbench.protocol.schedules import LRSchedule
 from optbench.spec import RunResult, RunSpec
-from optbench.tasks import get_task
+from optbench.tasks import Task, TaskData, get_task
 
 # Tasks whose models are small dense stacks that vmap well; the CNN gains little on a CPU.
 TASKS = ("regression", "mlp")
@@ -101,6 +103,63 @@ def _hkey(spec: RunSpec) -> str:
     return repr(sorted(spec.hparams.items()))
 
 
+# Rows x features of training data gathered at once for the whole stack: each epoch's permuted
+# rows are gathered in blocks of whole batches (one indexing op per block, not one per replica
+# per step) of at most this many elements, which bounds the copy's memory on large datasets.
+GATHER_ELEMENTS = 2**24
+# Replicas x rows evaluated in one batched pass (bounds the activations' memory).
+EVAL_ROWS = 2**18
+
+
+@dataclass
+class ValueGroup:
+    """The replicas that share one hyperparameter value: one leaf ``[k, ...]`` per parameter name
+    (row i is replica ``members[i]``) and one optimizer over those leaves."""
+
+    members: list[int]
+    leaf: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    base_lrs: list[Any]
+
+    def shrink(self, keep: list[int]) -> None:
+        """Keep only rows ``keep`` (positions in ``members``): the leaves and every per-element
+        optimizer state tensor are sliced, scalar state (the step count) is kept as it is."""
+        index = torch.tensor(keep, device=next(iter(self.leaf.values())).device)
+        renamed = {id(p): name for name, p in self.leaf.items()}
+        for group in self.optimizer.param_groups:
+            for i, old in enumerate(group["params"]):
+                new = old.detach().index_select(0, index).requires_grad_(True)
+                state = self.optimizer.state.pop(old, {})
+                self.optimizer.state[new] = {key: value.index_select(0, index) if _per_element(value, old) else value
+                                             for key, value in state.items()}
+                group["params"][i] = new
+                self.leaf[renamed[id(old)]] = new
+        self.members = [self.members[i] for i in keep]
+
+    def can_shrink(self) -> bool:
+        """Whether every optimizer state tensor is per element (the parameter's shape) or a scalar:
+        then dropping rows is exact. True for every elementwise torch optimizer; a plugin with other
+        state keeps its stopped replicas in the stack instead (masked: trained, never recorded)."""
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                for value in self.optimizer.state.get(p, {}).values():
+                    if isinstance(value, torch.Tensor) and value.dim() > 0 and not _per_element(value, p):
+                        return False
+        return True
+
+
+def _per_element(value: Any, param: torch.Tensor) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape == param.shape
+
+
+def _stacked_params(groups: list[ValueGroup], names: list[str]) -> dict[str, torch.Tensor]:
+    """The whole stack's parameters: the one group's leaves, or the groups' leaves concatenated
+    (part of the autograd graph, so each leaf gets its rows' gradient)."""
+    if len(groups) == 1:
+        return groups[0].leaf
+    return {name: torch.cat([g.leaf[name] for g in groups]) for name in names}
+
+
 def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None = None) -> list[RunResult]:
     """Train ``specs`` (one group) together; one result per spec, in the order given."""
     events = events or RunEvents()
@@ -118,82 +177,87 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
 
     models = []
     for spec in replicas:
-        torch.manual_seed(spec.seed)
+        # What torch.manual_seed(seed) does for a model built on the CPU (as eager builds it),
+        # without queueing a lazy CUDA seed (with its stack trace) per replica.
+        torch.default_generator.manual_seed(spec.seed)
         models.append(task.build_model(data).to(device))
     stacked, buffers = stack_module_state(models)
     if buffers:
         raise ValueError(f"task '{task.name}' has buffers; the vectorized engine trains buffer-free models only")
     base = models[0].to("meta")
+    del models
     names = list(stacked)
+    forward, loss_fn = stacked_forward(base), stacked_loss(task)
     impl = resolve_impl(first.optimizer, first.impl, device)
-    leaves: list[dict[str, torch.Tensor]] = []
-    optimizers: list[torch.optim.Optimizer] = []
+    groups: list[ValueGroup] = []
     start = 0
     for idx in values.values():
+        members = list(range(start, start + len(idx)))
         leaf = {n: stacked[n][start : start + len(idx)].detach().clone().requires_grad_(True) for n in names}
         start += len(idx)
-        leaves.append(leaf)
-        optimizers.append(build_optimizer(first.optimizer, list(leaf.values()), specs[idx[0]].hparams, impl))
+        optimizer = build_optimizer(first.optimizer, list(leaf.values()), specs[idx[0]].hparams, impl)
+        groups.append(ValueGroup(members, leaf, optimizer, [g.get("lr") for g in optimizer.param_groups]))
+    del stacked
     schedule = LRSchedule(first.training, first.epochs)
-    base_lrs = [[g.get("lr") for g in opt.param_groups] for opt in optimizers]
-    if schedule.active and any(not isinstance(lr, (int, float)) for lrs in base_lrs for lr in lrs):
+    if schedule.active and any(not isinstance(lr, (int, float)) for g in groups for lr in g.base_lrs):
         raise ValueError(f"optimizer '{first.optimizer}' has no numeric learning rate 'lr' to schedule")
-    all_params = [p for leaf in leaves for p in leaf.values()]
     clip_value = first.training.clip_value
     generators = [torch.Generator().manual_seed(spec.seed) for spec in replicas]
     books = [RunBook(spec, task.metric_name) for spec in replicas]
     keys = [spec.spec_hash() for spec in replicas]
     for key in keys:
         events.run_started(key)
-    active = [True] * k
+    frozen: set[int] = set()  # stopped replicas still in the stack (an optimizer that cannot shrink)
 
-    def replica_loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return task.loss(functional_call(base, params, (x,)), y)
-
-    batched_loss = vmap(replica_loss)
     x_train, y_train = data.x_train, data.y_train
     n = len(x_train)
     batch_size = first.batch_size
     group_seconds = 0.0
-    scratch = task.build_model(data).to(device)
     for epoch in range(1, first.epochs + 1):
         if schedule.active:
             factor = schedule.factor(epoch)
-            for opt, lrs in zip(optimizers, base_lrs):
-                for g, lr in zip(opt.param_groups, lrs):
-                    g["lr"] = lr * factor
-        lrs = [opt.param_groups[0].get("lr") for opt, idx in zip(optimizers, values.values()) for _ in idx]
-        perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+            for g in groups:
+                for pg, lr in zip(g.optimizer.param_groups, g.base_lrs):
+                    pg["lr"] = lr * factor
+        stack = [r for g in groups for r in g.members]
+        lrs = [_lr(g.optimizer) for g in groups for _ in g.members]
+        perms = torch.stack([torch.randperm(n, generator=generators[r]) for r in stack]).to(device)
+        block = _block_rows(len(stack), x_train, y_train, batch_size)
         losses: list[torch.Tensor] = []
         synchronize(device)
         t0 = time.perf_counter()
-        for s in range(0, n, batch_size):
-            idx = perms[:, s : s + batch_size]
-            params = {name: torch.cat([leaf[name] for leaf in leaves]) if len(leaves) > 1 else leaves[0][name]
-                      for name in names}
-            loss = batched_loss(params, x_train[idx], y_train[idx])
-            loss.sum().backward()
-            if clip_value is not None:
-                torch.nn.utils.clip_grad_value_(all_params, clip_value)
-            for opt in optimizers:
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            losses.append(loss.detach())
+        for b in range(0, n, block):
+            rows = perms[:, b : b + block]
+            xs, ys = _gather(x_train, rows), _gather(y_train, rows)
+            for s in range(0, rows.shape[1], batch_size):
+                loss = loss_fn(forward(_stacked_params(groups, names), xs[:, s : s + batch_size]),
+                               ys[:, s : s + batch_size])
+                loss.sum().backward()
+                if clip_value is not None:
+                    torch.nn.utils.clip_grad_value_([p for g in groups for p in g.leaf.values()], clip_value)
+                for g in groups:
+                    g.optimizer.step()
+                    g.optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.detach())
         synchronize(device)
         seconds = time.perf_counter() - t0
         group_seconds += seconds
         train_losses = (torch.stack(losses).sum(dim=0) / len(losses)).tolist()
-        for r in range(k):
-            if not active[r]:
+        held_out = _Lazy(lambda: _evaluate(task, forward, loss_fn, _stacked_params(groups, names), data))
+        stopped: set[int] = set()
+        for pos, r in enumerate(stack):
+            if r in frozen:
                 continue
-            replica_lr = lrs[r]
-            replica_lr = float(replica_lr) if isinstance(replica_lr, (int, float, torch.Tensor)) else None
-            going = books[r].record_epoch(epoch, seconds / k, train_losses[r], replica_lr,
-                                          lambda r=r: _evaluate(task, scratch, leaves, values, r, data))
+            # Each replica's share of the epoch: its seconds over the replicas trained in it.
+            going = books[r].record_epoch(epoch, seconds / len(stack), train_losses[pos], lrs[pos],
+                                          lambda pos=pos: held_out()[pos])
             if books[r].status != "diverged":
                 events.epoch_done(keys[r], epoch, first.epochs)
-            active[r] = going
-        if not any(active):
+            if not going:
+                stopped.add(r)
+        if stopped:
+            groups = _drop(groups, stopped | frozen, frozen)
+        if not groups:
             break
 
     steps_per_epoch = math.ceil(n / batch_size)
@@ -205,14 +269,73 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
     return [r for r in results if r is not None]
 
 
+def _drop(groups: list[ValueGroup], stopped: set[int], frozen: set[int]) -> list[ValueGroup]:
+    """The groups without their ``stopped`` replicas: a group left empty goes, one whose optimizer
+    cannot shrink keeps them (added to ``frozen``), the others shrink."""
+    kept = []
+    for g in groups:
+        keep = [i for i, r in enumerate(g.members) if r not in stopped]
+        if not keep:
+            continue
+        if len(keep) < len(g.members):
+            if g.can_shrink():
+                g.shrink(keep)
+            else:
+                frozen.update(r for r in g.members if r in stopped)
+        kept.append(g)
+    if all(r in frozen for g in kept for r in g.members):
+        return []
+    return kept
+
+
+def _gather(data: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``data[rows]`` for ``rows`` ``[K, m]``: ``[K, m, ...]``. One ``index_select`` on the flat row
+    indices, several times faster on the CPU than advanced indexing with a 2-D index (and rows of
+    one element, as the regression's one feature, are gathered as a vector: faster still)."""
+    flat = data.view(-1) if data[0].numel() == 1 and data.is_contiguous() else data
+    return flat.index_select(0, rows.reshape(-1)).view(*rows.shape, *data.shape[1:])
+
+
+def _block_rows(k: int, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> int:
+    """Rows per gathered block: whole batches, at most ``GATHER_ELEMENTS`` elements for ``k`` replicas."""
+    row = (x[0].numel() + y[0].numel()) * k
+    return batch_size * max(1, GATHER_ELEMENTS // (row * batch_size))
+
+
+class _Lazy:
+    """A value computed on first call, then kept: the batched evaluation runs once per epoch,
+    and only when some replica is evaluated."""
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self._compute, self._value, self._done = compute, None, False
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._compute(), True
+        return self._value
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float | None:
+    lr = optimizer.param_groups[0].get("lr")
+    return float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
+
+
 @torch.no_grad()
-def _evaluate(task: Any, scratch: torch.nn.Module, leaves: list[dict[str, torch.Tensor]],
-              values: dict[str, list[int]], r: int, data: Any) -> dict[str, float]:
-    """Replica ``r``'s held-out evaluation, by the task's own ``evaluate`` on its parameters."""
-    for leaf, idx in zip(leaves, values.values()):
-        if r < len(idx):
-            for name, p in scratch.named_parameters():
-                p.copy_(leaf[name][r])
-            return task.evaluate(scratch, data)
-        r -= len(idx)
-    raise IndexError(r)
+def _evaluate(task: Task, forward: Forward, loss_fn: Loss, params: dict[str, torch.Tensor],
+              data: TaskData) -> list[dict[str, float]]:
+    """Every replica's held-out evaluation in one batched pass: ``Task.evaluate``'s dicts, in stack
+    order (each replica's mean loss over the same rows, its accuracy for classification)."""
+    x, y = data.x_test, data.y_test
+    k, n = len(next(iter(params.values()))), len(x)
+    rows = max(1, min(task.eval_batch_size, EVAL_ROWS // k))
+    loss_sum = torch.zeros(k, device=x.device)
+    correct = torch.zeros(k, device=x.device)
+    for i in range(0, n, rows):
+        xb, yb = x[i : i + rows], y[i : i + rows]
+        yk = yb.expand(k, *yb.shape)
+        out = forward(params, xb.expand(k, *xb.shape))
+        loss_sum += loss_fn(out, yk) * len(xb)
+        if task.kind == "classification":
+            correct += (out.argmax(dim=-1) == yk).sum(dim=1)
+    accuracy = [c / n for c in correct.tolist()] if task.kind == "classification" else [math.nan] * k
+    return [task.held_out_metrics(s / n, a, data) for s, a in zip(loss_sum.tolist(), accuracy)]

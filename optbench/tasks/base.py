@@ -109,9 +109,14 @@ class Task(ABC):
             if self.kind == "classification":
                 correct += (out.argmax(dim=1) == yb).sum()
         model.train()
-        test_loss = loss_sum.item() / n
+        accuracy = correct.item() / n if self.kind == "classification" else math.nan
+        return self.held_out_metrics(loss_sum.item() / n, accuracy, data)
+
+    def held_out_metrics(self, test_loss: float, accuracy: float, data: TaskData) -> dict[str, float]:
+        """``evaluate``'s dict from the mean loss and the fraction classified right (NaN for
+        regression, unused) over the evaluation split; every engine's evaluation ends here."""
         if self.kind == "classification":
-            return {"test_loss": test_loss, "test_accuracy": correct.item() / n, **data.reference}
+            return {"test_loss": test_loss, "test_accuracy": accuracy, **data.reference}
         rmse = math.sqrt(test_loss) * data.target_scale if math.isfinite(test_loss) else math.inf
         metrics = {"test_loss": test_loss, "test_rmse": rmse, **data.reference}
         optimum = data.reference.get("optimum_rmse")
