@@ -171,3 +171,60 @@ def test_engine_vectorized_refuses_before_anything_is_written(tmp_path):
     with pytest.raises(UserError, match="norm clipping"):
         run_campaign(Campaign([bad], tmp_path / "out", Path("data"), engine="vectorized"))
     assert not (tmp_path / "out").exists()
+
+
+def test_replicas_that_stop_leave_the_stack_and_the_rest_still_match_eager():
+    """Adam at three learning rates, two seeds each, early stopping: replicas stop at epochs 2, 3
+    and 6 (one of a value's two seeds, then the other), so the stack shrinks with Adam's state
+    sliced; every record still equals its eager run, and the group's seconds are shared out."""
+    from optbench.protocol.training import TrainingOptions
+
+    options = TrainingOptions(early_stop_delta=0.05)
+    group = [spec(hparams={"lr": lr}, seed=s, epochs=8, training=options) for lr in (0.1, 0.01, 1e-3) for s in (0, 1)]
+    vec = train_group(group, "data")
+    stopped = {v.metrics.get("stopped_epoch") for v in vec}
+    assert {2, 3, 6} <= stopped and None in stopped
+    for s, v in zip(group, vec):
+        e = run(eager_twin(s))
+        assert (v.status, v.metrics.get("stopped_epoch")) == (e.status, e.metrics.get("stopped_epoch"))
+        assert len(v.curve) == len(e.curve)
+        for pv, pe in zip(v.curve, e.curve):
+            assert close(pv.train_loss, pe.train_loss) and close(pv.test_loss, pe.test_loss), (s.label(), pv, pe)
+    assert sum(v.metrics["train_seconds"] for v in vec) == pytest.approx(vec[0].metrics["group_train_seconds"])
+
+
+def test_the_stacked_forward_and_loss_are_each_replicas_own():
+    from torch import nn
+
+    from optbench.engine.stacked import stacked_forward, stacked_loss
+    from optbench.tasks import get_task
+    from optbench.tasks.base import ClassificationTask
+
+    def models(build):
+        out = []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            out.append(build())
+        return out
+
+    class Classify(ClassificationTask):  # only its loss is used
+        name, description, datasets, default_dataset, default_epochs = "c", "", {}, "", 1
+        load = build_model = None
+
+    chain = lambda: nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 4))  # noqa: E731 - batched matmuls
+    other = lambda: nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.Linear(8, 4))  # noqa: E731 - under vmap
+    x = torch.randn(3, 7, 5)
+    targets = {get_task("regression"): torch.randn(3, 7), Classify(): torch.randint(0, 4, (3, 7))}
+    for build in (chain, other):
+        replicas = models(build)
+        params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in replicas]) for n, _ in
+                  replicas[0].named_parameters()}
+        out = stacked_forward(replicas[0])(params, x)
+        for k, m in enumerate(replicas):
+            assert torch.allclose(out[k], m(x[k]), rtol=1e-6, atol=1e-6)
+        for task, y in targets.items():
+            head = out[..., :1] if task.kind == "regression" else out
+            losses = stacked_loss(task)(head, y)
+            assert losses.shape == (3,)
+            for k in range(3):
+                assert torch.allclose(losses[k], task.loss(head[k], y[k]), rtol=1e-6)

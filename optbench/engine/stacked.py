@@ -57,10 +57,11 @@ def _linear_chain(base: nn.Module) -> Forward | None:
     """The ``baddbmm`` forward of an ``nn.Linear`` or an ``nn.Sequential`` of Linear layers and
     ``ELEMENTWISE`` activations; None for any other module."""
     layers = list(base.named_children()) if isinstance(base, nn.Sequential) else [("", base)]
-    steps: list[str | nn.Module] = []
+    steps: list[tuple[str, str | None] | nn.Module] = []  # (weight name, bias name) or an activation
     for name, layer in layers:
+        prefix = f"{name}." if name else ""
         if type(layer) is nn.Linear:
-            steps.append(f"{name}." if name else "")
+            steps.append((f"{prefix}weight", f"{prefix}bias" if layer.bias is not None else None))
         elif type(layer) in ELEMENTWISE:
             steps.append(layer)
         else:
@@ -68,9 +69,9 @@ def _linear_chain(base: nn.Module) -> Forward | None:
 
     def forward(params: Params, x: torch.Tensor) -> torch.Tensor:
         for step in steps:
-            if isinstance(step, str):
-                weight, bias = params[f"{step}weight"].transpose(1, 2), params.get(f"{step}bias")
-                x = torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)
+            if isinstance(step, tuple):
+                weight = params[step[0]].transpose(1, 2)
+                x = torch.bmm(x, weight) if step[1] is None else torch.baddbmm(params[step[1]].unsqueeze(1), x, weight)
             else:
                 x = step(x)
         return x
