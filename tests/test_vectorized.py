@@ -198,7 +198,6 @@ def test_the_stacked_forward_and_loss_are_each_replicas_own():
 
     from optbench.engine.stacked import stacked_forward, stacked_loss
     from optbench.tasks import get_task
-    from optbench.tasks.base import ClassificationTask
 
     def models(build):
         out = []
@@ -207,14 +206,10 @@ def test_the_stacked_forward_and_loss_are_each_replicas_own():
             out.append(build())
         return out
 
-    class Classify(ClassificationTask):  # only its loss is used
-        name, description, datasets, default_dataset, default_epochs = "c", "", {}, "", 1
-        load = build_model = None
-
     chain = lambda: nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 4))  # noqa: E731 - batched matmuls
     other = lambda: nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.Linear(8, 4))  # noqa: E731 - under vmap
     x = torch.randn(3, 7, 5)
-    targets = {get_task("regression"): torch.randn(3, 7), Classify(): torch.randint(0, 4, (3, 7))}
+    targets = {get_task("regression"): torch.randn(3, 7), get_task("cifar10"): torch.randint(0, 4, (3, 7))}
     for build in (chain, other):
         replicas = models(build)
         params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in replicas]) for n, _ in

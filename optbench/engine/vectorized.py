@@ -8,19 +8,30 @@ How it stays equal to the eager engine (``optbench.engine.eager``):
 - one parameter leaf per hyperparameter value, stacked over the seeds that share it, and one
   optimizer per value built by the same registry call as eager: an elementwise optimizer's step on
   ``[K, ...]`` tensors is bit-identical to K separate steps (``OptimizerDef.elementwise``);
-- the forward pass is ``functional_call`` under ``vmap``, the loss of each replica its batch mean,
-  ``losses.sum().backward()`` gives each replica its own gradient;
+- the forward pass and the loss are batched over replicas (``optbench.engine.stacked``: one
+  ``baddbmm`` per Linear layer, ``vmap`` for other models), the loss of each replica its batch
+  mean, ``losses.sum().backward()`` gives each replica its own gradient;
 - each replica draws its epoch permutation from its own seed's generator, so it sees the batches
   its eager run sees. What differs is the batched-matmul reduction order: about 1e-7 relative.
 
-Per replica a ``RunBook`` (the eager engine's bookkeeping) records the curve and decides when the
-replica stops (diverged, converged, budget). A stopped replica is frozen: it is carried through
-the remaining steps (its arithmetic never touches the others') but nothing of it is recorded, and
-its record is the state at the epoch it stopped, as eager's is.
+Per step the loop does what a hand-written stacked loop does and no more: each epoch's rows are
+gathered for all replicas by one ``index_select`` per block of batches (not per replica per step),
+batch losses stay on the device until the epoch ends (one host read per epoch, also on CUDA), and
+nothing runs per replica in Python. Evaluation is one batched pass over all replicas, outside
+the clock, as eager's is.
 
-Time: the group's training steps are timed once (device synchronised before each clock read);
-a record's ``train_seconds`` is the group's seconds divided by the group size K (the cost of one
-replica when K train together), ``group_train_seconds`` the group's own, ``group_size`` K.
+Per replica a ``RunBook`` (the eager engine's bookkeeping) records the curve and decides when the
+replica stops (diverged, converged, budget). A stopped replica leaves the stack: its rows are cut
+from the parameters and from the optimizer's per-element state, so the others go on without it
+(exact: the step is elementwise). Its record is the state at the epoch it stopped, as eager's is.
+An optimizer with state that is neither per element nor scalar cannot be cut; its stopped replicas
+stay in the stack, trained but never recorded.
+
+Time: the group's training steps are timed once per epoch (device synchronised before each clock
+read); each epoch's seconds are shared equally among the replicas trained in it, so a record's
+``train_seconds`` is the cost of that run when its group trained together (the group's seconds
+divided by K when no replica stopped early), the records' ``train_seconds`` add up to the group's,
+``group_train_seconds`` is the group's own and ``group_size`` K.
 """
 
 from __future__ import annotations
