@@ -80,6 +80,7 @@ _RUN_METRICS: tuple[Metric, ...] = (
     Metric("optimum_rmse", "least-squares optimum", "target units", reference_of="test_rmse"),
     Metric("noise_floor_rmse", "noise floor (noise σ)", "target units", reference_of="test_rmse"),
     Metric("chance_accuracy", "chance", "fraction", higher_is_better=True, fmt=".1%", reference_of="test_accuracy"),
+    Metric("chance_loss", "chance (uniform guess)", "loss", reference_of="test_loss"),
     Metric("time_to_target_s", "time to target", "s"),
     Metric("epochs_to_target", "epochs to target", "epochs", fmt="d"),
     Metric("peak_memory_mb", "peak memory", "MiB"),

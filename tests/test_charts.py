@@ -44,9 +44,10 @@ def test_regression_optimum_is_numpy_least_squares_on_the_same_split(tmp_path: P
 
 def test_each_task_declares_its_references_through_its_data(tmp_path: Path) -> None:
     assert get_task("mlp").load("synthetic", tmp_path).reference == {"noise_floor_rmse": FRIEDMAN_NOISE}
-    assert get_task("cifar10").load("synthetic", tmp_path).reference == {"chance_accuracy": 0.1}
-    for name in ("optimum_rmse", "noise_floor_rmse", "chance_accuracy"):  # registered, with the metric they refer to
-        assert metric(name).reference_of in ("test_rmse", "test_accuracy")
+    assert get_task("cifar10").load("synthetic", tmp_path).reference == {"chance_accuracy": 0.1,
+                                                                          "chance_loss": pytest.approx(math.log(10))}
+    for name in ("optimum_rmse", "noise_floor_rmse", "chance_accuracy", "chance_loss"):  # with the metric they refer to
+        assert metric(name).reference_of in ("test_rmse", "test_accuracy", "test_loss")
 
 
 def test_a_run_stores_the_references_with_its_test_metrics(tmp_path: Path) -> None:
@@ -97,7 +98,8 @@ def fake_runs(n_cells: int, seeds: int = 3, task: str = "regression", spread: fl
             status = "diverged" if c == n_cells - 1 else "ok"
             value = (1 + c * spread / n_cells) * (1 + 0.05 * rng.random())
             seconds = 0.1 * (1 + c % 5) * (1 + 0.1 * rng.random())
-            metrics = ({"test_accuracy": min(0.95, 0.2 + 0.05 * c * rng.random()), "chance_accuracy": 0.1}
+            metrics = ({"test_accuracy": min(0.95, 0.2 + 0.05 * c * rng.random()), "chance_accuracy": 0.1,
+                        "chance_loss": math.log(10)}
                        if task == "cifar10" else {"test_rmse": 1469 * value, "optimum_rmse": 1469.0,
                                                    "noise_floor_rmse": 1500.0})
             curve = [{"epoch": e, "time_s": seconds * e / 3, "train_loss": 1.0 / (e + c), "test_loss": 1.0 / e,
@@ -207,6 +209,12 @@ def test_classification_compares_accuracy_in_percent_with_the_chance_line() -> N
     assert ax.get_ylim()[0] == 0 and [line.get_ydata()[0] for line in ax.get_lines()
                                       if line.get_label() == "_reference"] == [0.1]
     assert "chance: 10.0%" in [t.get_text() for t in fig.legends[0].get_texts()]
+    fig = drawn(charts.convergence_chart(cells, curves, colours, "cifar10 on synthetic", "training loss",
+                                         reference_values(runs, "test_loss")))
+    for ax in fig.axes:  # the cross-entropy of a uniform guess, ln 10
+        assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_label() == "_reference"] == \
+            [pytest.approx(math.log(10))]
+    assert "chance (uniform guess): 2.3" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_many_cells_get_a_legend_in_columns_below_the_plots() -> None:

@@ -783,7 +783,8 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
                                         & (section.curves["budget"] == budget) & section.curves["name"].isin(tested["name"])]
                 if not curves.empty:
                     loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
-                    figures.append((prefix + "convergence", charts.convergence_chart(tested, curves, colours, title, loss)))
+                    figures.append((prefix + "convergence", charts.convergence_chart(
+                        tested, curves, colours, title, loss, reference_values(runs, "test_loss"))))
                     if classification:
                         figures.append((prefix + "accuracy", charts.accuracy_chart(
                             tested, curves, colours, title, reference_values(runs, main.column))))

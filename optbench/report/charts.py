@@ -232,25 +232,30 @@ def _format(value: float, metric: Metric) -> str:
 
 
 def convergence_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, str], title: str,
-                      loss_label: str) -> Figure:
-    """Training loss against epoch (left) and against cumulative training seconds (right), log y.
+                      loss_label: str, references: list[tuple[Metric, float]] | tuple = ()) -> Figure:
+    """Training loss against epoch (left) and against cumulative training seconds (right); the y
+    axis linear from zero, log where the losses span more than ``LOG_SPREAD`` times.
 
     One line per cell: the mean over its ok runs, with a band from the lowest to the highest run.
-    The legend sits outside the axes, right of the plots, and names the cells with diverged or
-    failed runs (a cell with no ok run has a legend entry and no line).
+    ``references`` on the loss's scale (the loss of a uniform guess, for classification) are grey
+    horizontal lines. The legend sits outside the axes and names the cells with diverged or failed
+    runs (a cell with no ok run has a legend entry and no line).
     """
     fig = Figure(figsize=(12, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    refs: list[tuple[Line2D, str]] = []
     for ax, x, xlabel in ((axes[0], "epoch", "epoch"), (axes[1], "time_s", "training time (s)")):
         _lines(ax, cells, curves, colours, x, "train_loss")
+        refs = _reference_lines(ax, references, "y")
         ax.set_xlabel(xlabel)
         ax.grid(which="major", alpha=0.35)
         ax.grid(which="minor", alpha=0.12)
     axes[1].set_xlim(left=0)
     values = curves[["train_loss_mean", "train_loss_min", "train_loss_max"]].to_numpy(dtype=float).ravel()
-    _value_axis(axes[0], "y", values, loss_label)
-    _legend(fig, axes[0])
+    _value_axis(axes[0], "y", np.concatenate([values, [v for _, v in references]]), loss_label)
+    handles, labels = axes[0].get_legend_handles_labels()
+    _legend(fig, handles=handles + [h for h, _ in refs], labels=labels + [lab for _, lab in refs])
     fig.suptitle(f"{title}: convergence (mean over seeds, band: min-max across seeds)", fontsize=11)
     return fig
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -78,7 +79,8 @@ class CIFAR10Classification(ClassificationTask):
             data = TaskData(normalise(x_train), y_train, normalise(x_test), y_test)
         data.x_train = data.x_train.contiguous(memory_format=torch.channels_last)
         data.x_test = data.x_test.contiguous(memory_format=torch.channels_last)
-        data.reference["chance_accuracy"] = 1 / CLASSES  # guessing a class uniformly at random
+        # Guessing uniformly at random: its accuracy, and its cross-entropy (the loss of an untrained net).
+        data.reference.update(chance_accuracy=1 / CLASSES, chance_loss=math.log(CLASSES))
         return data
 
     def build_model(self, data: TaskData) -> nn.Module:
