@@ -192,3 +192,24 @@ def test_report_tables_at_80_columns_are_whole_never_cropped(cli, two_experiment
     rows = [line.rstrip() for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]
     assert rows and all(len(line) <= 80 and line[-1] in "┓┃┩│┘" for line in rows), result.stdout
     assert "1,480 ± 0" in result.stdout and "experiment tuned: regression on synthetic" in result.stdout
+
+
+def test_experiment_names_become_safe_distinct_chart_folders(real_record, tmp_path: Path) -> None:
+    """Names come from the records: '..' must not write outside --out, and 'a b' and 'a-b' must not share a folder."""
+    d = tmp_path / "results"
+    for day, name in enumerate(("..", "a b", "a-b"), start=1):
+        save_record(record(real_record, name, "sgd", day=day), d)
+    out = tmp_path / "out" / "report"
+    report = build_report([d], out_dir=out)
+    assert all(p.resolve().is_relative_to(out.resolve()) for p in report.charts)
+    folders = {p.relative_to(out).parts[0] for p in report.charts}
+    assert len(folders) == 3 and ".." not in folders
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--table", "cells"], "--table picks one table of a csv or json export; add --format csv or --format json"),
+    (["--format", "json", "--table", "celss"], "unknown table 'celss' (did you mean 'cells'?)"),
+])
+def test_a_bad_table_choice_is_one_line_and_exit_2(cli, two_experiments: Path, args, message) -> None:
+    result = cli("report", "--results-dir", str(two_experiments), "--no-charts", *args)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1

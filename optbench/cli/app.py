@@ -309,7 +309,7 @@ def report(
                       datasets=split_list(dataset), devices=split_list(device), experiments=split_list(name),
                       latest=latest)
     if table is not None and fmt not in ("csv", "json"):
-        raise UserError(f"--table picks one table of a csv or json export; add --format csv or --format json")
+        raise UserError("--table picks one table of a csv or json export; add --format csv or --format json")
     result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts, target=target,
                           table=table)
 

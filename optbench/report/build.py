@@ -741,7 +741,15 @@ CHART_KINDS = ("comparison", "convergence", "accuracy", "sensitivity", "time-to-
 def chart_folder(report: Report, experiment: str) -> str:
     """Where an experiment's charts go inside the output directory: a folder named for it when the
     report holds several experiments, else the directory itself."""
-    return f"{_slug(experiment)}/" if report.several else ""
+    if not report.several:
+        return ""
+    folders: dict[str, str] = {}
+    for section in report.sections:  # a safe, distinct folder name per experiment: never '..', never shared
+        folder = _slug(section.experiment).lstrip(".") or "experiment"
+        while folder in folders.values():
+            folder += "_"
+        folders[section.experiment] = folder
+    return folders[experiment] + "/"
 
 
 def chart_prefix(task: str, dataset: str) -> str:
