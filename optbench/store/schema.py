@@ -30,7 +30,7 @@ Number = Finite  # a whole number is accepted as a float; the stored document ke
 # so that a metric can never stand in for a spec field, a status or a label.
 RESERVED = frozenset({
     "schema_version", "run_id", "spec", "spec_hash", "cell_hash", "status", "error", "metric_name", "metrics",
-    "optimizer_impl", "curve", "environment", "started_at", "finished_at", "stage", "target", "experiment",
+    "optimizer_impl", "curve", "environment", "started_at", "finished_at", "stage", "target", "experiment", "protocol",
     "task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device", "impl", "training", "code",
     "path", "label", "split",
 })
@@ -68,6 +68,8 @@ class SpecModel(_Strict):
     impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
     training: TrainingModel | None = None
     code: dict[str, Annotated[str, Field(strict=True, max_length=200)]] | None = None
+    # Absent for eager runs (their hashes predate engines); "vectorized" for optbench.engine.vectorized.
+    engine: Literal["eager", "vectorized"] = "eager"
 
 
 class CurvePointModel(_Strict):
@@ -120,6 +122,7 @@ class RunRecord(BaseModel):
     target: TargetModel | None = None
     label: Annotated[str, Field(strict=True, max_length=1000)] | None = None
     experiment: Annotated[str, Field(strict=True, max_length=200)] | None = None
+    protocol: Annotated[str, Field(strict=True, min_length=1, max_length=100)] | None = None  # a preset's name
 
     _check_times = field_validator("started_at", "finished_at")(_timestamp)
 
