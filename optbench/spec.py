@@ -159,12 +159,14 @@ class RunResult:
     target: dict[str, Any] | None = None
     # The campaign it belonged to: --name, the suite file's stem, or the time the campaign started.
     experiment: str | None = None
+    # The named protocol preset it ran under (optbench.protocol.presets), e.g. "deepobs"; None otherwise.
+    protocol: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON document; ``stage``, ``target`` and ``experiment`` appear only when set. The
+        """The JSON document; ``stage``, ``target``, ``experiment`` and ``protocol`` appear only when set. The
         display ``label`` is stored at write time, so reading records never imports plugin code."""
-        extra = {k: v for k, v in (("stage", self.stage), ("target", self.target), ("experiment", self.experiment))
-                 if v is not None}
+        extra = {k: v for k, v in (("stage", self.stage), ("target", self.target), ("experiment", self.experiment),
+                                      ("protocol", self.protocol)) if v is not None}
         return _finite_or_null({
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,

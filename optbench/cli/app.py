@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover - typer on the click package
 from optbench import __version__
 from optbench.errors import StoreFailed, UserError
 from optbench.limits import MAX_CONFIRM_ROUNDS
+from optbench.protocol.presets import PRESETS
+
+PRESETS_HELP = "; ".join(p.describe() for p in PRESETS.values())
 
 # Typer 0.29's rich help prints a flag's type (``--debug <bool>``) as if it took a value; a flag
 # takes none (``--debug true`` is a command named "true"), so its help shows no type.
@@ -188,6 +191,7 @@ def run(
     cpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: CPUs each run reserves.", show_default="1")] = None,
     gpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: GPUs each run reserves; fractions share a GPU (0.25: four runs).", show_default="0")] = None,
     engine: Annotated[str | None, typer.Option(help="eager: one run at a time; vectorized: each group of seeds and hyperparameter values of one cell in one pass (regression, mlp; elementwise optimizers); auto: vectorize the --select sweep and groups of 8+ runs that can be, the rest eager.", show_default="eager")] = None,
+    protocol: Annotated[str | None, typer.Option(metavar="PRESET", help=f"A named tuning protocol: {PRESETS_HELP}. It adds the learning-rate grid, implies --select, and sets --seeds and --engine unless given.", show_default="none")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Experiment name stored in every record (optbench report --name selects it).", show_default="the suite file's name, else the start time")] = None,
     target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Record the training time and epoch at which the test metric first reaches this: loss=0.5, rmse=1600, accuracy=0.6.")] = None,
 ) -> None:
@@ -208,13 +212,13 @@ def run(
         "impl": impl, "select": select, "split": split, "schedule": schedule, "warmup_epochs": warmup,
         "clip_norm": clip_norm, "clip_value": clip_value, "early_stop_delta": early_stop,
         "time_budget_s": time_budget, "target": target, "name": name, "executor": executor, "address": address,
-        "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run, "engine": engine,
+        "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run, "engine": engine, "protocol": protocol,
     }
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
     campaign = Campaign(build_specs(suite), results_dir, data_dir, force=force, select=suite.select,
                         targets=targets_for(suite), experiment=experiment_name(suite, config),
-                        engine=suite.engine)
+                        engine=suite.engine, protocol=suite.protocol)
 
     err = Console(stderr=True)
     out = err if json_out else _stdout_console()
@@ -270,12 +274,13 @@ def run(
 def list_choices(
     zoo: Annotated[bool, typer.Option("--zoo", help="Also name every third-party optimizer (po:NAME; imports pytorch_optimizer, a few seconds).")] = False,
 ) -> None:
-    """List tasks (with datasets) and optimizers (with default hyperparameters)."""
-    from optbench.cli.listing import optimizers_table, tasks_table, zoo_status
+    """List tasks (with datasets), optimizers (with default hyperparameters) and protocol presets."""
+    from optbench.cli.listing import optimizers_table, presets_table, tasks_table, zoo_status
 
     console = _stdout_console()
     console.print(tasks_table())
     console.print(optimizers_table())
+    console.print(presets_table())
     console.print(zoo_status(zoo), highlight=False)
 
 

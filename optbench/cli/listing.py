@@ -1,4 +1,4 @@
-"""What ``optbench list`` prints: the tasks, the optimizers and the third-party zoo.
+"""What ``optbench list`` prints: the tasks, the optimizers, the protocol presets and the third-party zoo.
 
 Reads the catalogs only (``optbench.tasks.catalog``, ``optbench.optim.registry``): no torch unless
 an installed entry-point plugin or ``--zoo`` needs it.
@@ -15,6 +15,7 @@ from rich.text import Text
 from optbench.optim import plugins
 from optbench.optim import registry as optimizers
 from optbench.optim.registry import format_hparams
+from optbench.protocol.presets import PRESETS
 from optbench.tasks import TASKS
 
 
@@ -57,6 +58,16 @@ def optimizers_table() -> Table:
 def _spaced(hparams: Mapping[str, Any]) -> str:
     """``lr=0.01, momentum=0.9``: a narrow column wraps between values, not inside one."""
     return ", ".join(format_hparams({k: v}) for k, v in hparams.items())
+
+
+def presets_table() -> Table:
+    """The named tuning protocols of ``optbench run --protocol`` (optbench.protocol.presets)."""
+    table = Table(title="protocol presets (optbench run --protocol NAME)", title_justify="left")
+    for col in ("preset", "what it runs"):
+        table.add_column(col)
+    for preset in PRESETS.values():
+        table.add_row(preset.name, preset.summary)
+    return table
 
 
 def zoo_status(names_them: bool) -> Text:

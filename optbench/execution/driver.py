@@ -24,6 +24,7 @@ from optbench.engine.base import RunEvents
 from optbench.errors import StoreFailed
 from optbench.execution.base import Executor, WorkUnit, group_key
 from optbench.execution.campaign import validate_campaign
+from optbench.protocol.presets import get_preset
 from optbench.protocol.selection import SWEEP, Choice, Protocol
 from optbench.protocol.targets import Target, target_metrics
 from optbench.spec import RunResult, RunSpec
@@ -55,6 +56,9 @@ class Campaign:
     targets: dict[str, Target] = field(default_factory=dict)  # task -> time-to-target goal
     experiment: str | None = None  # the name every record of this campaign carries
     engine: str = "eager"
+    # The named preset the suite follows (optbench.protocol.presets), stored in every record; it
+    # implies ``select`` and says whether the --select protocol has a default stage.
+    protocol: str | None = None
 
 
 @dataclass
@@ -124,8 +128,10 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
     route(campaign.engine, None, campaign.specs)  # --engine vectorized: what cannot be, refused before anything runs
     ensure_writable(campaign.results_dir)
     outcome = CampaignOutcome()
-    annotations = {"experiment": campaign.experiment, "git_commit": git_commit()}
-    protocol = Protocol.from_specs(campaign.specs) if campaign.select else None
+    annotations = {"experiment": campaign.experiment, "protocol": campaign.protocol, "git_commit": git_commit()}
+    preset = get_preset(campaign.protocol) if campaign.protocol else None
+    select = campaign.select or preset is not None
+    protocol = Protocol.from_specs(campaign.specs, preset.default_stage if preset else True) if select else None
     if protocol:  # the candidates are what the sweep runs (and what its records are matched to)
         protocol.candidates = route(campaign.engine, SWEEP, protocol.candidates)
     stages = protocol.stages() if protocol else iter([(None, campaign.specs)])
@@ -251,6 +257,7 @@ class _Stage:
         c = self.campaign
         result.stage = self.stage
         result.experiment = self.annotations["experiment"]
+        result.protocol = self.annotations["protocol"]
         result.environment = {**result.environment, "git_commit": self.annotations["git_commit"]}
         target = c.targets.get(result.spec.task)
         if target is not None and result.spec.training.split == "test":

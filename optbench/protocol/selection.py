@@ -8,7 +8,8 @@
    seed of the suite. Candidates that diverged or failed are never chosen.
 3. ``default``: the same optimizer at its documented default hyperparameters, with the same
    training options and seeds, on test, so the report can show default against tuned. Skipped
-   where the defaults won (the final runs are those runs).
+   where the defaults won (the final runs are those runs), and left out by a preset that has no
+   such stage (``optbench.protocol.presets``: deepobs).
 
 Records carry their stage as the top-level key ``stage``. A stage is a role, not part of what is
 computed: the spec (and its hash) is that of the run, so a resumed protocol skips every run already
@@ -152,18 +153,20 @@ class Protocol:
     candidates: list[RunSpec]
     seeds: list[int]
     choices: list[Choice] = field(default_factory=list)
+    default_stage: bool = True  # False: no default stage (a preset that leaves it out, e.g. deepobs)
 
     @classmethod
-    def from_specs(cls, specs: list[RunSpec]) -> Protocol:
+    def from_specs(cls, specs: list[RunSpec], default_stage: bool = True) -> Protocol:
         seeds = sorted({s.seed for s in specs})
-        return cls(candidate_specs(specs), seeds)
+        return cls(candidate_specs(specs), seeds, default_stage=default_stage)
 
     def stages(self) -> Iterator[tuple[str, list[RunSpec]]]:
-        """(stage, specs) for sweep, final and default. The final stage is decided by ``decide``,
-        which the caller calls with the sweep's records once it has run the sweep."""
+        """(stage, specs) for sweep, final and (unless left out) default. The final stage is decided
+        by ``decide``, which the caller calls with the sweep's records once it has run the sweep."""
         yield SWEEP, self.candidates
         yield FINAL, self.final_specs()
-        yield DEFAULT, self.default_specs()
+        if self.default_stage:
+            yield DEFAULT, self.default_specs()
 
     def decide(self, records: list[dict[str, Any]]) -> None:
         """Choose each sweep's winner from the records of its candidates (new or resumed ones; a

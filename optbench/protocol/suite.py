@@ -23,6 +23,7 @@ Fair comparisons (optbench.protocol.training, optbench.protocol.sweep, optbench.
     early_stop_delta = 1e-4
     time_budget_s = 60
     target = "loss=0.5"  # time to target for every task; a task table may set its own target
+    protocol = "deepobs" # a named preset (optbench.protocol.presets): lr grid, select, seeds, engine
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from optbench.optim.registry import code_version, parse_optimizer_arg, resolve_h
 from optbench.spec import RunSpec
 from optbench.files import Refused, nesting, read_regular
 from optbench.limits import MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_NESTING, MAX_SEED, check_runs
+from optbench.protocol.presets import apply_preset
 from optbench.protocol.sweep import count_inline, count_table, expand_inline, expand_table
 from optbench.protocol.targets import Target, parse_target
 from optbench.tasks import check_dataset, task_info
@@ -99,6 +101,8 @@ class SuiteConfig(BaseModel):
     split: Literal["test", "validation"] | None = None
     # Tune on validation, re-run the best on test (optbench.protocol.selection); time-to-target goal for every task.
     select: bool = Field(default=False, strict=True)
+    # A named tuning protocol (optbench.protocol.presets): "deepobs". Applied by load_suite.
+    protocol: str | None = Field(default=None, min_length=1, max_length=100)
     target: str | None = None
     # The experiment every record of this suite carries (optbench report --name); default: the
     # suite file's name, or the time the run started.
@@ -170,7 +174,8 @@ def _check_strings(obj: Any, source: str, where: str = "") -> None:
 
 def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
                source: str = "options") -> SuiteConfig:
-    """Validate a config table with command-line overrides (None values mean "not given") applied."""
+    """Validate a config table with command-line overrides (None values mean "not given") applied,
+    then its protocol preset (``protocol``, see optbench.protocol.presets)."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     merged = {**(config or {}), **given}
     _check_strings(merged, source)
@@ -180,9 +185,10 @@ def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] |
             {k: v for k, v in t.items() if k not in given} if isinstance(t, dict) else t for t in merged["tasks"]
         ]
     try:
-        return SuiteConfig.model_validate(merged)
+        suite = SuiteConfig.model_validate(merged)
     except ValidationError as exc:
         raise _one_line(exc, source) from None
+    return apply_preset(suite)
 
 
 def build_specs(suite: SuiteConfig) -> list[RunSpec]:

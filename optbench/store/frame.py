@@ -4,7 +4,7 @@ Columns: ``path``, ``run_id``, ``status``, ``error``, ``metric_name``, ``spec_ha
 the spec (``task``, ``dataset``, ``optimizer``, ``hparams`` as the inline string, ``epochs``,
 ``batch_size``, ``seed``, ``device``), ``training`` (non-default training options as one string,
 '' for none, see optbench.protocol.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
-``final``, ``default`` or None), ``label`` (optimizer with non-default hyperparameters),
+``final``, ``default`` or None), ``protocol`` (a preset's name, e.g. ``deepobs``, or None), ``label`` (optimizer with non-default hyperparameters),
 every metric (``train_seconds``, ``steps_per_s``, ``final_train_loss``, ``test_loss``, ``test_rmse``,
 ``test_accuracy``, ``rmse_gap``, ``val_rmse``, ``time_to_target_s``, ...), and the environment prefixed
 ``env_`` (``env_cpu``, ``env_torch``, ...). The ``curve`` column keeps each run's list of per-epoch
@@ -42,6 +42,7 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "training": spec.training.text(),
             "split": spec.training.split,
             "stage": rec.get("stage"),
+            "protocol": rec.get("protocol"),
             **rec["metrics"],
             **{f"env_{k}": v for k, v in rec["environment"].items()},
             "curve": rec["curve"],
