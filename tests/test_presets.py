@@ -115,3 +115,16 @@ def test_under_auto_the_grid_of_an_optimizer_that_is_not_elementwise_goes_to_eag
     sweep = route(suite.engine, SWEEP, Protocol.from_specs(build_specs(suite)).candidates)
     engines = {(s.optimizer, s.engine) for s in sweep}
     assert engines == {("adam", "vectorized"), ("torch.optim:SGD", "eager")}
+
+
+def test_the_shipped_deepobs_suite_file_is_the_preset():
+    from pathlib import Path
+
+    from optbench.protocol.suite import read_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "deepobs.toml"
+    from_file = load_suite(read_config(path))
+    from_flags = load_suite(None, {"tasks": ["regression", "mlp"], "optimizers": ["sgd", "momentum", "adam"],
+                                   "protocol": "deepobs"})
+    assert from_file == from_flags and from_file.protocol == "deepobs"
+    assert len(build_specs(from_file)) == 2 * 3 * 36 * 10  # every seed of every candidate, before selection
