@@ -73,6 +73,7 @@ def test_seeds_and_engine_given_by_the_user_win():
      "--protocol deepobs sweeps lr itself (36 log-spaced values from 1e-5 to 1e2); leave lr out of 'adam:lr=1e-3'"),
     (None, {"protocol": "deepobs", "optimizers": [{"name": "adam", "lr": [1e-3, 1e-2]}]}, "leave lr out of"),
     ({"protocol": "deepobs", "split": "validation"}, None, "leave out --split"),
+    ({"protocol": "deepobs", "select": False}, None, "leave out --no-select"),
 ])
 def test_what_contradicts_the_preset_is_refused_in_one_line(overrides, config, message):
     with pytest.raises(UserError) as info:

@@ -9,8 +9,9 @@ repeated preset skips what is stored), with the top-level key ``protocol`` namin
 
 What wins where the user also says something (decided here, documented in the README):
 
-- ``lr`` in an optimizer entry, or ``--split``: refused with one line (the preset owns the grid
-  and the splits; without ``--protocol`` the same sweep is ``--select`` with a ``lr`` range);
+- ``lr`` in an optimizer entry, ``--split`` or ``--no-select``: refused with one line (the preset
+  owns the grid, the splits and the selection; without ``--protocol`` the same sweep is
+  ``--select`` with a ``lr`` range);
 - ``--select``: implied, so allowed;
 - ``--seeds``, ``--engine`` given explicitly (flag or suite key): the user's value wins;
 - other hyperparameters (``adam:betas=0.9/0.98``, also swept ones) are kept: the grid is crossed
@@ -86,6 +87,9 @@ def apply_preset(suite: SuiteConfig) -> SuiteConfig:
     if suite.split is not None:
         raise UserError(f"{flag} runs the sweep on the validation split and the winners on test itself; "
                         "leave out --split (split in a suite file)")
+    if "select" in given and not suite.select:
+        raise UserError(f"{flag} is the --select protocol with a learning-rate grid; leave out --no-select "
+                        "(select = false in a suite file)")
     grid = preset.lr_grid()
     optimizers: list[Any] = []
     for entry in suite.optimizers:
