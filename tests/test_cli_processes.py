@@ -19,9 +19,9 @@ def optbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 CASES = [
     (["run", "--config", "suite.toml"], "suite.toml is not valid TOML"),
     (["run", "--task", "regression", "--epochs", "-1"], "Invalid value for '--epochs'"),
-    # an optimizer by import path is never declared elementwise: the vectorized engine refuses it
-    (["run", "--opt", "adam", "torch.optim:LBFGS", "--engine", "vectorized"],
-     "--engine vectorized cannot run torch.optim:LBFGS"),
+    # an optimizer by import path is never declared elementwise (even torch's SGD): the vectorized engine refuses it
+    (["run", "--opt", "adam", "torch.optim:SGD", "--engine", "vectorized"],
+     "--engine vectorized cannot run torch.optim:SGD [vectorized] on regression: optimizer 'torch.optim:SGD' is not declared elementwise"),
     (["run", "--protocol", "deepob"], "unknown protocol preset 'deepob' (did you mean 'deepobs'?)"),
     (["report"], "no run records found in results/runs"),
     (["check", "--baseline", "foreign.json"], "is not an optbench baseline"),
