@@ -16,14 +16,11 @@ def losses(result):
     return [(p.train_loss, p.test_loss, p.test_metric) for p in result.curve]
 
 
-def test_same_spec_and_seed_give_identical_losses_on_cpu():
-    a, b = run(spec()), run(spec())
+def test_same_spec_and_seed_give_identical_losses_on_cpu_and_another_seed_another_run():
+    a, b = run(spec()), run(spec())  # one test, so the seed-0 run serves both questions
     assert losses(a) == losses(b)
     assert a.metrics["test_rmse"] == b.metrics["test_rmse"]
-
-
-def test_another_seed_gives_another_run():
-    assert losses(run(spec(seed=0))) != losses(run(spec(seed=1)))
+    assert losses(a) != losses(run(spec(seed=1)))
 
 
 def test_huge_learning_rate_diverges_and_is_recorded_as_such():
@@ -44,6 +41,12 @@ def test_steps_and_throughput_are_consistent():
     assert result.curve[-1].time_s == m["train_seconds"]
 
 
-def test_cnn_runs_are_deterministic_on_cpu_too():
+def test_cnn_runs_are_deterministic_on_cpu_too_and_time_their_optimizer_step():
     cnn = spec(task="cifar10", epochs=1, batch_size=256)
-    assert losses(run(cnn)) == losses(run(cnn))
+    a = run(cnn)
+    assert losses(a) == losses(run(cnn))
+    # the optimizer step on the CNN, timed apart from forward and backward (tests/test_steptime.py
+    # checks the same on the regression task; one CIFAR-10 epoch serves both here)
+    m = a.metrics
+    assert 0 < m["optimizer_seconds"] < m["train_seconds"] and 0 < m["optimizer_share"] < 1
+    assert m["control_seconds"] > 0 and m["step_cost"] > 0
