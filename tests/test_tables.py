@@ -97,3 +97,16 @@ def test_check_report_and_run_format_a_number_alike():
         assert format_number(value, METRIC_BY_COLUMN[name]) == text, name
         assert format_value(name, value) == text, name
     assert format_value("train_seconds", 1468.8) == "1,469 s"
+
+
+def test_check_at_80_columns_keeps_each_comparison_on_one_line(cli, monkeypatch, tmp_path):
+    cli.run_json("--opt", "sgd", "--epochs", "1")
+    baseline = tmp_path / "b.json"
+    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline)).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("check", "--baseline", str(baseline), "--results-dir", str(cli.results_dir), "--all")
+    assert result.exit_code == 0, result.output
+    lines = _lines(result.stdout)
+    assert "…" not in result.stdout and all(len(line) <= 80 for line in lines if not line.startswith("PASS"))
+    rmse = next(i for i, line in enumerate(lines) if "· test_rmse" in line)
+    assert re.fullmatch(r"\s*([\d,.]+) -> \1 \(\+0\.0%\)\s*", lines[rmse + 1]), lines[rmse + 1]

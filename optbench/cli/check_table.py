@@ -1,8 +1,8 @@
 """Rich rendering of a check's verdicts for the terminal (``optbench check``).
 
 Rows that pass are folded into a count unless asked for (``--all``): the table shows what needs a
-look. Below ``WIDE`` columns each row is one block (cell, metric and numbers on a line, the note
-wrapped beneath), so an 80-column terminal reads it without truncation.
+look. Below ``WIDE`` columns each row is one block (cell and metric, the numbers on a line of
+their own, the note wrapped beneath), so an 80-column terminal reads it without truncation.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ def rich_table(comparison: Comparison, width: int, show_all: bool = False) -> Ta
         table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
                       box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False)
         table.add_column("verdict", no_wrap=True)
-        table.add_column("cell · metric: baseline -> current (change), why", ratio=1)
+        table.add_column("cell · metric / baseline -> current (change) / why", ratio=1)
         for row in rows:
             verdict, cell, metric, base, cur, change, note = (escape(c) for c in row_cells(row))
             numbers = f"{base} -> {cur}" + (f" ({change})" if change else "")
-            text = f"{cell} · [bold]{metric}[/]: {numbers}" + (f"\n[dim]{note}[/]" if note else "")
+            # the numbers on a line of their own, so a long cell name never splits them
+            text = f"{cell} · [bold]{metric}[/]\n{numbers}" + (f"\n[dim]{note}[/]" if note else "")
             table.add_row(f"[{STYLE[row.verdict]}]{verdict}[/]", text)
         return table
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
