@@ -80,6 +80,10 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+# A signal that arrives while a record is saved and counted waits here (signals_deferred).
+_held: dict[str, Any] = {"depth": 0, "pending": None}
+
+
 @contextlib.contextmanager
 def signals_raise() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into Interrupted, so a campaign stops between two clean states
@@ -89,6 +93,9 @@ def signals_raise() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        if _held["depth"]:
+            _held["pending"] = signum
+            return
         raise Interrupted(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -101,15 +108,24 @@ def signals_raise() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while a record is saved and counted; they arrive right after."""
+    """Hold SIGINT and SIGTERM back while a record is saved and counted; they arrive right after.
+
+    A flag the handler reads, not a signal mask: a mask holds a signal back from this thread only,
+    and the kernel hands a process's signal to any thread that does not block it (torch's worker
+    threads), whose C handler then has Python run the handler here all the same."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    _held["depth"] += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _held["depth"] -= 1
+        pending = _held["pending"] if not _held["depth"] else None
+        if pending is not None:
+            _held["pending"] = None
+    if pending is not None:  # only when the body finished: an error in it goes first
+        raise Interrupted(pending)
 
 
 def run_campaign(campaign: Campaign, executor: Executor | None = None,
