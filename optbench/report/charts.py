@@ -303,8 +303,10 @@ def accuracy_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str,
 
 def _lines(ax: Axes, cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, str], x: str, field: str) -> None:
     """One line per cell in ``cells`` order; a cell without curve points only gets a legend entry."""
+    by_name = {name: group.sort_values("epoch") for name, group in curves.groupby("name", sort=False)}
+    empty = curves.iloc[:0]
     for (_, cell), style in zip(cells.iterrows(), _variant_styles(cells)):
-        c = curves[curves["name"] == cell["name"]].sort_values("epoch")
+        c = by_name.get(cell["name"], empty)
         colour = colours[cell["optimizer"]]
         linestyle = LINE_STYLES[style % len(LINE_STYLES)]
         notes = _problem_notes(cell)
