@@ -1,4 +1,4 @@
-"""Commands that only read (report, check, list, --help) start without torch: records are JSON, and
+"""Commands that only read (report, list-runs, check, list, --help) start without torch: records are JSON, and
 importing torch costs seconds and hundreds of MB. Real processes, as a user runs them."""
 
 from __future__ import annotations
@@ -76,6 +76,13 @@ def test_report_never_imports_torch(results: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sgd(lr=0.1)" in proc.stdout and "adam" not in proc.stdout  # the filter matched by hyperparameters
     assert "torch" not in imported and "matplotlib" not in imported
+
+
+def test_list_runs_never_imports_torch(results: Path, tmp_path: Path) -> None:
+    proc, imported = optbench_imports("list-runs", "--results-dir", str(results), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "regression/synthetic" in " ".join(proc.stdout.split())
+    assert not imported & {"torch", "matplotlib"}, imported
 
 
 def test_check_never_imports_torch(results: Path, tmp_path: Path) -> None:
