@@ -213,3 +213,20 @@ def test_experiment_names_become_safe_distinct_chart_folders(real_record, tmp_pa
 def test_a_bad_table_choice_is_one_line_and_exit_2(cli, two_experiments: Path, args, message) -> None:
     result = cli("report", "--results-dir", str(two_experiments), "--no-charts", *args)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_narrow_terminal_drops_an_all_ok_status_column_instead_of_a_second_table(cli, real_record, tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """A terminal too narrow for the status column too (this table needs about 80 columns with it):
+    a second table holding only 'ok' is noise; the caption, not cut to the table's width,
+    says every run was ok instead."""
+    d = tmp_path / "results"
+    for opt in ("sgd", "adam"):
+        save_record(record(real_record, "plain", opt, day=1), d)
+    monkeypatch.setenv("COLUMNS", "76")
+    narrow = cli("report", "--results-dir", str(d), "--no-charts")
+    assert narrow.exit_code == 0, narrow.output
+    assert "(1/2)" not in narrow.stdout and "status" not in narrow.stdout and "every run ok" in narrow.stdout
+    monkeypatch.setenv("COLUMNS", "200")
+    wide = cli("report", "--results-dir", str(d), "--no-charts")
+    assert "status" in wide.stdout and "every run ok" not in wide.stdout

@@ -6,8 +6,12 @@ terminal they are split over several tables that each repeat the label column.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from optbench.report.build import GroupTable
 from optbench.report.experiments import Summary
@@ -24,9 +28,11 @@ def _cell_text(table: GroupTable, r: int, c: int) -> str:
     return text
 
 
-def _needed(table: GroupTable, c: int) -> int:
-    """Columns a column needs for every value whole (a header may wrap between words)."""
-    header = max((len(w) for w in table.columns[c].split()), default=1)
+def _needed(table: GroupTable, c: int, whole_header: bool = False) -> int:
+    """Columns a column needs for every value whole (a header may wrap between words, unless
+    ``whole_header``)."""
+    words = table.columns[c].split()
+    header = len(table.columns[c]) if whole_header else max((len(w) for w in words), default=1)
     return max([header, *(len(_cell_text(table, r, c)) for r in range(len(table.rows)))])
 
 
@@ -51,44 +57,59 @@ def column_groups(table: GroupTable, width: int | None) -> list[list[int]]:
     return [[0, *g] for g in groups]
 
 
-def report_tables(table: GroupTable, width: int | None = None) -> list[Table]:
+def _without_all_ok_status(table: GroupTable, width: int | None) -> GroupTable:
+    """The table without its status column when every row is ``ok`` and the whole table does not fit
+    ``width``: a column that says nothing is not worth a second table (the caption says it instead)."""
+    last = len(table.columns) - 1
+    if (width is None or table.columns[last] != "status" or table.warnings
+            or any(row[last] != "ok" for row in table.rows) or len(column_groups(table, width)) == 1):
+        return table
+    return replace(table, columns=table.columns[:last], numeric=table.numeric[:last],
+                   rows=[row[:last] for row in table.rows], caption=f"{table.caption}; every run ok".lstrip("; "))
+
+
+def report_tables(table: GroupTable, width: int | None = None) -> list[RenderableType]:
     """One task x dataset as one Rich table, or several when ``width`` (the terminal's columns) is too
-    narrow: best means in bold, rows with diverged or failed runs flagged in yellow."""
+    narrow: best means in bold, rows with diverged or failed runs flagged in yellow. The caption
+    follows the last table as text as wide as the terminal (a table caption wraps at the table's width)."""
+    table = _without_all_ok_status(table, width)
     groups = column_groups(table, width)
+    # Headers on one line where the terminal has room for all of them, else wrapped between words.
+    whole = width is not None and len(groups) == 1 and _BORDER + sum(
+        min(_needed(table, c, True), LABEL_MAX) if c == 0 else _needed(table, c, True) + _PER_COLUMN
+        for c in range(len(table.columns))) + _PER_COLUMN <= width
     out = []
     last = len(table.columns) - 1
     for i, cols in enumerate(groups):
         part = f" ({i + 1}/{len(groups)})" if len(groups) > 1 else ""
-        rich = Table(title=table.title + part, caption=table.caption if i == len(groups) - 1 else None,
-                     title_justify="left", caption_justify="left")
+        rich = Table(title=table.title + part, title_justify="left")
         for c in cols:
             # Within a terminal's width every column gets exactly the width column_groups counted
             # (Rich's own collapsing can leave a table wider than the terminal, which then crops it).
             if c == 0:
-                fixed = min(_needed(table, 0), LABEL_MAX) if width is not None else None
+                fixed = min(_needed(table, 0, whole), LABEL_MAX) if width is not None else None
                 rich.add_column(table.columns[c], overflow="fold", width=fixed,
                                 min_width=None if fixed else min(_needed(table, 0), LABEL_MIN))
             else:
                 rich.add_column(table.columns[c], justify="right" if table.numeric[c] else "left",
-                                no_wrap=False, min_width=_needed(table, c), overflow="fold",
-                                width=_needed(table, c) if width is not None else None)
+                                no_wrap=False, min_width=_needed(table, c, whole), overflow="fold",
+                                width=_needed(table, c, whole) if width is not None else None)
         for r, row in enumerate(table.rows):
             cells = []
             for c in cols:
                 text = escape(row[c])
                 if (r, c) in table.best:
                     text = f"[bold]{text}[/]"
-                if c == last:
-                    text = f"[yellow]⚠ {text}[/]" if r in table.warnings else f"[green]{text}[/]"
+                if c == last and r in table.warnings:
+                    text = f"[yellow]⚠ {text}[/]"
+                elif c == last and table.columns[c] == "status":
+                    text = f"[green]{text}[/]"
                 cells.append(text)
             rich.add_row(*cells)
         out.append(rich)
+    if table.caption:
+        out[-1] = Group(out[-1], Text(table.caption))
     return out
-
-
-def report_table(table: GroupTable) -> Table:
-    """The whole table in one (``--wide``)."""
-    return report_tables(table)[0]
 
 
 def experiments_table(summaries: list[Summary], width: int | None, results_dirs: list) -> Table:
