@@ -70,6 +70,14 @@ def test_help_shows_flags_without_a_value_type(cli, monkeypatch, command):
     result = cli(*command, "--help")
     assert result.exit_code == 0
     assert "<bool>" not in result.stdout and "--help" in result.stdout
+    assert "<list[" not in result.stdout  # a repeatable option shows its item type: <text>...
+
+
+def test_help_paragraphs_flow_to_the_terminals_width(cli, monkeypatch):
+    """The docstring's source line breaks do not show: at 200 columns a paragraph is one line."""
+    monkeypatch.setenv("COLUMNS", "200")
+    result = cli("run", "--help")
+    assert "(the regression task on its built-in data with sgd, momentum, rmsprop and adam)" in result.stdout
 
 
 def test_a_value_after_a_flag_says_the_flag_takes_none(cli):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import re
 import signal
@@ -32,12 +33,18 @@ from optbench.protocol.presets import PRESETS
 PRESETS_HELP = "; ".join(p.describe() for p in PRESETS.values())
 
 # Typer 0.29's rich help prints a flag's type (``--debug <bool>``) as if it took a value; a flag
-# takes none (``--debug true`` is a command named "true"), so its help shows no type.
+# takes none (``--debug true`` is a command named "true"), so its help shows no type. A repeatable
+# option shows its item type once, followed by "..." (``<text>...``, not ``<list[str]>``).
 _display_type_rich = typer.core.TyperOption.display_type_rich
+_ITEM_TYPES = {"str": "text", "Path": "path", "int": "int", "float": "float"}
 
 
 def _flag_shows_no_type(self: typer.core.TyperOption, ctx: Any) -> str | None:
-    return None if self.is_flag or self.count else _display_type_rich(self, ctx)
+    if self.is_flag or self.count:
+        return None
+    shown = _display_type_rich(self, ctx)
+    item = re.fullmatch(r"<list\[(\w+)\]>", shown or "")
+    return f"<{_ITEM_TYPES.get(item.group(1), item.group(1).lower())}>..." if item else shown
 
 
 typer.core.TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign]
@@ -81,8 +88,17 @@ _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def one_line_paragraphs(func: F) -> F:
+    """The command's docstring with each paragraph on one line: Typer's help keeps a docstring's line
+    breaks, which a terminal narrower or wider than the source then breaks mid-sentence."""
+    doc = inspect.cleandoc(func.__doc__ or "")
+    func.__doc__ = "\n\n".join(" ".join(p.split("\n")) for p in doc.split("\n\n"))
+    return func
+
+
 def user_errors(func: F) -> F:
-    """Turn a UserError into one line on stderr and exit code 2 (``--debug`` shows the traceback)."""
+    """Turn a UserError into one line on stderr and exit code 2 (``--debug`` shows the traceback);
+    the help text's paragraphs on one line each (``one_line_paragraphs``)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -94,7 +110,7 @@ def user_errors(func: F) -> F:
             Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
-    return wrapper  # type: ignore[return-value]
+    return one_line_paragraphs(wrapper)  # type: ignore[return-value]
 
 
 class MultiValueCommand(TyperCommand):
@@ -180,7 +196,7 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Re-run specs that already have a finished record (default: skip them, so a re-run resumes).")] = False,
     select: Annotated[bool | None, typer.Option("--select/--no-select", help="Tune: run every sweep candidate on a validation split, re-run the best per optimizer (and its defaults) on test with --seeds. --no-select overrides a suite file's select = true.", show_default="off")] = None,
     split: Annotated[str | None, typer.Option(help="Evaluate on test, or on validation (a part of the training data; test is never touched).", show_default="test")] = None,
-    schedule: Annotated[str | None, typer.Option(metavar="NAME[:key=value,...]", help="Learning-rate schedule per epoch: none, step[:step_size=N,gamma=G], cosine, plateau[:patience=N,factor=F].", show_default="none")] = None,
+    schedule: Annotated[str | None, typer.Option(metavar="NAME[:K=V,...]", help="Learning-rate schedule per epoch: none, step[:step_size=N,gamma=G], cosine, plateau[:patience=N,factor=F].", show_default="none")] = None,
     warmup: Annotated[int | None, typer.Option(min=0, help="Linear warm-up epochs before the schedule.", show_default="0")] = None,
     clip_norm: Annotated[float | None, typer.Option(help="Clip the gradient's global L2 norm to this before every step.")] = None,
     clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
@@ -271,6 +287,7 @@ def run(
 
 
 @app.command("list")
+@one_line_paragraphs
 def list_choices(
     zoo: Annotated[bool, typer.Option("--zoo", help="Also name every third-party optimizer (po:NAME; imports pytorch_optimizer, a few seconds).")] = False,
 ) -> None:
@@ -293,10 +310,10 @@ def report(
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Only these dataset(s) (repeatable or comma-separated).")] = None,
     device: Annotated[list[str] | None, typer.Option("--device", help="Only runs on these device(s), e.g. cpu, cuda:0.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where charts and the export file are written (markdown, csv and json go to stdout without it).", show_default="<first results dir>/report", file_okay=False)] = None,
-    fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", help="table: print to the terminal; markdown, csv, json: print on stdout (with --out: write report.<ext> there instead); html: write report.html.")] = "table",
+    fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", metavar="FORMAT", help="table: print to the terminal; markdown, csv, json: print on stdout (with --out: write report.<ext> there instead); html: write report.html.")] = "table",
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG).")] = True,
     wide: Annotated[bool, typer.Option("--wide", help="One table per task however wide (default: split the columns over several tables where the terminal is too narrow for every number whole).")] = False,
-    target: Annotated[list[str] | None, typer.Option(metavar="[TASK[/DATASET]:]METRIC=VALUE", help="Time-to-target goal, recomputed from the curves (repeatable): regression:rmse=1600 for that task; loss=0.5 without a task for the runs that asked for a target and the --task tasks.", show_default="the target stored with the runs")] = None,
+    target: Annotated[list[str] | None, typer.Option(metavar="[TASK:]METRIC=V", help="Time-to-target goal, recomputed from the curves (repeatable): regression:rmse=1600 for that task; loss=0.5 without a task for the runs that asked for a target and the --task tasks.", show_default="the target stored with the runs")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only these experiment(s) (optbench run --name; see optbench list-runs). Repeatable or comma-separated.")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the newest experiment.")] = False,
     table: Annotated[str | None, typer.Option("--table", metavar="NAME", help="With csv or json: only this table (cells, default_vs_tuned, sensitivity, time_to_target, profile), as plain CSV or a JSON list.", show_default="every table")] = None,
