@@ -35,7 +35,6 @@ from optbench.store.frame import CELL_COLUMNS, records_frame
 from optbench.protocol.selection import Choice
 from optbench.spec import STATUSES, RunSpec
 from optbench.store.records import RUNS, Problem, load_records
-from optbench.protocol.targets import Target, parse_target
 
 REPORT_DIR = "report"
 
