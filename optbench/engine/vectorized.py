@@ -36,9 +36,10 @@ divided by K when no replica stopped early), the records' ``train_seconds`` add 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,7 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
         perms = torch.stack([torch.randperm(n, generator=generators[r]) for r in stack]).to(device)
         block = _block_rows(len(stack), x_train, y_train, batch_size)
         losses: list[torch.Tensor] = []
+        leaves = [p for g in groups for p in g.leaf.values()]  # what gradient clipping sees this epoch
         synchronize(device)
         t0 = time.perf_counter()
         for b in range(0, n, block):
@@ -245,7 +247,7 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
                                ys[:, s : s + batch_size])
                 loss.sum().backward()
                 if clip_value is not None:
-                    torch.nn.utils.clip_grad_value_([p for g in groups for p in g.leaf.values()], clip_value)
+                    torch.nn.utils.clip_grad_value_(leaves, clip_value)
                 for g in groups:
                     g.optimizer.step()
                     g.optimizer.zero_grad(set_to_none=True)
@@ -254,7 +256,8 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
         seconds = time.perf_counter() - t0
         group_seconds += seconds
         train_losses = (torch.stack(losses).sum(dim=0) / len(losses)).tolist()
-        held_out = _Lazy(lambda: _evaluate(task, forward, loss_fn, _stacked_params(groups, names), data))
+        # Batched evaluation: once per epoch, and only when some replica is evaluated.
+        held_out = functools.cache(lambda: _evaluate(task, forward, loss_fn, _stacked_params(groups, names), data))
         stopped: set[int] = set()
         for pos, r in enumerate(stack):
             if r in frozen:
@@ -272,12 +275,9 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
             break
 
     steps_per_epoch = math.ceil(n / batch_size)
-    results: list[RunResult | None] = [None] * k
-    for r, book in enumerate(books):
-        extra = {"group_size": k, "group_train_seconds": group_seconds}
-        result = book.result(book.metrics(steps_per_epoch, n, extra), first.device, impl)
-        results[order[r]] = result
-    return [r for r in results if r is not None]
+    extra = {"group_size": k, "group_train_seconds": group_seconds}
+    by_replica = [book.result(book.metrics(steps_per_epoch, n, extra), first.device, impl) for book in books]
+    return [by_replica[r] for r in sorted(range(k), key=order.__getitem__)]  # back in the order given
 
 
 def _drop(groups: list[ValueGroup], stopped: set[int], frozen: set[int]) -> list[ValueGroup]:
@@ -311,19 +311,6 @@ def _block_rows(k: int, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> in
     """Rows per gathered block: whole batches, at most ``GATHER_ELEMENTS`` elements for ``k`` replicas."""
     row = (x[0].numel() + y[0].numel()) * k
     return batch_size * max(1, GATHER_ELEMENTS // (row * batch_size))
-
-
-class _Lazy:
-    """A value computed on first call, then kept: the batched evaluation runs once per epoch,
-    and only when some replica is evaluated."""
-
-    def __init__(self, compute: Callable[[], Any]) -> None:
-        self._compute, self._value, self._done = compute, None, False
-
-    def __call__(self) -> Any:
-        if not self._done:
-            self._value, self._done = self._compute(), True
-        return self._value
 
 
 def _lr(optimizer: torch.optim.Optimizer) -> float | None:
