@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from optbench.metrics import metric
 from optbench.report import charts
+from optbench.report.colours import colour_map
 from optbench.report.aggregate import METRIC_BY_COLUMN, cell_stats, curve_stats, reference_values, seed_values
 from optbench.store.frame import CELL_COLUMNS
 from optbench.tasks import get_task
@@ -164,7 +165,7 @@ def assert_nothing_overlaps(fig: Figure) -> None:
 def test_comparison_is_dots_with_intervals_on_a_zero_based_axis_with_reference_lines(n_cells: int) -> None:
     runs = fake_runs(n_cells)
     cells, seeds, _ = chart_inputs(runs, "test_rmse")
-    colours = charts.colour_map(cells["optimizer"])
+    colours = colour_map(cells["optimizer"])
     fig = drawn(charts.comparison_chart(cells, seeds, colours, "regression on synthetic", RMSE,
                                         reference_values(runs, "test_rmse")))
     runtime, error = fig.axes
@@ -185,7 +186,7 @@ def test_comparison_is_dots_with_intervals_on_a_zero_based_axis_with_reference_l
 def test_comparison_turns_logarithmic_when_the_spread_needs_it_and_says_so() -> None:
     runs = fake_runs(6, spread=400.0)
     cells, seeds, _ = chart_inputs(runs, "test_rmse")
-    fig = drawn(charts.comparison_chart(cells, seeds, charts.colour_map(cells["optimizer"]), "t", RMSE))
+    fig = drawn(charts.comparison_chart(cells, seeds, colour_map(cells["optimizer"]), "t", RMSE))
     runtime, error = fig.axes
     assert runtime.get_xscale() == "linear"
     assert error.get_xscale() == "log" and "log scale: the values span" in error.get_xlabel()
@@ -196,7 +197,7 @@ def test_classification_compares_accuracy_in_percent_with_the_chance_line() -> N
     runs = fake_runs(3, task="cifar10")
     cells, seeds, curves = chart_inputs(runs, "test_accuracy", short_names=True)
     refs = reference_values(runs, "test_accuracy")
-    colours = charts.colour_map(cells["optimizer"])
+    colours = colour_map(cells["optimizer"])
     fig = drawn(charts.comparison_chart(cells, seeds, colours, "cifar10 on synthetic", ACCURACY, refs))
     accuracy = fig.axes[1]
     assert "accuracy (%)" in accuracy.get_xlabel() and "cross-entropy" not in accuracy.get_xlabel()
@@ -220,10 +221,10 @@ def test_classification_compares_accuracy_in_percent_with_the_chance_line() -> N
 def test_many_cells_get_a_legend_in_columns_below_the_plots() -> None:
     runs = fake_runs(18)
     cells, _, curves = chart_inputs(runs, "test_rmse")
-    colours = charts.colour_map(cells["optimizer"])
+    colours = colour_map(cells["optimizer"])
     fig = drawn(charts.convergence_chart(cells, curves, colours, "regression on synthetic", "training loss"))
     legend = fig.legends[0]
-    assert legend._ncols >= 2 and len(legend.get_texts()) == 18
+    assert legend._ncols >= 2 and len(legend.get_texts()) == charts.MAX_LINES == 12
     renderer = drawn_canvas(fig)
     box = legend.get_window_extent(renderer)
     assert all(box.y1 <= ax.get_tightbbox(renderer).y0 + 1 for ax in fig.axes)  # below the plots
@@ -235,11 +236,31 @@ def test_many_cells_get_a_legend_in_columns_below_the_plots() -> None:
     assert_nothing_overlaps(few)
 
 
+def test_a_chart_of_many_cells_shows_each_optimizers_best_and_says_so() -> None:
+    """Past MAX_ROWS cells (MAX_LINES for line charts) a chart draws each optimizer's best cell, and
+    its title says so; fewer cells are all drawn, with no note."""
+    runs = fake_runs(40)
+    cells, seeds, curves = chart_inputs(runs, "test_rmse")
+    colours = colour_map(cells["optimizer"])
+    best = cells.drop_duplicates("optimizer")  # cells come best first
+    fig = drawn(charts.comparison_chart(cells, seeds, colours, "regression on synthetic", RMSE))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(best["name"])
+    assert fig._suptitle.get_text().endswith("each optimizer's best setting (12 of 40; the table has all)")
+    fig = drawn(charts.convergence_chart(cells, curves, colours, "regression on synthetic", "training loss"))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(best["name"])
+    assert "12 of 40" in fig._suptitle.get_text()
+    assert_nothing_overlaps(fig)
+    few, note = charts.shown(cells.head(charts.MAX_ROWS), charts.MAX_ROWS)
+    assert len(few) == charts.MAX_ROWS and note == ""
+    top, note = charts.shown(cells, 5)  # more optimizers than fit: the best ones
+    assert list(top["name"]) == list(best["name"][:5]) and note.startswith("the 5 best optimizers' best settings")
+
+
 def test_time_to_target_is_dots_from_zero_never_bars() -> None:
     rows = pd.DataFrame({"optimizer": ["adam", "sgd", "sgd"], "name": ["adam", "sgd", "sgd(lr=0.1)"],
                          "seconds": [0.5, 0.95, math.inf], "epochs": [2.0, 4.0, math.inf], "runs": [3, 3, 3],
                          "reached": [3, 2, 0]})
-    fig = drawn(charts.time_to_target_chart(rows, charts.colour_map(rows["optimizer"]), "t", "loss=0.1"))
+    fig = drawn(charts.time_to_target_chart(rows, colour_map(rows["optimizer"]), "t", "loss=0.1"))
     ax = fig.axes[0]
     assert not ax.patches and ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
     assert any("not reached (0 of 3 seeds reached it)" in t.get_text() for t in ax.texts)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from optbench.report.build import build_report, report_figures
+from optbench.report.build import build_report, chart_jobs
 from optbench.spec import RunSpec
 from optbench.store.records import save_record
 from test_report import make_record, real_record, regression_metrics  # noqa: F401 (real_record: a fixture)
@@ -113,7 +113,7 @@ def test_cells_of_different_budgets_are_never_ranked_against_each_other(real_rec
         assert [r[0] for r in t.rows] == ["sgd", "adam"] and "epochs" not in t.columns
         rmse_column = t.columns.index("test RMSE")
         assert (0, rmse_column) in t.best and (1, rmse_column) not in t.best  # 1,600 is bold in its own table
-    stems = [stem for stem, _ in report_figures(report)]
+    stems = [chart.stem for chart in chart_jobs(report)]
     assert {"regression-synthetic-3ep-bs64-comparison", "regression-synthetic-20ep-bs64-comparison"} <= set(stems)
     assert not any(stem == "regression-synthetic-comparison" for stem in stems)
 

@@ -22,8 +22,9 @@ from matplotlib.colors import to_hex
 
 from optbench.engine.eager import run
 from optbench.optim.registry import resolve_hparams
-from optbench.report import charts
-from optbench.report.build import build_report, report_figures
+from optbench.errors import UserError
+from optbench.report.build import build_report, chart_jobs
+from optbench.report.colours import OKABE_ITO, colour_map
 from optbench.spec import RunSpec
 from optbench.store.records import save_record
 from optbench.protocol.suite import build_specs, load_suite
@@ -108,7 +109,8 @@ def results(real_record: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def html_report(results: Path, tmp_path_factory: pytest.TempPathFactory):
-    return build_report([results], out_dir=tmp_path_factory.mktemp("out"), fmt="html")
+    return build_report([results], out_dir=tmp_path_factory.mktemp("out"), fmt="html",
+                        chart_formats=("svg", "pdf"))  # html embeds PNGs: png is drawn too
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -225,20 +227,31 @@ def test_html_is_one_self_contained_file_with_every_chart_embedded(html_report) 
 
 # --- charts --------------------------------------------------------------------------------------
 
-def test_every_chart_is_written_as_png_and_svg(html_report) -> None:
+def test_every_chart_is_written_in_each_format_asked_for(html_report) -> None:
     names = sorted(p.name for p in html_report.charts)
     stems = ["cifar10-synthetic-accuracy", "cifar10-synthetic-comparison", "cifar10-synthetic-convergence",
              "regression-synthetic-comparison", "regression-synthetic-convergence"]
-    assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))
+    assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg", "pdf"))
     for path in html_report.charts:
         data = path.read_bytes()
-        assert data.startswith(b"\x89PNG") if path.suffix == ".png" else b"<svg" in data[:2000]
+        start = {".png": b"\x89PNG", ".pdf": b"%PDF", ".svg": b"<?xml"}[path.suffix]
+        assert data.startswith(start), path
+        if path.suffix == ".svg":  # text stays text: a paper's editor can change it, a reader can search it
+            assert "<text" in data.decode() and "on synthetic" in data.decode()
+    html = html_report.export.read_text()
+    assert html.count('src="data:image/png;base64,') == len(stems)
+
+
+def test_an_unknown_chart_format_is_refused_before_anything_is_written(results: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"unknown chart format 'jpg' \(did you mean 'png'\?\); choose from: png, svg, pdf"):
+        build_report([results], out_dir=tmp_path / "out", chart_formats=["png", "jpg"])
+    assert not (tmp_path / "out").exists()
 
 
 def test_charts_choose_scales_by_spread_and_keep_legends_off_the_data(html_report) -> None:
     """Small spreads on linear axes from zero, the task's main metric in the comparison (accuracy for
     classification, not cross-entropy), its references as lines; log only with the reason in the label."""
-    figures = dict(report_figures(html_report))
+    figures = {chart.stem: chart.build() for chart in chart_jobs(html_report)}
     runtime, error = figures["regression-synthetic-comparison"].axes
     assert runtime.get_xscale() == error.get_xscale() == "linear"  # 1-4 s and 10-20 RMSE: no log needed
     assert runtime.get_xlim()[0] == error.get_xlim()[0] == 0
@@ -263,7 +276,7 @@ def test_charts_choose_scales_by_spread_and_keep_legends_off_the_data(html_repor
 def test_one_colour_per_optimizer_across_all_charts(html_report) -> None:
     """Colour follows the optimizer name, not the label: sgd and sgd(lr=5) share sgd's colour in every
     chart (lines, bars, profile), and different optimizers never share one."""
-    figures = dict(report_figures(html_report))
+    figures = {chart.stem: chart.build() for chart in chart_jobs(html_report)}
     colours: dict[str, set[str]] = {}
 
     def optimizer(series: str) -> str:
@@ -287,10 +300,10 @@ def test_one_colour_per_optimizer_across_all_charts(html_report) -> None:
 
 def test_colour_map_is_per_name_stable_and_distinct_past_eight() -> None:
     names = [f"opt{i:02d}" for i in range(14)]
-    colours = charts.colour_map(reversed(names))
-    assert colours == charts.colour_map(names + names[:3])  # order and repeats do not matter
+    colours = colour_map(reversed(names))
+    assert colours == colour_map(names + names[:3])  # order and repeats do not matter
     assert len(set(colours.values())) == 14
-    assert list(colours.values())[:8] == charts.OKABE_ITO
+    assert list(colours.values())[:8] == OKABE_ITO
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -301,9 +314,14 @@ def test_report_reads_a_real_run_and_writes_charts_next_to_it(cli) -> None:
     result = cli("report", "--results-dir", str(cli.results_dir))
     assert result.exit_code == 0, result.output
     assert "regression on synthetic" in result.stdout and "test RMSE" in result.stdout
-    assert f"wrote 2 chart(s), PNG and SVG, to {cli.results_dir / 'report'}" in result.stdout
+    assert f"wrote 2 chart(s), PNG, to {cli.results_dir / 'report'}" in result.stdout
     assert (cli.results_dir / "report" / "regression-synthetic-comparison.png").is_file()
     assert snapshot(cli.results_dir / "runs") == before
+    again = cli("report", "--results-dir", str(cli.results_dir), "--chart-format", "png,svg")
+    assert f"wrote 2 chart(s), PNG and SVG, to {cli.results_dir / 'report'}" in again.stdout  # no SVG yet
+    again = cli("report", "--results-dir", str(cli.results_dir), "--chart-format", "svg")
+    assert f"2 chart(s), SVG, in {cli.results_dir / 'report'}: unchanged, the data they show is the same" \
+        in again.stdout
 
 
 def test_markdown_goes_to_stdout_and_the_paths_to_stderr(cli, results: Path, tmp_path: Path) -> None:
@@ -322,7 +340,7 @@ def test_csv_and_json_pipe_to_stdout_without_out(cli, results: Path, fmt: str) -
     text = result.stdout
     rows = pd.read_csv(io.StringIO(text)) if fmt == "csv" else pd.DataFrame(json.loads(text))
     assert len(rows) > 0 and {"task", "label", "cell_hash"} <= set(rows.columns)
-    assert "wrote" not in text and "wrote" in result.stderr  # the charts' message
+    assert "chart(s)" not in text and "chart(s), PNG" in result.stderr  # the charts' message
     assert not (results / "report" / f"report.{fmt}").exists()
 
 

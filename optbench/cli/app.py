@@ -311,7 +311,8 @@ def report(
     device: Annotated[list[str] | None, typer.Option("--device", help="Only runs on these device(s), e.g. cpu, cuda:0.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where charts and the export file are written (markdown, csv and json go to stdout without it).", show_default="<first results dir>/report", file_okay=False)] = None,
     fmt: Annotated[Literal["table", "markdown", "csv", "json", "html"], typer.Option("--format", "-f", metavar="FORMAT", help="table: print to the terminal; markdown, csv, json: print on stdout (with --out: write report.<ext> there instead); html: write report.html.")] = "table",
-    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts (PNG and SVG).")] = True,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the charts.")] = True,
+    chart_format: Annotated[list[str] | None, typer.Option("--chart-format", metavar="png|svg|pdf", help="Chart file format (repeatable or comma-separated): svg and pdf keep text as text, for papers.", show_default="png")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="One table per task however wide (default: split the columns over several tables where the terminal is too narrow for every number whole).")] = False,
     target: Annotated[list[str] | None, typer.Option(metavar="[TASK:]METRIC=V", help="Time-to-target goal, recomputed from the curves (repeatable): regression:rmse=1600 for that task; loss=0.5 without a task for the runs that asked for a target and the --task tasks.", show_default="the target stored with the runs")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only these experiment(s) (optbench run --name; see optbench list-runs). Repeatable or comma-separated.")] = None,
@@ -333,7 +334,7 @@ def report(
     if table is not None and fmt not in ("csv", "json"):
         raise UserError("--table picks one table of a csv or json export; add --format csv or --format json")
     result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts, target=target,
-                          table=table)
+                          table=table, chart_formats=split_list(chart_format) or ["png"])
 
     err = Console(stderr=True)
     for problem in result.problems:
@@ -350,7 +351,16 @@ def report(
     if result.export:
         notes.print(f"wrote {result.export}", markup=False, highlight=False, soft_wrap=True)
     if result.charts:
-        notes.print(f"wrote {len(result.charts) // 2} chart(s), PNG and SVG, to {result.out_dir}", markup=False, highlight=False, soft_wrap=True)
+        formats = list(dict.fromkeys(p.suffix[1:].upper() for p in result.charts))
+        count = len(result.charts) // len(formats)
+        kinds = ", ".join(formats[:-1]) + " and " + formats[-1] if len(formats) > 1 else formats[0]
+        kept = count - result.charts_drawn
+        if not result.charts_drawn:
+            message = f"{count} chart(s), {kinds}, in {result.out_dir}: unchanged, the data they show is the same"
+        else:
+            message = f"wrote {result.charts_drawn} chart(s), {kinds}, to {result.out_dir}" + (
+                f"; {kept} more there unchanged, the data they show is the same" if kept else "")
+        notes.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("list-runs")

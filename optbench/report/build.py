@@ -16,12 +16,15 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from optbench.report import drawing
 from optbench.report import experiments as exps
+from optbench.report.colours import colour_map
 
 from optbench.report import fair
 from optbench.report import profile as perf_profile
@@ -42,6 +45,8 @@ REPORT_DIR = "report"
 Format = Literal["table", "markdown", "csv", "json", "html"]
 # The file each format writes into the output directory ("table" writes none).
 EXPORT_FILE = {"markdown": "report.md", "csv": "report.csv", "json": "report.json", "html": "report.html"}
+# The chart file formats (``charts.FORMATS`` holds how each is saved); png is the default.
+CHART_FORMATS = ("png", "svg", "pdf")
 
 
 @dataclass
@@ -114,7 +119,10 @@ class Report:
     problems: list[Problem]
     tables: list[GroupTable]
     out_dir: Path | None = None
+    # Every chart file of the report (each chart in each format); ``charts_drawn`` of the charts
+    # were drawn now, the others were already in out_dir, drawn from the same data.
     charts: list[Path] = field(default_factory=list)
+    charts_drawn: int = 0
     export: Path | None = None
     # The export's text (markdown, csv, json); the CLI prints it when no --out was given.
     text: str | None = None
@@ -133,9 +141,11 @@ class Report:
 
 def build_report(results_dirs: list[Path], filters: Filters | None = None, out_dir: Path | None = None,
                  fmt: Format = "table", draw_charts: bool = True, target: str | list[str] | None = None,
-                 export_file: bool | None = None, table: str | None = None) -> Report:
-    """Load, select experiments, filter and aggregate; then write the charts (PNG and SVG) and the
-    ``fmt`` export into ``out_dir`` (default ``<first results dir>/report``).
+                 export_file: bool | None = None, table: str | None = None,
+                 chart_formats: Sequence[str] = ("png",)) -> Report:
+    """Load, select experiments, filter and aggregate; then write the charts (in each of
+    ``chart_formats``: png, svg, pdf) and the ``fmt`` export into ``out_dir`` (default
+    ``<first results dir>/report``).
 
     Each experiment is a section of its own; within one, cells are compared only with cells of
     the same budget (epochs, batch size, training options): one table, one set of charts, one
@@ -151,12 +161,20 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
     tasks ``filters.tasks`` names. Without ``target`` each cell uses the target its runs carry;
     a cell whose runs asked for none has no time to target and stays out of the profile.
 
-    Raises UserError when no run record is found, when the filters or experiment names match no
+    Raises UserError when a chart format is unknown, when no run record is found, when the filters or experiment names match no
     run, when a target is malformed or applies to nothing, or when the output directory cannot
     be written (or is a results directory's ``runs/``).
     """
     filters = filters or Filters()
     rules = fair.parse_report_targets(target)  # a malformed target fails before anything is read
+    chart_formats = [f.lower() for f in chart_formats]
+    for chart_format in chart_formats:
+        if chart_format not in CHART_FORMATS:
+            raise UserError(f"unknown chart format '{chart_format}'{did_you_mean(chart_format, CHART_FORMATS)}; "
+                            f"choose from: {', '.join(CHART_FORMATS)}")
+    chart_formats = list(dict.fromkeys(chart_formats))
+    if fmt == "html" and "png" not in chart_formats:
+        chart_formats.append("png")  # report.html embeds the PNGs
     if table is not None and table not in EXPORT_TABLES:
         raise UserError(f"unknown table '{table}'{did_you_mean(table, EXPORT_TABLES)}; choose from: "
                         f"{', '.join(EXPORT_TABLES)}")
@@ -191,7 +209,7 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
     report.out_dir = Path(out_dir) if out_dir is not None else Path(results_dirs[0]) / REPORT_DIR
     _check_out_dir(report.out_dir, results_dirs)
     try:
-        _write_outputs(report, fmt, draw_charts, export_file, table)
+        _write_outputs(report, fmt, chart_formats if draw_charts else [], export_file, table)
     except OSError as exc:  # a full disk or a permission change while writing: one line, no partial file
         raise UserError(f"cannot write the report to {report.out_dir} ({exc.strerror or exc}); "
                         "free space or pass --out DIR that you can write") from None
@@ -238,18 +256,30 @@ def section_tables(report: Report, section: Section) -> list[GroupTable]:
     return tables
 
 
-def _write_outputs(report: Report, fmt: Format, draw_charts: bool, export_file: bool, table: str | None) -> None:
+def _write_outputs(report: Report, fmt: Format, chart_formats: Sequence[str], export_file: bool,
+                   table: str | None) -> None:
     images: dict[str, bytes] = {}
-    if draw_charts:
-        from optbench.report import charts  # matplotlib: only when a chart is drawn
-
-        for stem, fig in report_figures(report):
-            rendered = charts.render(fig)
-            images[stem] = rendered["png"]
-            for ext, data in rendered.items():
-                path = report.out_dir / f"{stem}.{ext}"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                report.charts.append(write_atomic(path, data))
+    if chart_formats:
+        # Charts whose inputs and code are unchanged since they were drawn into out_dir are kept.
+        jobs = chart_jobs(report)
+        index = drawing.ChartIndex(report.out_dir)
+        digests = {chart.stem: chart.digest() for chart in jobs}
+        stale = [chart for chart in jobs if not index.fresh(chart, digests[chart.stem], chart_formats)]
+        try:
+            for chart, rendered in drawing.draw(stale, chart_formats):
+                for ext, data in rendered.items():
+                    path = report.out_dir / f"{chart.stem}.{ext}"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(path, data)
+                index.record(chart, digests[chart.stem], rendered)
+        finally:  # interrupted too: the charts written so far need not be drawn again
+            if stale:
+                index.save()
+        report.charts_drawn = len(stale)
+        for chart in jobs:
+            report.charts += [report.out_dir / f"{chart.stem}.{ext}" for ext in chart_formats]
+        if "png" in chart_formats and fmt == "html":
+            images = {chart.stem: (report.out_dir / f"{chart.stem}.png").read_bytes() for chart in jobs}
     if fmt in EXPORT_FILE:
         report.text = _export_text(report, fmt, images, relative_links=export_file, table=table)
         if export_file:
@@ -666,12 +696,15 @@ def to_markdown(report: Report, relative_links: bool = False) -> str:
                     text = f"⚠️ {text}"
                 cells.append(text)
             out.append("| " + " | ".join(cells) + " |")
-    pngs = [p for p in report.charts if p.suffix == ".png"]
-    if pngs:
+    # Each chart once: its PNG, or its first format where no PNG was drawn (PDFs do not show inline).
+    shown_as = ".png" if any(p.suffix == ".png" for p in report.charts) else (report.charts[0].suffix
+                                                                              if report.charts else "")
+    pictures = [p for p in report.charts if p.suffix == shown_as]
+    if pictures:
         out += ["", "### Charts", ""]
-        for png in pngs:
-            link = png.relative_to(report.out_dir).as_posix() if relative_links else png.as_posix()
-            out.append(f"![{_md_escape(png.stem)}]({link.replace(' ', '%20')})")
+        for picture in pictures:
+            link = picture.relative_to(report.out_dir).as_posix() if relative_links else picture.as_posix()
+            out.append(f"![{_md_escape(picture.stem)}]({link.replace(' ', '%20')})")
     return "\n".join(out) + "\n"
 
 
@@ -760,16 +793,15 @@ PROFILE_TASK, PROFILE_DATASET = "all", "tasks"
 PROFILE_STEM = chart_prefix(PROFILE_TASK, PROFILE_DATASET) + "performance-profile"
 
 
-def report_figures(report: Report) -> list[tuple[str, Any]]:
-    """Every chart of the report as (file stem, matplotlib Figure). Per experiment and comparable
+def chart_jobs(report: Report) -> list[drawing.Chart]:
+    """Every chart of the report (``drawing.Chart``: its file stem, the function that draws it and
+    that function's arguments; nothing is drawn here and matplotlib is not imported). Per experiment and comparable
     group (task x dataset x budget): a comparison chart and a convergence chart of the cells
     evaluated on test, an accuracy chart for classification tasks, a sensitivity chart where the
     group has sweeps (validation-split cells) and a time-to-target chart per target; per
     experiment, the performance profile. Stems start with the experiment's folder (several
     experiments) and the group's prefix (``chart_stems``)."""
-    from optbench.report import charts  # matplotlib: only when a chart is drawn
-
-    colours = charts.colour_map(report.cells["optimizer"])  # one colour per optimizer name in every chart
+    colours = colour_map(report.cells["optimizer"])  # one colour per optimizer name in every chart
     figures = []
     for section in report.sections:
         folder = chart_folder(report, section.experiment)
@@ -784,22 +816,22 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
                 runs = section.runs[(section.runs["task"] == task) & (section.runs["dataset"] == dataset)]
                 seeds = seed_values(runs, ["train_seconds", main.column]).merge(
                     tested[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="inner")
-                figures.append((prefix + "comparison", charts.comparison_chart(
+                figures.append(drawing.Chart(prefix + "comparison", "comparison_chart", (
                     tested, seeds, colours, title, main, reference_values(runs, main.column))))
                 curves = section.curves[(section.curves["task"] == task) & (section.curves["dataset"] == dataset)
                                         & (section.curves["budget"] == budget) & section.curves["name"].isin(tested["name"])]
                 if not curves.empty:
                     loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
-                    figures.append((prefix + "convergence", charts.convergence_chart(
+                    figures.append(drawing.Chart(prefix + "convergence", "convergence_chart", (
                         tested, curves, colours, title, loss, reference_values(runs, "test_loss"))))
                     if classification:
-                        figures.append((prefix + "accuracy", charts.accuracy_chart(
+                        figures.append(drawing.Chart(prefix + "accuracy", "accuracy_chart", (
                             tested, curves, colours, title, reference_values(runs, main.column))))
             choices = sweeps_by_group.get((task, dataset, budget), [])
             sweeps = [(fair.sensitivity(c), name) for c, name in zip(choices, fair.sweep_names(choices))]
             sweeps = [(s, name) for s, name in sweeps if s.curves]
             if sweeps:
-                figures.append((prefix + "sensitivity", charts.sensitivity_chart(
+                figures.append(drawing.Chart(prefix + "sensitivity", "sensitivity_chart", (
                     [s for s, _ in sweeps], [n for _, n in sweeps], colours, title, validation_metric(main))))
             ttt = section.time_to_target
             if ttt.empty:
@@ -808,12 +840,13 @@ def report_figures(report: Report) -> list[tuple[str, Any]]:
             several = ttt["target"].nunique() > 1
             for goal, part in ttt.groupby("target", sort=False):
                 stem = prefix + "time-to-target" + (f"-{_slug(goal)}" if several else "")
-                figures.append((stem, charts.time_to_target_chart(part.reset_index(drop=True), colours, title, goal)))
+                figures.append(drawing.Chart(stem, "time_to_target_chart", (
+                    part.reset_index(drop=True), colours, title, goal)))
         if section.profile is not None:
             taus = perf_profile.tau_grid()
             rho = perf_profile.profile(section.profile.times, taus)
-            figures.append((folder + PROFILE_STEM, charts.profile_chart(taus, rho, section.profile.scores, colours,
-                                                                        len(section.profile.problems))))
+            figures.append(drawing.Chart(folder + PROFILE_STEM, "profile_chart", (
+                taus, rho, section.profile.scores, colours, len(section.profile.problems))))
     return figures
 
 

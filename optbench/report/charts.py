@@ -4,7 +4,7 @@ Each chart function takes the rows of one task x dataset (cells from ``aggregate
 curves from ``aggregate.curve_stats``, both with a ``name`` column naming the series) and the
 report's colour map, and returns the ``Figure``; ``render`` turns a figure into PNG and SVG bytes.
 Colours come from the Okabe-Ito palette (readable with every common colour-vision deficiency),
-one per optimizer name for the whole report (``colour_map``); several cells of one optimizer in one
+one per optimizer name for the whole report (``colours.colour_map``); several cells of one optimizer in one
 chart (other hyperparameters, epochs, batch size or device) share its colour and differ by marker
 or line style.
 
@@ -24,19 +24,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
 from optbench.report.aggregate import Metric
 
-# Okabe & Ito (2008), yellow and black last (weakest on white, and black reads as "axis").
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
-# Beyond eight names: Paul Tol's "muted" scheme (also colour-blind safe), darkest and least like
-# Okabe-Ito first, then a grey. (tableau-colorblind10 repeats Okabe-Ito's blue, orange and vermillion
-# almost exactly, so a ninth optimizer looked like the first.)
-MORE = ["#882255", "#332288", "#999933", "#CC6677", "#117733", "#44AA99", "#DDCC77", "#AA4499", "#88CCEE", "#888888"]
 LINE_STYLES = ["-", "--", ":", "-."]
 VARIANT_MARKERS = ["o", "s", "^", "D"]
 # A log axis only when the largest value is more than this many times the smallest (``log_scale``).
@@ -50,27 +46,55 @@ LEGEND_RIGHT_MAX = 8
 SEED_BAND = (0.32, 0.16)
 # Series with at most this many points get markers, so a one- or two-epoch run is still visible.
 MARKER_MAX_POINTS = 25
+# Past this many cells a chart shows the best cell of each optimizer (``shown``): rows in the
+# dot charts (comparison, time to target), lines in the line charts (convergence, accuracy).
+MAX_ROWS = 24
+MAX_LINES = 12
 
 
-def colour_map(optimizers: Iterable[str]) -> dict[str, str]:
-    """One colour per optimizer *name* (``adam``, not ``adam(lr=0.01)``), in sorted name order, so an
-    optimizer keeps its colour in every chart of a report and between reports of the same names.
-    Variants of one optimizer (hyperparameters, epochs, ...) share it and differ by marker or
-    line style. Okabe-Ito first; past 18 names colours repeat (the legend still names each)."""
-    palette = OKABE_ITO + MORE
-    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(set(optimizers)))}
+# The chart file formats and their savefig options (no timestamps).
+PNG_DPI = 150
+FORMATS: dict[str, dict[str, Any]] = {
+    "png": {"dpi": PNG_DPI},
+    "svg": {"metadata": {"Date": None}},
+    "pdf": {"metadata": {"CreationDate": None, "ModDate": None}},
+}
 
 
-def render(fig: Figure) -> dict[str, bytes]:
-    """The figure as ``{"png": ..., "svg": ...}`` bytes (PNG at 150 dpi; no timestamp in the SVG)."""
+def render(fig: Figure, formats: Iterable[str] = ("png",)) -> dict[str, bytes]:
+    """The figure's bytes in each of ``formats`` (keys of ``FORMATS``; PNG at ``PNG_DPI``), laid out once.
+
+    The PNG comes first and in one pass: an Agg canvas solves the constrained layout as it draws
+    (``savefig`` would draw the figure once more beforehand just to lay it out); the vector
+    formats then reuse that layout, which is in inches and so holds for any dpi."""
     out = {}
-    for fmt, kwargs in (("png", {"dpi": 150}), ("svg", {"metadata": {"Date": None}})):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, facecolor="white", **kwargs)
-        out[fmt] = buf.getvalue()
-        # The layout (in inches, so for any dpi) is done: the SVG reuses it instead of solving it again.
-        fig.set_layout_engine("none")
+    # Text as text in SVG and PDF (TrueType); SVG ids from a fixed salt: a redrawn chart of the same
+    # data is the same file, not a diff in version control.
+    with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "optbench"}):
+        for fmt in sorted(set(formats), key=lambda f: (f != "png", f)):
+            buf = io.BytesIO()
+            if fmt == "png":
+                fig.set_dpi(PNG_DPI)
+                FigureCanvasAgg(fig).print_png(buf)
+            else:
+                fig.savefig(buf, format=fmt, facecolor="white", **FORMATS[fmt])
+            out[fmt] = buf.getvalue()
+            fig.set_layout_engine("none")
     return out
+
+
+def shown(cells: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, str]:
+    """The cells a chart draws, best first, and a note for its title saying what was left out.
+
+    Up to ``limit`` cells, all of them. Past that, a chart of every cell is a wall of labels and
+    lines: it shows each optimizer's best cell (the first of its name in ``cells``, which come best
+    first), and if there are still more than ``limit`` optimizers, the ``limit`` best of those.
+    The tables keep every cell."""
+    if len(cells) <= limit:
+        return cells, ""
+    best = cells.drop_duplicates("optimizer")
+    what = "each optimizer's best setting" if len(best) <= limit else f"the {limit} best optimizers' best settings"
+    return best.iloc[:limit], f"{what} ({min(len(best), limit)} of {len(cells)}; the table has all)"
 
 
 def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str, str], title: str, metric: Metric,
@@ -86,6 +110,7 @@ def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str
     in the legend below. Cells are drawn in the given order, top to bottom; a cell whose every run
     diverged or failed gets a note instead of a dot.
     """
+    cells, note = shown(cells, MAX_ROWS)
     k = len(cells)
     fig = Figure(figsize=(11, 2.4 + 0.36 * k), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
@@ -109,7 +134,7 @@ def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str
                *ref_handles]
     fig.legend([h for h, _ in handles], [lab for _, lab in handles], loc="outside lower center",
                ncol=min(len(handles), 3), fontsize=8.5, frameon=False)
-    fig.suptitle(f"{title}: runtime and {metric.title} per optimizer", fontsize=11)
+    fig.suptitle(f"{title}: runtime and {metric.title} per optimizer" + (f"\n{note}" if note else ""), fontsize=11)
     return fig
 
 
@@ -241,6 +266,8 @@ def convergence_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[s
     horizontal lines. The legend sits outside the axes and names the cells with diverged or failed
     runs (a cell with no ok run has a legend entry and no line).
     """
+    cells, note = shown(cells, MAX_LINES)
+    curves = curves[curves["name"].isin(cells["name"])]
     fig = Figure(figsize=(12, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -256,7 +283,8 @@ def convergence_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[s
     _value_axis(axes[0], "y", np.concatenate([values, [v for _, v in references]]), loss_label)
     handles, labels = axes[0].get_legend_handles_labels()
     _legend(fig, handles=handles + [h for h, _ in refs], labels=labels + [lab for _, lab in refs])
-    fig.suptitle(f"{title}: convergence (mean over seeds, band: min-max across seeds)", fontsize=11)
+    fig.suptitle(f"{title}: convergence (mean over seeds, band: min-max across seeds)" + (f"\n{note}" if note else ""),
+                 fontsize=11)
     return fig
 
 
@@ -284,6 +312,8 @@ def accuracy_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str,
                    references: list[tuple[Metric, float]] = ()) -> Figure:
     """Test accuracy (percent, from zero) against cumulative training seconds, one line per cell with
     a min-max band; ``references`` (chance) as horizontal lines named in the legend."""
+    cells, note = shown(cells, MAX_LINES)
+    curves = curves[curves["name"].isin(cells["name"])]
     fig = Figure(figsize=(9, 4.6), layout="constrained")
     ax = fig.subplots()
     _lines(ax, cells, curves, colours, "time_s", "test_metric")
@@ -297,7 +327,8 @@ def accuracy_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str,
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     _legend(fig, handles=handles + [h for h, _ in refs], labels=labels + [lab for _, lab in refs])
-    fig.suptitle(f"{title}: test accuracy against training time (mean over seeds, band: min-max)", fontsize=11)
+    fig.suptitle(f"{title}: test accuracy against training time (mean over seeds, band: min-max)"
+                 + (f"\n{note}" if note else ""), fontsize=11)
     return fig
 
 
@@ -348,6 +379,7 @@ def _legend(fig: Figure, ax: Axes | None = None, handles: list[Any] | None = Non
     width_pt = fig.get_figwidth() * 72
     ncol = max(1, min(len(labels), int(width_pt // (longest * 5.2 + 34))))
     rows = -(-len(labels) // ncol)
+    ncol = -(-len(labels) // rows)  # rows filled evenly: 12 entries as 6 + 6, not 11 + 1
     fig.set_figheight(fig.get_figheight() + 0.18 * rows + 0.15)  # the plots keep their height
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=8.5, frameon=False,
                columnspacing=1.2, handlelength=2.2)
@@ -450,6 +482,7 @@ def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str
     ``fair.time_to_target_cells``, in report order), labelled with how many seeds reached it; the
     axis is linear from zero, log only where the times span more than ``LOG_SPREAD`` times. A cell
     whose median run never got there gets a note instead of a dot."""
+    rows, note = shown(rows, MAX_ROWS)
     k = len(rows)
     fig = Figure(figsize=(9, 1.9 + 0.36 * k), layout="constrained")
     ax = fig.subplots()
@@ -486,7 +519,8 @@ def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str
     ax.set_yticks(y, list(rows["name"]))
     ax.set_ylim(-0.7, k - 0.3)
     fig.suptitle(f"{title}: time to target {target} (test split)\n"
-                 "dot: median over seeds, a seed that never reached it counting as infinitely slow", fontsize=11)
+                 "dot: median over seeds, a seed that never reached it counting as infinitely slow"
+                 + (f"\n{note}" if note else ""), fontsize=11)
     return fig
 
 
