@@ -34,8 +34,9 @@ class Metric:
 
     def format(self, value: float | None, spread: bool = False) -> str:
         """Display text of one value, the same in every table optbench prints (run, report, check):
-        4 significant digits, whole numbers with thousands separators from 1,000 (``1,469``, never
-        ``1469`` or ``1.469e+03``), fractions as percent, ``-`` for none. ``spread``: a standard
+        4 significant digits, trailing zeros included (``0.3540`` beside ``0.3449``), whole numbers
+        with thousands separators from 1,000 (``1,469``, never ``1469`` or ``1.469e+03``),
+        fractions as percent, ``-`` for none. ``spread``: a standard
         deviation or interval width beside a mean (2 significant digits, unsigned)."""
         if value is None or not math.isfinite(value):
             return "-"
@@ -47,7 +48,9 @@ class Metric:
             return f"{round(value):,d}"
         if abs(value) >= (100 if spread else 1000):
             return f"{value:,.0f}"
-        return f"{value:.2g}" if spread else f"{value:.4g}"
+        # Trailing zeros kept (``0.3540``, ``2.000``), so values in one column show the same number
+        # of significant digits; a bare trailing point goes (``12.`` from ``#.2g`` is ``12``).
+        return (f"{value:#.2g}" if spread else f"{value:#.4g}").rstrip(".")
 
 
 _QUALITY = "warn:5%,fail:10%"

@@ -186,9 +186,10 @@ def test_markdown_has_one_table_per_task_with_best_in_bold_and_problems_flagged(
     assert "### cifar10 on synthetic (3 epochs, batch 64, cpu)" in md
     assert ("| optimizer | n | test RMSE | RMSE gap | test loss | final train loss | runtime (s) | steps/s | status |"
             in md)
-    assert ("| sgd | 3 | **12 ± 2** | **+20.0% ± 10.0%** | **0.2 ± 0.1** | **0.4 ± 0.1** | **2.333 ± 1.5** "
-            "| **200 ± 100** | ⚠️ 1 of 5 diverged, 1 of 5 failed |") in md
-    assert "| adam | 1 | 20 | +100.0% | 0.5 | 0.6 | 3 | 50 | ok |" in md
+    # 4 significant digits, trailing zeros kept (2 for a spread), so a column's digits line up
+    assert ("| sgd | 3 | **12.00 ± 2.0** | **+20.0% ± 10.0%** | **0.2000 ± 0.10** | **0.4000 ± 0.10** "
+            "| **2.333 ± 1.5** | **200.0 ± 100** | ⚠️ 1 of 5 diverged, 1 of 5 failed |") in md
+    assert "| adam | 1 | 20.00 | +100.0% | 0.5000 | 0.6000 | 3.000 | 50.00 | ok |" in md
     assert "| sgd(lr=5) | 0 | - | - | - | - | - | - | ⚠️ 2 of 2 diverged |" in md
     assert "| adam | 2 | **85.00% ± 7.07%** |" in md
 
@@ -222,7 +223,7 @@ def test_html_is_one_self_contained_file_with_every_chart_embedded(html_report) 
     assert page.count('src="data:image/png;base64,') == len(pngs) == 5
     assert not re.search(r'(?:src|href)\s*=\s*"(?!data:)', page)  # nothing fetched from anywhere
     assert "<link" not in page and "<script" not in page
-    assert "sgd(lr=5)" in page and "<strong>12 ± 2</strong>" in page
+    assert "sgd(lr=5)" in page and "<strong>12.00 ± 2.0</strong>" in page
 
 
 # --- charts --------------------------------------------------------------------------------------
