@@ -215,7 +215,7 @@ def test_classification_compares_accuracy_in_percent_with_the_chance_line() -> N
     for ax in fig.axes:  # the cross-entropy of a uniform guess, ln 10
         assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_label() == "_reference"] == \
             [pytest.approx(math.log(10))]
-    assert "chance (uniform guess): 2.3" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "chance (uniform guess): 2.30" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_many_cells_get_a_legend_in_columns_below_the_plots() -> None:

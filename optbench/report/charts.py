@@ -253,7 +253,7 @@ def log_scale(values: Iterable[float]) -> tuple[bool, float]:
 def _format(value: float, metric: Metric) -> str:
     if metric.unit == "fraction":
         return f"{value:.1%}"
-    return _short(value)
+    return _short(value, digits=True)
 
 
 def convergence_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, str], title: str,
@@ -408,10 +408,14 @@ def _no_value_note(cell: pd.Series) -> str:
     return "no value"
 
 
-def _short(value: float) -> str:
+def _short(value: float, digits: bool = False) -> str:
+    """3 significant digits (``0.2``, ``1,469``); ``digits``: with trailing zeros (``0.200``), for
+    values labelled side by side, as the tables print them."""
     if not math.isfinite(value):
         return ""
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:#.3g}".rstrip(".") if digits else f"{value:.3g}"
 
 
 # --- fair comparisons (optbench.report.fair) ------------------------------------------------------------
@@ -495,7 +499,7 @@ def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str
         if reached:
             ax.plot([row["seconds"]], [yi], linestyle="none", marker=VARIANT_MARKERS[style % len(VARIANT_MARKERS)],
                     markersize=7, color=colours[row["optimizer"]], markeredgecolor="white", label=row["name"])
-            ax.annotate(f"{_short(row['seconds'])} s, epoch {row['epochs']:g} ({seeds})", (row["seconds"], yi),
+            ax.annotate(f"{_short(row['seconds'], digits=True)} s, epoch {row['epochs']:g} ({seeds})", (row["seconds"], yi),
                         xytext=(7, 0), textcoords="offset points", va="center", fontsize=8, color="#333333")
         else:
             ax.text(0.02, yi, f"not reached ({seeds})", transform=ax.get_yaxis_transform(), va="center",
