@@ -13,10 +13,10 @@ import base64
 import html
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -161,9 +161,9 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
     tasks ``filters.tasks`` names. Without ``target`` each cell uses the target its runs carry;
     a cell whose runs asked for none has no time to target and stays out of the profile.
 
-    Raises UserError when a chart format is unknown, when no run record is found, when the filters or experiment names match no
-    run, when a target is malformed or applies to nothing, or when the output directory cannot
-    be written (or is a results directory's ``runs/``).
+    Raises UserError when a chart format is unknown, when no run record is found, when the
+    filters or experiment names match no run, when a target is malformed or applies to nothing,
+    or when the output directory cannot be written (or is a results directory's ``runs/``).
     """
     filters = filters or Filters()
     rules = fair.parse_report_targets(target)  # a malformed target fails before anything is read
@@ -795,8 +795,8 @@ PROFILE_STEM = chart_prefix(PROFILE_TASK, PROFILE_DATASET) + "performance-profil
 
 def chart_jobs(report: Report) -> list[drawing.Chart]:
     """Every chart of the report (``drawing.Chart``: its file stem, the function that draws it and
-    that function's arguments; nothing is drawn here and matplotlib is not imported). Per experiment and comparable
-    group (task x dataset x budget): a comparison chart and a convergence chart of the cells
+    that function's arguments; nothing is drawn here and matplotlib is not imported). Per
+    experiment and comparable group (task x dataset x budget): a comparison chart and a convergence chart of the cells
     evaluated on test, an accuracy chart for classification tasks, a sensitivity chart where the
     group has sweeps (validation-split cells) and a time-to-target chart per target; per
     experiment, the performance profile. Stems start with the experiment's folder (several

@@ -2,11 +2,11 @@
 
 Each chart function takes the rows of one task x dataset (cells from ``aggregate.cell_stats``,
 curves from ``aggregate.curve_stats``, both with a ``name`` column naming the series) and the
-report's colour map, and returns the ``Figure``; ``render`` turns a figure into PNG and SVG bytes.
+report's colour map, and returns the ``Figure``; ``render`` turns a figure into PNG, SVG or PDF bytes.
 Colours come from the Okabe-Ito palette (readable with every common colour-vision deficiency),
-one per optimizer name for the whole report (``colours.colour_map``); several cells of one optimizer in one
-chart (other hyperparameters, epochs, batch size or device) share its colour and differ by marker
-or line style.
+one per optimizer name for the whole report (``colours.colour_map``); several cells of one
+optimizer in one chart (other hyperparameters, epochs, batch size or device) share its colour and
+differ by marker or line style. A chart of many cells shows each optimizer's best (``shown``).
 
 Value axes are linear from zero unless the values span more than ``LOG_SPREAD`` times
 (``log_scale``), and a log axis says so and why in its label; comparisons are dots with interval
@@ -75,6 +75,7 @@ def render(fig: Figure, formats: Iterable[str] = ("png",)) -> dict[str, bytes]:
             buf = io.BytesIO()
             if fmt == "png":
                 fig.set_dpi(PNG_DPI)
+                fig.set_facecolor("white")  # whatever the user's matplotlibrc says
                 FigureCanvasAgg(fig).print_png(buf)
             else:
                 fig.savefig(buf, format=fmt, facecolor="white", **FORMATS[fmt])
