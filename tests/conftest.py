@@ -1,7 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+# Two pytest-xdist workers share two cores, and many tests start optbench processes besides: one
+# intra-op thread each (inherited by those processes). With torch's default of one thread per core,
+# every worker and process spins waiting for a core another one holds: about a third of the suite's
+# CPU time on a busy 2-core machine. Set OMP_NUM_THREADS yourself to test with more.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 from typer.testing import CliRunner

@@ -1,4 +1,5 @@
-"""Long suites must never lose finished work: interruption, resume, concurrent writers, damaged files, failures."""
+"""Long suites must never lose finished work: interruption, resume, damaged files, failures (concurrent
+writers and readers: tests/test_store.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from optbench.store.records import load_records
 
-SUITE = ["run", "--opt", "sgd", "momentum", "adam", "rmsprop", "--epochs", "300", "--quiet"]
+# Runs of about a second each: a signal sent once the first record lands finds the second in flight.
+SUITE = ["run", "--opt", "sgd", "momentum", "adam", "rmsprop", "--epochs", "200", "--quiet"]
 
 
 def optbench(*args: str, cwd: Path | None = None) -> subprocess.Popen:
@@ -38,7 +40,7 @@ def assert_store_intact(runs: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("sig, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
-def test_signal_keeps_finished_runs_and_discards_the_one_in_progress(tmp_path, sig, code, name):
+def test_signal_keeps_finished_runs_and_discards_the_one_in_progress(tmp_path, cli, sig, code, name):
     runs = tmp_path / "results" / "runs"
     proc = optbench(*SUITE, "--results-dir", str(tmp_path / "results"))
     wait_for_records(runs, 1, proc)
@@ -51,9 +53,10 @@ def test_signal_keeps_finished_runs_and_discards_the_one_in_progress(tmp_path, s
     assert "Traceback" not in err
 
     if sig == signal.SIGINT:  # the same command again resumes: nothing repeated, nothing lost
-        again = subprocess.run([sys.executable, "-m", "optbench", *SUITE, "--results-dir", str(tmp_path / "results")],
-                               capture_output=True, text=True, timeout=180)
-        assert again.returncode == 0, again.stderr
+        # (in this process: what matters is the store the killed process left; a fresh process
+        # resuming after a fault is tests/test_store.py's full-disk case)
+        again = cli(*SUITE, "--results-dir", str(tmp_path / "results"))
+        assert again.exit_code == 0, again.output
         assert f"skipped {len(records)} already finished" in again.stdout
         final = assert_store_intact(runs)
         assert sorted(r["spec"]["optimizer"] for r in final) == ["adam", "momentum", "rmsprop", "sgd"]
@@ -66,19 +69,6 @@ def test_force_reruns_finished_specs_without_overwriting(cli):
     cli.run_json("--opt", "sgd", "--epochs", "1", "--force")
     records = cli.stored()
     assert len(records) == 2 and records[0]["run_id"] != records[1]["run_id"]
-
-
-def test_concurrent_writers_and_a_reader_see_only_whole_records(tmp_path):
-    results = tmp_path / "results"
-    procs = [optbench("run", "--opt", "sgd", "adam", "rmsprop", "--epochs", "5", "--seed", str(seed), "--quiet",
-                      "--results-dir", str(results)) for seed in (0, 1, 2)]
-    while any(p.poll() is None for p in procs):  # a reader running alongside never sees half a record
-        assert not load_records([results])[1]
-        time.sleep(0.01)
-    for p in procs:
-        assert p.wait() == 0, p.stderr.read()
-    records = assert_store_intact(results / "runs")
-    assert len(records) == 9 and len({r["spec_hash"] for r in records}) == 9
 
 
 def test_damaged_files_are_reported_skipped_and_left_alone(cli):
