@@ -53,8 +53,7 @@ def test_signal_keeps_finished_runs_and_discards_the_one_in_progress(tmp_path, c
     assert "Traceback" not in err
 
     if sig == signal.SIGINT:  # the same command again resumes: nothing repeated, nothing lost
-        # (in this process: what matters is the store the killed process left; a fresh process
-        # resuming after a fault is tests/test_store.py's full-disk case)
+        # (in this process: the store the killed process left is the point)
         again = cli(*SUITE, "--results-dir", str(tmp_path / "results"))
         assert again.exit_code == 0, again.output
         assert f"skipped {len(records)} already finished" in again.stdout
