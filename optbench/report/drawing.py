@@ -105,10 +105,15 @@ class ChartIndex:
         write_atomic(self.path, json.dumps(self.entries, indent=1, sort_keys=True).encode())
 
 
+# At most this many workers: a container may see every core of its host and be allowed two.
+MAX_WORKERS = 8
+
+
 def workers(charts: int) -> int:
-    """How many processes draw ``charts`` charts: one per core this process may use, at most one per chart."""
+    """How many processes draw ``charts`` charts: one per core this process may use, at most one per
+    chart and ``MAX_WORKERS``."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, charts))
+    return max(1, min(cores, charts, MAX_WORKERS))
 
 
 # Forked workers find the charts to draw here (set before the pool starts, inherited by fork).
