@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from optbench.report.build import GroupTable
+from optbench.report.tables import GroupTable
 from optbench.report.experiments import Summary
 
 # Rich's default box: one border at the left, then per column one space each side and one border.

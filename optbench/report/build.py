@@ -1,7 +1,8 @@
 """``optbench report``: stored runs -> cells aggregated over seeds -> tables, charts and export files.
 
 ``build_report`` loads every record under the results directories, filters, aggregates
-(``optbench.report.aggregate``), draws the charts (``optbench.report.charts``) and writes the export file; it
+(``optbench.report.aggregate``), makes the display tables (``optbench.report.tables``), draws the
+charts (``optbench.report.drawing``) and writes the export file; it
 returns a ``Report`` holding the frames, the display tables and the paths it wrote. It writes
 only into the output directory, each file atomically, and never touches a results directory's
 ``runs/``. No printing here: the CLI renders ``Report.tables`` and the paths.
@@ -19,23 +20,23 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from optbench.report import drawing
 from optbench.report import experiments as exps
 from optbench.report.colours import colour_map
+from optbench.report.naming import PROFILE_STEM, budget_text, chart_prefix, chart_stems, series_names, slug
+from optbench.report.tables import (GroupTable, Section, fair_tables, group_tables, sweeps_by_group,
+                                    validation_metric)
 
 from optbench.report import fair
 from optbench.report import profile as perf_profile
-from optbench.report.aggregate import (METRIC_BY_COLUMN, STATS, Metric, cell_stats, curve_stats, main_metric,
+from optbench.report.aggregate import (METRIC_BY_COLUMN, STATS, cell_stats, curve_stats, main_metric,
                                       reference_values, seed_values)
 from optbench.errors import UserError, did_you_mean
-from optbench.metrics import metric as registry_metric
 from optbench.files import probe_writable, write_atomic
 from optbench.optim.registry import format_hparams, match_hparams, parse_optimizer_arg, resolve_hparams
 from optbench.store.frame import CELL_COLUMNS, records_frame
-from optbench.protocol.selection import Choice
 from optbench.spec import STATUSES, RunSpec
 from optbench.store.records import RUNS, Problem, load_records
 
@@ -70,44 +71,6 @@ class Filters:
 TABLE_KINDS = {"cells": "cells", "validation": "cells", "default_vs_tuned": "default_vs_tuned",
                "time_to_target": "time_to_target", "profile": "profile"}
 EXPORT_TABLES = ("cells", "default_vs_tuned", "sensitivity", "time_to_target", "profile")
-
-
-@dataclass
-class GroupTable:
-    """One comparable group (experiment x task x dataset x budget) as display text: the renderers
-    (rich, markdown, HTML) only add markup.
-
-    ``best`` holds the (row, column) positions of each metric's best mean; ``warnings`` the rows
-    with diverged or failed runs; ``kind`` which of TABLE_KINDS it is; ``charts`` the file-stem
-    prefix of its group's charts.
-    """
-
-    task: str
-    dataset: str
-    title: str
-    caption: str
-    columns: list[str]
-    numeric: list[bool]
-    rows: list[list[str]]
-    best: set[tuple[int, int]] = field(default_factory=set)
-    warnings: set[int] = field(default_factory=set)
-    experiment: str = ""
-    kind: str = "cells"
-    charts: str = ""
-
-
-@dataclass
-class Section:
-    """One experiment's part of a report: its runs, cells, sweeps, times to target and profile.
-    Nothing is compared across sections."""
-
-    experiment: str
-    runs: pd.DataFrame
-    cells: pd.DataFrame
-    curves: pd.DataFrame
-    choices: list[Choice] = field(default_factory=list)
-    time_to_target: pd.DataFrame = field(default_factory=pd.DataFrame)
-    profile: fair.Profile | None = None
 
 
 @dataclass
@@ -384,155 +347,6 @@ def _optimizer_matches(runs: pd.DataFrame, value: str) -> pd.Series:
     return (runs["optimizer"] == name) & (runs["hparams"] == hparams)
 
 
-# --- naming --------------------------------------------------------------------------------------
-
-VARIANT_COLUMNS = [("epochs", "{} ep"), ("batch_size", "bs {}"), ("device", "{}"), ("training", "{}")]
-
-
-def varying(cells: pd.DataFrame) -> list[str]:
-    """The columns among epochs, batch size, device and training options whose value differs between these cells."""
-    return [c for c, _ in VARIANT_COLUMNS if c in cells and cells[c].nunique() > 1]
-
-
-def series_names(cells: pd.DataFrame) -> pd.Series:
-    """A name per cell, unique within its comparable group (task x dataset x budget): the optimizer
-    label, plus epochs, batch size, device or training options where cells of the group differ in
-    them (``adam · cuda``)."""
-    names = pd.Series("", index=cells.index, dtype=object)
-    keys = [c for c in ("task", "dataset", "budget") if c in cells]
-    for _, group in cells.groupby(keys, sort=False):
-        vary = varying(group)
-        for i, cell in group.iterrows():
-            parts = [fmt.format(cell[c]) for c, fmt in VARIANT_COLUMNS if c in vary and cell[c] != ""]
-            names[i] = " · ".join([cell["label"], *parts])
-    return names
-
-
-def budget_text(epochs: Any, batch_size: Any, training: Any) -> str:
-    """What makes cells comparable besides task and dataset: ``20 epochs, batch 64`` plus the
-    training options but the split (a sweep's validation cells share their test cells' budget)."""
-    options = [o for o in str(training or "").split(",") if o and not o.startswith("split=")]
-    return ", ".join([f"{epochs} epochs", f"batch {batch_size}", *options])
-
-
-def chart_stems(cells: pd.DataFrame) -> pd.Series:
-    """Per cell, the file-stem prefix of its comparable group's charts: ``regression-synthetic-``,
-    with the budget (``regression-synthetic-5ep-bs64-``) where the task x dataset has several."""
-    stems = pd.Series("", index=cells.index, dtype=object)
-    for (task, dataset), group in cells.groupby(["task", "dataset"], sort=False):
-        several = group["budget"].nunique() > 1
-        for i, cell in group.iterrows():
-            budget = ""
-            if several:
-                options = [o for o in str(cell["training"] or "").split(",") if o and not o.startswith("split=")]
-                budget = _slug("-".join([f"{cell['epochs']}ep", f"bs{cell['batch_size']}", *options])) + "-"
-            stems[i] = chart_prefix(task, dataset) + budget
-    return stems
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._" else "-" for c in str(text))
-
-
-# --- display tables ------------------------------------------------------------------------------
-
-def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
-    """One display table per comparable group (task x dataset x budget), rows in the cells' order
-    (best main metric first); cells evaluated on the validation split (sweep candidates) get a
-    table of their own after it, sorted by the main validation metric. "Best" is bolded within a
-    table only, so cells of different budgets are never ranked against each other."""
-    tables = []
-    for (task, _, _), group in cells.groupby(["task", "dataset", "budget"], sort=False):
-        validation = group["split"] == "validation" if "split" in group else pd.Series(False, index=group.index)
-        if (~validation).any():
-            tables.append(_group_table(group[~validation].reset_index(drop=True), runs))
-        if validation.any():
-            main = validation_metric(main_metric(task, runs))
-            part = group[validation].sort_values(f"{main.column}_mean", ascending=not main.higher_is_better,
-                                                 na_position="last", kind="stable")
-            tables.append(_group_table(part.reset_index(drop=True), runs, main))
-    return tables
-
-
-def validation_metric(main: Metric) -> Metric:
-    """``test_rmse`` -> ``val_rmse``: a task's main metric on the validation split."""
-    return METRIC_BY_COLUMN[main.column.replace("test_", "val_", 1)]
-
-
-def _columns_for(main: Metric, group: pd.DataFrame) -> list[Metric]:
-    order = [main.column, "rmse_gap", "test_accuracy", "test_rmse", "test_loss", "val_accuracy", "val_rmse",
-             "val_loss", "final_train_loss", "train_seconds", "steps_per_s"]
-    order = list(dict.fromkeys(order))
-    return [METRIC_BY_COLUMN[c] for c in order if group[f"{c}_mean"].notna().any() or c == main.column]
-
-
-def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = None) -> GroupTable:
-    """The display table of one task x dataset's cells, sorted and bolded by ``main`` (default: the
-    task's main test metric; the validation tables pass the validation one)."""
-    task, dataset = group["task"].iloc[0], group["dataset"].iloc[0]
-    validation = main is not None
-    main = main or main_metric(task, runs)
-    vary = varying(group)
-    constant = [fmt.format(group[c].iloc[0]) for c, fmt in VARIANT_COLUMNS
-                if c not in vary and c in group and group[c].iloc[0] != ""]
-    constant = [c.replace(" ep", " epochs").replace("bs ", "batch ") for c in constant]
-    metrics = _columns_for(main, group)
-    variant_titles = {"epochs": "epochs", "batch_size": "batch", "device": "device", "training": "training"}
-    columns = ["optimizer", *(variant_titles[c] for c in vary), "n", *(_header(m) for m in metrics), "status"]
-    numeric = [False, *(c not in ("device", "training") for c in vary), True, *(True for _ in metrics), False]
-    table = GroupTable(
-        task=task, dataset=dataset,
-        title=f"{task} on {dataset}" + (f" ({', '.join(constant)})" if constant else "")
-              + (": sweep candidates on the validation split" if validation else ""),
-        caption=(f"mean ± std over n seeds (ok runs only); sorted by {main.title}, "
-                 f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold"),
-        columns=columns, numeric=numeric, rows=[], kind="validation" if validation else "cells",
-        charts=group["charts"].iloc[0] if "charts" in group else chart_prefix(task, dataset),
-    )
-    first_metric = 2 + len(vary)
-    for r, cell in group.iterrows():
-        row = [cell["label"], *(str(cell[c]) for c in vary), str(cell["n"])]
-        row += [format_stat(cell, m) for m in metrics]
-        row.append(status_text(cell))
-        table.rows.append(row)
-        if cell["n_diverged"] or cell["n_failed"]:
-            table.warnings.add(r)
-    for j, m in enumerate(metrics):
-        means = group[f"{m.column}_mean"]
-        if means.notna().sum() >= 2:
-            best = means.max() if m.higher_is_better else means.min()
-            table.best |= {(r, first_metric + j) for r in group.index[means == best]}
-    return table
-
-
-def _header(metric: Metric) -> str:
-    units = {"train_seconds": "runtime (s)", "rmse_gap": "RMSE gap", "test_accuracy": "accuracy",
-             "val_accuracy": "val accuracy", "val_rmse": "val RMSE", "val_loss": "val loss"}
-    return units.get(metric.column, metric.title)
-
-
-def format_number(value: float, metric: Metric, spread: bool = False) -> str:
-    """Display text for one value of ``metric``: the rule every table shares (``optbench.metrics.Metric.format``)."""
-    return registry_metric(metric.column).format(value, spread)
-
-
-def format_stat(cell: pd.Series, metric: Metric) -> str:
-    """``mean ± std`` when the cell has more than one ok run, ``mean`` with one, ``-`` with none."""
-    mean, std = cell[f"{metric.column}_mean"], cell[f"{metric.column}_std"]
-    text = format_number(mean, metric)
-    if cell["n"] > 1 and pd.notna(std) and pd.notna(mean):
-        text += f" ± {format_number(std, metric, spread=True)}"
-    return text
-
-
-def status_text(cell: pd.Series) -> str:
-    """``ok``, or the counts of runs that did not simply finish: ``1 of 3 diverged, 2 of 3 converged``
-    (converged: stopped early; budget: stopped by the time budget; both count as finished)."""
-    keys = ("n_diverged", "n_failed", "n_converged", "n_budget")
-    parts = [f"{cell[k]} of {cell['runs']} {k.removeprefix('n_')}" for k in keys if cell.get(k)]
-    return ", ".join(parts) if parts else "ok"
-
-
 # --- exports -------------------------------------------------------------------------------------
 
 def export_frame(cells: pd.DataFrame) -> pd.DataFrame:
@@ -556,7 +370,7 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
     cells = export_frame(report.cells).copy() if not report.cells.empty else pd.DataFrame()
     tuning, sensitivity, profile_rows = [], [], []
     for section in report.sections:
-        for key, sweeps in _sweeps_by_group(section).items():
+        for key, sweeps in sweeps_by_group(section).items():
             task, dataset, budget = key
             main = main_metric(task, section.runs)
             val = validation_metric(main)
@@ -594,16 +408,6 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
     ttt = report.time_to_target.copy()
     return {"cells": cells, "default_vs_tuned": pd.DataFrame(tuning), "sensitivity": pd.DataFrame(sensitivity),
             "time_to_target": ttt, "profile": pd.DataFrame(profile_rows)}
-
-
-def _sweeps_by_group(section: Section) -> dict[tuple[str, str, str], list[Choice]]:
-    """The section's sweeps per comparable group (task, dataset, budget)."""
-    groups: dict[tuple[str, str, str], list[Choice]] = {}
-    for c in section.choices:
-        spec = c.candidates[0].spec
-        groups.setdefault((c.task, c.dataset, budget_text(spec.epochs, spec.batch_size, spec.training.text())),
-                          []).append(c)
-    return groups
 
 
 def _csv_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -777,20 +581,11 @@ def chart_folder(report: Report, experiment: str) -> str:
         return ""
     folders: dict[str, str] = {}
     for section in report.sections:  # a safe, distinct folder name per experiment: never '..', never shared
-        folder = _slug(section.experiment).lstrip(".") or "experiment"
+        folder = slug(section.experiment).lstrip(".") or "experiment"
         while folder in folders.values():
             folder += "_"
         folders[section.experiment] = folder
     return folders[experiment] + "/"
-
-
-def chart_prefix(task: str, dataset: str) -> str:
-    return f"{_slug(task)}-{_slug(dataset)}-"
-
-
-# The cross-task chart and table: a "task" and "dataset" whose chart prefix names the chart.
-PROFILE_TASK, PROFILE_DATASET = "all", "tasks"
-PROFILE_STEM = chart_prefix(PROFILE_TASK, PROFILE_DATASET) + "performance-profile"
 
 
 def chart_jobs(report: Report) -> list[drawing.Chart]:
@@ -805,7 +600,7 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
     figures = []
     for section in report.sections:
         folder = chart_folder(report, section.experiment)
-        sweeps_by_group = _sweeps_by_group(section)
+        sweeps_of = sweeps_by_group(section)
         for (task, dataset, budget), group in section.cells.groupby(["task", "dataset", "budget"], sort=False):
             main = main_metric(task, section.runs)
             classification = main.column == "test_accuracy"
@@ -827,7 +622,7 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
                     if classification:
                         figures.append(drawing.Chart(prefix + "accuracy", "accuracy_chart", (
                             tested, curves, colours, title, reference_values(runs, main.column))))
-            choices = sweeps_by_group.get((task, dataset, budget), [])
+            choices = sweeps_of.get((task, dataset, budget), [])
             sweeps = [(fair.sensitivity(c), name) for c, name in zip(choices, fair.sweep_names(choices))]
             sweeps = [(s, name) for s, name in sweeps if s.curves]
             if sweeps:
@@ -839,7 +634,7 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
             ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset) & (ttt["budget"] == budget)]
             several = ttt["target"].nunique() > 1
             for goal, part in ttt.groupby("target", sort=False):
-                stem = prefix + "time-to-target" + (f"-{_slug(goal)}" if several else "")
+                stem = prefix + "time-to-target" + (f"-{slug(goal)}" if several else "")
                 figures.append(drawing.Chart(stem, "time_to_target_chart", (
                     part.reset_index(drop=True), colours, title, goal)))
         if section.profile is not None:
@@ -848,105 +643,6 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
             figures.append(drawing.Chart(folder + PROFILE_STEM, "profile_chart", (
                 taus, rho, section.profile.scores, colours, len(section.profile.problems))))
     return figures
-
-
-# --- fair-comparison tables ----------------------------------------------------------------------
-
-def fair_tables(section: Section) -> list[GroupTable]:
-    """Per comparable group with sweeps a default-vs-tuned table, per comparable group and target
-    a time-to-target table, and across the experiment's tasks the performance profile's scores."""
-    tables = []
-    stems = dict(zip(zip(section.cells["task"], section.cells["dataset"], section.cells["budget"]),
-                     section.cells["charts"]))
-    def place(table: GroupTable, key: tuple[str, str, str]) -> GroupTable:
-        table.charts = stems.get(key, chart_prefix(key[0], key[1]))
-        if table.charts != chart_prefix(key[0], key[1]):  # the task x dataset has several budgets: say which
-            table.title = table.title.replace(f"{key[0]} on {key[1]}", f"{key[0]} on {key[1]} ({key[2]})", 1)
-        return table
-
-    for key, sweeps in _sweeps_by_group(section).items():
-        tables.append(place(_tuning_table(key[0], key[1], sweeps, section), key))
-    ttt = section.time_to_target
-    if not ttt.empty:
-        for (task, dataset, budget, _), part in ttt.groupby(["task", "dataset", "budget", "target"], sort=False):
-            tables.append(place(_time_to_target_table(task, dataset, part.reset_index(drop=True)), (task, dataset, budget)))
-    if section.profile is not None:
-        tables.append(_profile_table(section.profile))
-    return tables
-
-
-def _tuning_table(task: str, dataset: str, sweeps: list[Choice], section: Section) -> GroupTable:
-    main = main_metric(task, section.runs)
-    val = validation_metric(main)
-    columns = ["optimizer", "swept", "candidates", "chosen", val.title, "default: n", f"default: {main.title}",
-               "tuned: n", f"tuned: {main.title}"]
-    table = GroupTable(
-        task=task, dataset=dataset, title=f"{task} on {dataset}: default vs tuned",
-        caption=(f"each candidate ran once on the validation split; the best by {val.title} was re-run on test, "
-                 "as were the defaults (mean ± std over seeds); '-': not run on test"),
-        columns=columns, numeric=[False, False, True, False, True, True, True, True, True], rows=[],
-        kind="default_vs_tuned")
-    names = fair.sweep_names(sweeps)
-    for r, row in enumerate(fair.tuning_rows(sweeps, section.cells)):
-        c = row["choice"]
-        chosen = c.best.spec.label() if c.best else "none finished"
-        value = format_number(c.best.value, val) if c.best else "-"
-        cells = []
-        for side in (row["default"], row["tuned"]):
-            cells += ["-", "-"] if side is None else [str(side["n"]), format_stat(side, main)]
-        table.rows.append([names[r], ", ".join(c.swept()) or "-", f"{c.finished} of {len(c.candidates)}",
-                           chosen, value, *cells])
-        if c.best is None:
-            table.warnings.add(r)
-    return table
-
-
-def _time_to_target_table(task: str, dataset: str, ttt: pd.DataFrame) -> GroupTable:
-    table = GroupTable(
-        task=task, dataset=dataset, title=f"{task} on {dataset}: time to target {ttt['target'].iloc[0]}",
-        caption=("training seconds and epochs until the test metric first reached the target; median over seeds, "
-                 "a seed that never reached it counting as infinitely slow; fastest in bold"),
-        columns=["optimizer", "runs", "reached", "time to target (s)", "epochs to target"],
-        numeric=[False, True, True, True, True], rows=[], kind="time_to_target")
-    seconds = ttt["seconds"].to_numpy(dtype=float)
-    for r, (_, row) in enumerate(ttt.iterrows()):
-        reached = math.isfinite(row["seconds"])
-        table.rows.append([row["name"], str(row["runs"]), str(row["reached"]),
-                           f"{row['seconds']:.4g}" if reached else "never",
-                           f"{row['epochs']:g}" if math.isfinite(row["epochs"]) else "never"])
-        if not reached:
-            table.warnings.add(r)
-    finite = seconds[np.isfinite(seconds)]
-    if len(finite) >= 2:
-        table.best = {(r, 3) for r in range(len(seconds)) if seconds[r] == finite.min()}
-    return table
-
-
-def _profile_table(prof: fair.Profile) -> GroupTable:
-    r = perf_profile.ratios(prof.times)
-    table = GroupTable(
-        task=PROFILE_TASK, dataset=PROFILE_DATASET, title=f"performance profile over {len(prof.problems)} task(s)",
-        caption=(f"score: area under the profile over τ in [1, {perf_profile.TAU_MAX:g}] divided by "
-                 f"{perf_profile.TAU_MAX - 1:g} (1: fastest to target on every task); per task the cell that stood "
-                 "for the optimizer, its median seconds to target and its ratio to the fastest"),
-        columns=["optimizer", "score", *prof.problems], numeric=[False, True, *(False for _ in prof.problems)],
-        rows=[], kind="profile", charts=PROFILE_STEM.removesuffix("performance-profile"))
-    order = sorted(prof.scores, key=lambda s: (-prof.scores[s], s))
-    for i, name in enumerate(order):
-        row = [name, f"{prof.scores[name]:.3f}"]
-        for problem in prof.problems:
-            label = prof.cells[problem].get(name)
-            ratio = r[problem][name]
-            if label is None:
-                row.append("not run")
-            elif math.isfinite(ratio):
-                row.append(f"{label}: {prof.times[problem][name]:.3g} s ({ratio:.2f}x)")
-            else:
-                row.append(f"{label}: never")
-        table.rows.append(row)
-        if i == 0 and len(order) >= 2:
-            table.best.add((i, 1))
-    return table
 
 
 # --- files ---------------------------------------------------------------------------------------

@@ -1,0 +1,264 @@
+"""A report's display tables as text (``GroupTable``): the cells of each comparable group, its
+sweep candidates, default vs tuned, time to target, and the performance profile. The renderers
+(Rich in the CLI, markdown, HTML) only add markup; every number goes through ``format_number``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from optbench.metrics import metric as registry_metric
+from optbench.protocol.selection import Choice
+from optbench.report import fair
+from optbench.report import profile as perf_profile
+from optbench.report.aggregate import METRIC_BY_COLUMN, Metric, main_metric
+from optbench.report.naming import PROFILE_DATASET, PROFILE_STEM, PROFILE_TASK, VARIANT_COLUMNS, budget_text, \
+    chart_prefix, varying
+
+# Seconds to target are shown as the runtime column shows seconds.
+SECONDS = METRIC_BY_COLUMN["train_seconds"]
+
+
+@dataclass
+class GroupTable:
+    """One comparable group (experiment x task x dataset x budget) as display text: the renderers
+    (rich, markdown, HTML) only add markup.
+
+    ``best`` holds the (row, column) positions of each metric's best mean; ``warnings`` the rows
+    with diverged or failed runs; ``kind`` which of ``build.TABLE_KINDS`` it is; ``charts`` the file-stem
+    prefix of its group's charts.
+    """
+
+    task: str
+    dataset: str
+    title: str
+    caption: str
+    columns: list[str]
+    numeric: list[bool]
+    rows: list[list[str]]
+    best: set[tuple[int, int]] = field(default_factory=set)
+    warnings: set[int] = field(default_factory=set)
+    experiment: str = ""
+    kind: str = "cells"
+    charts: str = ""
+
+
+@dataclass
+class Section:
+    """One experiment's part of a report: its runs, cells, sweeps, times to target and profile.
+    Nothing is compared across sections."""
+
+    experiment: str
+    runs: pd.DataFrame
+    cells: pd.DataFrame
+    curves: pd.DataFrame
+    choices: list[Choice] = field(default_factory=list)
+    time_to_target: pd.DataFrame = field(default_factory=pd.DataFrame)
+    profile: fair.Profile | None = None
+
+
+def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
+    """One display table per comparable group (task x dataset x budget), rows in the cells' order
+    (best main metric first); cells evaluated on the validation split (sweep candidates) get a
+    table of their own after it, sorted by the main validation metric. "Best" is bolded within a
+    table only, so cells of different budgets are never ranked against each other."""
+    tables = []
+    for (task, _, _), group in cells.groupby(["task", "dataset", "budget"], sort=False):
+        validation = group["split"] == "validation" if "split" in group else pd.Series(False, index=group.index)
+        if (~validation).any():
+            tables.append(_group_table(group[~validation].reset_index(drop=True), runs))
+        if validation.any():
+            main = validation_metric(main_metric(task, runs))
+            part = group[validation].sort_values(f"{main.column}_mean", ascending=not main.higher_is_better,
+                                                 na_position="last", kind="stable")
+            tables.append(_group_table(part.reset_index(drop=True), runs, main))
+    return tables
+
+
+def validation_metric(main: Metric) -> Metric:
+    """``test_rmse`` -> ``val_rmse``: a task's main metric on the validation split."""
+    return METRIC_BY_COLUMN[main.column.replace("test_", "val_", 1)]
+
+
+def _columns_for(main: Metric, group: pd.DataFrame) -> list[Metric]:
+    order = [main.column, "rmse_gap", "test_accuracy", "test_rmse", "test_loss", "val_accuracy", "val_rmse",
+             "val_loss", "final_train_loss", "train_seconds", "steps_per_s"]
+    order = list(dict.fromkeys(order))
+    return [METRIC_BY_COLUMN[c] for c in order if group[f"{c}_mean"].notna().any() or c == main.column]
+
+
+def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = None) -> GroupTable:
+    """The display table of one task x dataset's cells, sorted and bolded by ``main`` (default: the
+    task's main test metric; the validation tables pass the validation one)."""
+    task, dataset = group["task"].iloc[0], group["dataset"].iloc[0]
+    validation = main is not None
+    main = main or main_metric(task, runs)
+    vary = varying(group)
+    constant = [fmt.format(group[c].iloc[0]) for c, fmt in VARIANT_COLUMNS
+                if c not in vary and c in group and group[c].iloc[0] != ""]
+    constant = [c.replace(" ep", " epochs").replace("bs ", "batch ") for c in constant]
+    metrics = _columns_for(main, group)
+    variant_titles = {"epochs": "epochs", "batch_size": "batch", "device": "device", "training": "training"}
+    columns = ["optimizer", *(variant_titles[c] for c in vary), "n", *(_header(m) for m in metrics), "status"]
+    numeric = [False, *(c not in ("device", "training") for c in vary), True, *(True for _ in metrics), False]
+    table = GroupTable(
+        task=task, dataset=dataset,
+        title=f"{task} on {dataset}" + (f" ({', '.join(constant)})" if constant else "")
+              + (": sweep candidates on the validation split" if validation else ""),
+        caption=(f"mean ± std over n seeds (ok runs only); sorted by {main.title}, "
+                 f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold"),
+        columns=columns, numeric=numeric, rows=[], kind="validation" if validation else "cells",
+        charts=group["charts"].iloc[0] if "charts" in group else chart_prefix(task, dataset),
+    )
+    first_metric = 2 + len(vary)
+    for r, cell in group.iterrows():
+        row = [cell["label"], *(str(cell[c]) for c in vary), str(cell["n"])]
+        row += [format_stat(cell, m) for m in metrics]
+        row.append(status_text(cell))
+        table.rows.append(row)
+        if cell["n_diverged"] or cell["n_failed"]:
+            table.warnings.add(r)
+    for j, m in enumerate(metrics):
+        means = group[f"{m.column}_mean"]
+        if means.notna().sum() >= 2:
+            best = means.max() if m.higher_is_better else means.min()
+            table.best |= {(r, first_metric + j) for r in group.index[means == best]}
+    return table
+
+
+def _header(metric: Metric) -> str:
+    units = {"train_seconds": "runtime (s)", "rmse_gap": "RMSE gap", "test_accuracy": "accuracy",
+             "val_accuracy": "val accuracy", "val_rmse": "val RMSE", "val_loss": "val loss"}
+    return units.get(metric.column, metric.title)
+
+
+def format_number(value: float, metric: Metric, spread: bool = False) -> str:
+    """Display text for one value of ``metric``: the rule every table shares (``optbench.metrics.Metric.format``)."""
+    return registry_metric(metric.column).format(value, spread)
+
+
+def format_stat(cell: pd.Series, metric: Metric) -> str:
+    """``mean ± std`` when the cell has more than one ok run, ``mean`` with one, ``-`` with none."""
+    mean, std = cell[f"{metric.column}_mean"], cell[f"{metric.column}_std"]
+    text = format_number(mean, metric)
+    if cell["n"] > 1 and pd.notna(std) and pd.notna(mean):
+        text += f" ± {format_number(std, metric, spread=True)}"
+    return text
+
+
+def status_text(cell: pd.Series) -> str:
+    """``ok``, or the counts of runs that did not simply finish: ``1 of 3 diverged, 2 of 3 converged``
+    (converged: stopped early; budget: stopped by the time budget; both count as finished)."""
+    keys = ("n_diverged", "n_failed", "n_converged", "n_budget")
+    parts = [f"{cell[k]} of {cell['runs']} {k.removeprefix('n_')}" for k in keys if cell.get(k)]
+    return ", ".join(parts) if parts else "ok"
+
+
+def fair_tables(section: Section) -> list[GroupTable]:
+    """Per comparable group with sweeps a default-vs-tuned table, per comparable group and target
+    a time-to-target table, and across the experiment's tasks the performance profile's scores."""
+    tables = []
+    stems = dict(zip(zip(section.cells["task"], section.cells["dataset"], section.cells["budget"]),
+                     section.cells["charts"]))
+    def place(table: GroupTable, key: tuple[str, str, str]) -> GroupTable:
+        table.charts = stems.get(key, chart_prefix(key[0], key[1]))
+        if table.charts != chart_prefix(key[0], key[1]):  # the task x dataset has several budgets: say which
+            table.title = table.title.replace(f"{key[0]} on {key[1]}", f"{key[0]} on {key[1]} ({key[2]})", 1)
+        return table
+
+    for key, sweeps in sweeps_by_group(section).items():
+        tables.append(place(_tuning_table(key[0], key[1], sweeps, section), key))
+    ttt = section.time_to_target
+    if not ttt.empty:
+        for (task, dataset, budget, _), part in ttt.groupby(["task", "dataset", "budget", "target"], sort=False):
+            tables.append(place(_time_to_target_table(task, dataset, part.reset_index(drop=True)), (task, dataset, budget)))
+    if section.profile is not None:
+        tables.append(_profile_table(section.profile))
+    return tables
+
+
+def _tuning_table(task: str, dataset: str, sweeps: list[Choice], section: Section) -> GroupTable:
+    main = main_metric(task, section.runs)
+    val = validation_metric(main)
+    columns = ["optimizer", "swept", "candidates", "chosen", val.title, "default: n", f"default: {main.title}",
+               "tuned: n", f"tuned: {main.title}"]
+    table = GroupTable(
+        task=task, dataset=dataset, title=f"{task} on {dataset}: default vs tuned",
+        caption=(f"each candidate ran once on the validation split; the best by {val.title} was re-run on test, "
+                 "as were the defaults (mean ± std over seeds); '-': not run on test"),
+        columns=columns, numeric=[False, False, True, False, True, True, True, True, True], rows=[],
+        kind="default_vs_tuned")
+    names = fair.sweep_names(sweeps)
+    for r, row in enumerate(fair.tuning_rows(sweeps, section.cells)):
+        c = row["choice"]
+        chosen = c.best.spec.label() if c.best else "none finished"
+        value = format_number(c.best.value, val) if c.best else "-"
+        cells = []
+        for side in (row["default"], row["tuned"]):
+            cells += ["-", "-"] if side is None else [str(side["n"]), format_stat(side, main)]
+        table.rows.append([names[r], ", ".join(c.swept()) or "-", f"{c.finished} of {len(c.candidates)}",
+                           chosen, value, *cells])
+        if c.best is None:
+            table.warnings.add(r)
+    return table
+
+
+def _time_to_target_table(task: str, dataset: str, ttt: pd.DataFrame) -> GroupTable:
+    table = GroupTable(
+        task=task, dataset=dataset, title=f"{task} on {dataset}: time to target {ttt['target'].iloc[0]}",
+        caption=("training seconds and epochs until the test metric first reached the target; median over seeds, "
+                 "a seed that never reached it counting as infinitely slow; fastest in bold"),
+        columns=["optimizer", "runs", "reached", "time to target (s)", "epochs to target"],
+        numeric=[False, True, True, True, True], rows=[], kind="time_to_target")
+    seconds = ttt["seconds"].to_numpy(dtype=float)
+    for r, (_, row) in enumerate(ttt.iterrows()):
+        reached = math.isfinite(row["seconds"])
+        table.rows.append([row["name"], str(row["runs"]), str(row["reached"]),
+                           format_number(row["seconds"], SECONDS) if reached else "never",
+                           f"{row['epochs']:g}" if math.isfinite(row["epochs"]) else "never"])
+        if not reached:
+            table.warnings.add(r)
+    finite = seconds[np.isfinite(seconds)]
+    if len(finite) >= 2:
+        table.best = {(r, 3) for r in range(len(seconds)) if seconds[r] == finite.min()}
+    return table
+
+
+def _profile_table(prof: fair.Profile) -> GroupTable:
+    r = perf_profile.ratios(prof.times)
+    table = GroupTable(
+        task=PROFILE_TASK, dataset=PROFILE_DATASET, title=f"performance profile over {len(prof.problems)} task(s)",
+        caption=(f"score: area under the profile over τ in [1, {perf_profile.TAU_MAX:g}] divided by "
+                 f"{perf_profile.TAU_MAX - 1:g} (1: fastest to target on every task); per task the cell that stood "
+                 "for the optimizer, its median seconds to target and its ratio to the fastest"),
+        columns=["optimizer", "score", *prof.problems], numeric=[False, True, *(False for _ in prof.problems)],
+        rows=[], kind="profile", charts=PROFILE_STEM.removesuffix("performance-profile"))
+    order = sorted(prof.scores, key=lambda s: (-prof.scores[s], s))
+    for i, name in enumerate(order):
+        row = [name, f"{prof.scores[name]:.3f}"]
+        for problem in prof.problems:
+            label = prof.cells[problem].get(name)
+            ratio = r[problem][name]
+            if label is None:
+                row.append("not run")
+            elif math.isfinite(ratio):
+                row.append(f"{label}: {format_number(prof.times[problem][name], SECONDS)} s ({ratio:.2f}x)")
+            else:
+                row.append(f"{label}: never")
+        table.rows.append(row)
+        if i == 0 and len(order) >= 2:
+            table.best.add((i, 1))
+    return table
+
+
+def sweeps_by_group(section: Section) -> dict[tuple[str, str, str], list[Choice]]:
+    """The section's sweeps per comparable group (task, dataset, budget)."""
+    groups: dict[tuple[str, str, str], list[Choice]] = {}
+    for c in section.choices:
+        spec = c.candidates[0].spec
+        groups.setdefault((c.task, c.dataset, budget_text(spec.epochs, spec.batch_size, spec.training.text())),
+                          []).append(c)
+    return groups
