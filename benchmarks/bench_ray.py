@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from optbench.execution.driver import Campaign, run_campaign  # noqa: E402
 from optbench.execution.local import LocalExecutor  # noqa: E402
 from optbench.execution.ray import RayExecutor  # noqa: E402
-from optbench.protocol.suite import build_specs, load_suite, read_config  # noqa: E402
+from optbench.config.suite import build_specs, load_suite, read_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from optbench.engine.eager import DEFAULT_DATA_DIR, load_data, run
 from optbench.optim.construct import build_optimizer
-from optbench.optim.registry import resolve_hparams
+from optbench.optim.hparams import resolve_hparams
 from optbench.spec import RunSpec
 from optbench.tasks import get_task
 

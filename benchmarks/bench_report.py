@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from optbench.optim.registry import REGISTRY
-from optbench.protocol.training import TrainingOptions
+from optbench.spec.training import TrainingOptions
 from optbench.spec import CurvePoint, RunResult, RunSpec
 from optbench.store.records import save_result
 

@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from optbench.engine.eager import run
-from optbench.protocol.suite import build_specs, load_suite
+from optbench.config.suite import build_specs, load_suite
 from optbench.spec import RunSpec
 from optbench.store.records import RUNS, load_records, save_record
 

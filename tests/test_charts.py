@@ -53,7 +53,7 @@ def test_each_task_declares_its_references_through_its_data(tmp_path: Path) -> N
 
 def test_a_run_stores_the_references_with_its_test_metrics(tmp_path: Path) -> None:
     from optbench.engine.eager import run
-    from optbench.protocol.suite import build_specs, load_suite
+    from optbench.config.suite import build_specs, load_suite
 
     suite = load_suite(None, {"tasks": ["regression"], "optimizers": ["sgd"], "epochs": 1, "device": "cpu"},
                        source="test")
@@ -106,7 +106,7 @@ def fake_runs(n_cells: int, seeds: int = 3, task: str = "regression", spread: fl
             curve = [{"epoch": e, "time_s": seconds * e / 3, "train_loss": 1.0 / (e + c), "test_loss": 1.0 / e,
                       "test_metric": metrics.get("test_accuracy", 1.0 / e)} for e in (1, 2, 3)]
             rows.append({"task": task, "dataset": "synthetic", "label": label, "hparams": "", "epochs": epochs,
-                         "batch_size": 64, "device": "cpu", "training": "", "optimizer": optimizer,
+                         "batch_size": 64, "device": "cpu", "training": "", "code": "", "optimizer": optimizer,
                          "cell_hash": f"{c:016x}", "seed": seed, "status": status, "split": "test",
                          "metric_name": "accuracy" if task == "cifar10" else "rmse",
                          "train_seconds": seconds, **({} if status == "diverged" else metrics),

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from optbench.cli.app import app
 from optbench.check.tolerance import Level, Tolerances, parse_rule
 from optbench.spec import RunSpec
+from optbench.optim.registry import spec_label
 
 runner = CliRunner()
 
@@ -57,7 +58,7 @@ def edit_records(results: Path, edit, optimizer: str = "adam") -> None:
         if record["spec"]["optimizer"] == optimizer:
             edit(record)
             spec = RunSpec.from_dict(record["spec"])  # an edited spec is another spec: rehash, as a real run would
-            record.update(spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec.label())
+            record.update(spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec_label(spec))
             path.write_text(json.dumps(record))
 
 

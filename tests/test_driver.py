@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from optbench.engine.base import RunEvents
-from optbench.execution.base import WorkUnit, execute_unit, group_key
+from optbench.execution.base import WorkUnit, execute_unit
+from optbench.spec.identity import group_key
 from optbench.execution.driver import Campaign, CampaignEvents, run_campaign
 from optbench.execution.local import LocalExecutor
-from optbench.protocol.selection import Protocol
-from optbench.protocol.suite import build_specs, load_suite
+from optbench.execution.selection import Protocol
+from optbench.config.suite import build_specs, load_suite
 from optbench.spec import RunResult, RunSpec
 from optbench.store.records import load_records
 

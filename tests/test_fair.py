@@ -16,21 +16,21 @@ import torch
 
 from conftest import CLI
 from optbench.engine.eager import run
-from optbench.optim.registry import resolve_hparams
+from optbench.optim.hparams import resolve_hparams
 from optbench.report.profile import profile, ratios, scores
-from optbench.protocol.schedules import LRSchedule
+from optbench.engine.schedules import LRSchedule
 from optbench.spec import RunSpec
-from optbench.protocol.suite import build_specs, load_suite, read_config, targets_for
-from optbench.protocol.sweep import expand_inline, expand_table
-from optbench.protocol.targets import Target, time_to_target
+from optbench.config.suite import build_specs, load_suite, read_config, targets_for
+from optbench.config.sweep import expand_inline, expand_table
+from optbench.spec.targets import Target, time_to_target
 from optbench.tasks import get_task
-from optbench.protocol.training import resolve
+from optbench.config.training import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def spec(optimizer: str = "sgd", epochs: int = 6, **training) -> RunSpec:
-    """A linear-regression spec on the CPU with the given training options (optbench.protocol.training.resolve)."""
+    """A linear-regression spec on the CPU with the given training options (optbench.config.training.resolve)."""
     name, _, lr = optimizer.partition("@")
     hparams = resolve_hparams(name, {"lr": float(lr)} if lr else {})
     return RunSpec("regression", "synthetic", name, hparams, epochs, 64, 0, "cpu", training=resolve(epochs, **training))

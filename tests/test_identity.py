@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from optbench.protocol.suite import build_specs, load_suite
+from optbench.config.suite import build_specs, load_suite
 from optbench.store.records import load_records
 
 PLUGIN = textwrap.dedent('''

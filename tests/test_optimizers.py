@@ -7,7 +7,9 @@ import torch
 
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer
-from optbench.optim.registry import REGISTRY, parse_optimizer_arg, resolve_hparams
+from optbench.config.hparams import parse_optimizer_arg
+from optbench.optim.hparams import resolve_hparams
+from optbench.optim.registry import REGISTRY
 
 ALL = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax"]
 

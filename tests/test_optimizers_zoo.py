@@ -11,9 +11,12 @@ import torch
 
 from optbench.cli.app import split_list
 from optbench.optim.construct import build_optimizer, resolve_impl
-from optbench.optim.registry import REFERENCE, REGISTRY, parse_optimizer_arg, resolve_hparams
+from optbench.config.hparams import parse_optimizer_arg
+from optbench.optim.hparams import resolve_hparams
+from optbench.optim.registry import REFERENCE, REGISTRY
 from optbench.spec import RunSpec
 from optbench.tasks import get_task
+from optbench.optim.registry import spec_label
 
 LION = textwrap.dedent('''
     import torch
@@ -143,7 +146,7 @@ def test_plugin_by_import_path_runs_with_signature_defaults(cli, tmp_path, monke
     assert records[0]["spec"]["hparams"] == {"lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 0.0}
     assert records[1]["spec"]["hparams"]["lr"] == 1e-3
     assert records[0]["optimizer_impl"] == "native"
-    assert [RunSpec.from_dict(r["spec"]).label() for r in records] == [
+    assert [spec_label(RunSpec.from_dict(r["spec"])) for r in records] == [
         "zoo_plugins.lion:Lion", "zoo_plugins.lion:Lion(lr=0.001)"]
 
 

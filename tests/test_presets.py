@@ -9,10 +9,10 @@ import math
 import pytest
 
 from optbench.errors import UserError
-from optbench.protocol.presets import PRESETS, get_preset
-from optbench.protocol.selection import DEFAULT, FINAL, SWEEP, Protocol, choose
-from optbench.protocol.suite import build_specs, load_suite
-from optbench.protocol.sweep import value_range
+from optbench.config.presets import PRESETS, get_preset
+from optbench.execution.selection import DEFAULT, FINAL, SWEEP, Protocol, choose
+from optbench.config.suite import build_specs, load_suite
+from optbench.config.sweep import value_range
 from optbench.store.records import load_records
 
 
@@ -121,7 +121,7 @@ def test_under_auto_the_grid_of_an_optimizer_that_is_not_elementwise_goes_to_eag
 def test_the_shipped_deepobs_suite_file_is_the_preset():
     from pathlib import Path
 
-    from optbench.protocol.suite import read_config
+    from optbench.config.suite import read_config
 
     path = Path(__file__).resolve().parents[1] / "configs" / "deepobs.toml"
     from_file = load_suite(read_config(path))

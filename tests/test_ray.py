@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray", reason='the ray extra is not installed (pip ins
 from optbench.execution.driver import Campaign, run_campaign  # noqa: E402
 from optbench.execution.local import LocalExecutor  # noqa: E402
 from optbench.execution.ray import RayExecutor  # noqa: E402
-from optbench.protocol.suite import build_specs, load_suite  # noqa: E402
+from optbench.config.suite import build_specs, load_suite  # noqa: E402
 from optbench.store.records import load_records  # noqa: E402
 
 os.environ["RAY_AUTH_MODE"] = "disabled"

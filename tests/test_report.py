@@ -21,13 +21,14 @@ import pytest
 from matplotlib.colors import to_hex
 
 from optbench.engine.eager import run
-from optbench.optim.registry import resolve_hparams
+from optbench.optim.hparams import resolve_hparams
 from optbench.errors import UserError
 from optbench.report.build import build_report, chart_jobs
 from optbench.report.colours import OKABE_ITO, colour_map
 from optbench.spec import RunSpec
 from optbench.store.records import save_record
-from optbench.protocol.suite import build_specs, load_suite
+from optbench.config.suite import build_specs, load_suite
+from optbench.optim.registry import spec_label
 
 # Student t, 97.5% quantile, 2 degrees of freedom (any printed t table: 4.303).
 T975_DF2 = 4.302652729911275
@@ -53,7 +54,7 @@ def make_record(base: dict[str, Any], *, optimizer: str = "sgd", overrides: dict
         spec_fields.update(task="cifar10", dataset="synthetic")
         rec["metric_name"] = "accuracy"
     spec = RunSpec.from_dict(spec_fields)
-    rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec.label(), status=status,
+    rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec_label(spec), status=status,
                run_id=uuid.uuid4().hex[:12])
     if metrics is not None:
         rec["metrics"] = metrics

@@ -124,7 +124,7 @@ def test_config_file_with_flag_overrides(cli, tmp_path):
 def test_shipped_configs_are_valid(cli):
     from pathlib import Path
 
-    from optbench.protocol.suite import build_specs, load_suite, read_config
+    from optbench.config.suite import build_specs, load_suite, read_config
 
     configs = Path(__file__).resolve().parents[1] / "configs"
     quick = build_specs(load_suite(read_config(configs / "quick.toml")))

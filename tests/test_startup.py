@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from optbench.check.baseline import save_baseline
-from optbench.optim.registry import REFERENCE, REGISTRY, default_hparams
+from optbench.optim.hparams import default_hparams
+from optbench.optim.registry import REFERENCE, REGISTRY
 from optbench.spec import CurvePoint, RunResult, RunSpec
-from optbench.protocol.training import TrainingOptions
+from optbench.spec.training import TrainingOptions
 from optbench.store.records import save_result
 
 ROOT = Path(__file__).resolve().parents[1]

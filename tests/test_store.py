@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from optbench.cli.app import app
 from optbench.limits import MAX_RECORD_BYTES
+from optbench.optim.registry import spec_label
 from optbench.spec import RunSpec
 from optbench.store.records import load_records, newest_per_spec, save_record
 
@@ -26,7 +27,7 @@ from optbench.store.records import load_records, newest_per_spec, save_record
 def record(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One real record (regression, sgd, 2 epochs)."""
     from optbench.engine.eager import run
-    from optbench.protocol.suite import build_specs, load_suite
+    from optbench.config.suite import build_specs, load_suite
 
     suite = load_suite(None, {"optimizers": ["sgd"], "epochs": 2, "device": "cpu"})
     return run(build_specs(suite)[0], data_dir=tmp_path_factory.mktemp("data")).to_record()
@@ -37,7 +38,7 @@ def variant(rec: dict[str, Any], *, seed: int | None = None, **top: Any) -> dict
     rec = copy.deepcopy(rec)
     if seed is not None:
         spec = RunSpec.from_dict({**rec["spec"], "seed": seed})
-        rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec.label())
+        rec.update(spec=spec.to_dict(), spec_hash=spec.spec_hash(), cell_hash=spec.cell_hash(), label=spec_label(spec))
     rec.update(run_id=uuid.uuid4().hex[:12], **top)
     return rec
 
@@ -324,7 +325,7 @@ def test_campaigns_with_work_in_flight_never_wait_on_each_other(tmp_path):
     import threading
 
     from optbench.execution.driver import Campaign, run_campaign
-    from optbench.protocol.suite import build_specs, load_suite
+    from optbench.config.suite import build_specs, load_suite
 
     x, y = build_specs(load_suite(None, {"optimizers": ["sgd", "adam"], "epochs": 2, "device": "cpu"}))
     barrier = threading.Barrier(2)

@@ -16,6 +16,7 @@ from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer
 from optbench.optim.registry import REFERENCE, REGISTRY
 from optbench.spec import RunSpec
+from optbench.optim.registry import spec_label
 
 ELIGIBLE = sorted(REGISTRY) + sorted(REFERENCE)
 
@@ -47,8 +48,8 @@ def assert_same_runs(group: list[RunSpec]) -> None:
         assert v.spec == s and v.status == e.status
         assert len(v.curve) == len(e.curve)
         for pv, pe in zip(v.curve, e.curve):
-            assert close(pv.train_loss, pe.train_loss), (s.label(), pv, pe)
-            assert close(pv.test_loss, pe.test_loss), (s.label(), pv, pe)
+            assert close(pv.train_loss, pe.train_loss), (spec_label(s), pv, pe)
+            assert close(pv.test_loss, pe.test_loss), (spec_label(s), pv, pe)
         assert v.metrics["group_size"] == len(group)
 
 
@@ -103,7 +104,7 @@ def test_a_diverging_replica_is_frozen_and_does_not_disturb_the_others():
 
 
 def test_early_stop_freezes_a_replica_at_its_own_epoch_as_eager_does():
-    from optbench.protocol.training import TrainingOptions
+    from optbench.spec.training import TrainingOptions
 
     options = TrainingOptions(early_stop_delta=0.5)
     group = [spec(optimizer="sgd", hparams={"lr": lr}, epochs=6, training=options) for lr in (0.3, 1e-4)]
@@ -152,7 +153,7 @@ def test_campaign_with_engine_vectorized_trains_each_group_in_one_unit(tmp_path)
 
 def test_engine_auto_vectorizes_the_sweep_and_keeps_the_final_stage_eager(tmp_path):
     from optbench.execution.driver import Campaign, run_campaign
-    from optbench.protocol.training import TrainingOptions
+    from optbench.spec.training import TrainingOptions
 
     options = TrainingOptions(split="validation")
     specs = [dataclasses.replace(spec(hparams={**defaults("adam"), "lr": lr}, training=options), engine="eager")
@@ -166,7 +167,7 @@ def test_engine_auto_vectorizes_the_sweep_and_keeps_the_final_stage_eager(tmp_pa
 def test_engine_vectorized_refuses_before_anything_is_written(tmp_path):
     from optbench.execution.driver import Campaign, run_campaign
 
-    bad = dataclasses.replace(spec(task="mlp", training=__import__("optbench.protocol.training", fromlist=["x"])
+    bad = dataclasses.replace(spec(task="mlp", training=__import__("optbench.spec.training", fromlist=["x"])
                                    .TrainingOptions(clip_norm=1.0)), engine="eager")
     with pytest.raises(UserError, match="norm clipping"):
         run_campaign(Campaign([bad], tmp_path / "out", Path("data"), engine="vectorized"))
@@ -177,7 +178,7 @@ def test_replicas_that_stop_leave_the_stack_and_the_rest_still_match_eager():
     """Adam at three learning rates, two seeds each, early stopping: replicas stop at epochs 2, 3
     and 6 (one of a value's two seeds, then the other), so the stack shrinks with Adam's state
     sliced; every record still equals its eager run, and the group's seconds are shared out."""
-    from optbench.protocol.training import TrainingOptions
+    from optbench.spec.training import TrainingOptions
 
     options = TrainingOptions(early_stop_delta=0.05)
     group = [spec(hparams={"lr": lr}, seed=s, epochs=8, training=options) for lr in (0.1, 0.01, 1e-3) for s in (0, 1)]
@@ -189,7 +190,7 @@ def test_replicas_that_stop_leave_the_stack_and_the_rest_still_match_eager():
         assert (v.status, v.metrics.get("stopped_epoch")) == (e.status, e.metrics.get("stopped_epoch"))
         assert len(v.curve) == len(e.curve)
         for pv, pe in zip(v.curve, e.curve):
-            assert close(pv.train_loss, pe.train_loss) and close(pv.test_loss, pe.test_loss), (s.label(), pv, pe)
+            assert close(pv.train_loss, pe.train_loss) and close(pv.test_loss, pe.test_loss), (spec_label(s), pv, pe)
     assert sum(v.metrics["train_seconds"] for v in vec) == pytest.approx(vec[0].metrics["group_train_seconds"])
 
 

@@ -35,6 +35,7 @@ from optbench.files import Refused, parse_json, read_regular, write_atomic
 from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
 from optbench.spec import RunSpec
 from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
+from optbench.optim.registry import spec_label
 
 BASELINE_SCHEMA_VERSION = 1
 FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit",
@@ -140,7 +141,7 @@ def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:
         runs = [SeedRun(seed=r["spec"]["seed"], status=r["status"], **{k: _round(r["metrics"].get(k)) for k in keys})
                 for r in recs]
         fields = {k: v for k, v in spec.cell().items() if k in Cell.model_fields and not (k == "impl" and v == "auto")}
-        cells.append(Cell(**fields, label=spec.label(), cell_hash=cell_hash,
+        cells.append(Cell(**fields, label=spec_label(spec), cell_hash=cell_hash,
                           metric_name=metric_name, runs=runs, environment=fingerprint(recs[-1]["environment"])))
     return sorted(cells, key=lambda c: (c.task, c.dataset, c.device, c.optimizer, c.label, c.cell_hash))
 

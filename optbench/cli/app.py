@@ -28,7 +28,8 @@ except ImportError:  # pragma: no cover - typer on the click package
 from optbench import __version__
 from optbench.errors import StoreFailed, UserError
 from optbench.limits import MAX_CONFIRM_ROUNDS
-from optbench.protocol.presets import PRESETS
+from optbench.config.presets import PRESETS
+from optbench.optim.registry import spec_label
 
 PRESETS_HELP = "; ".join(p.describe() for p in PRESETS.values())
 
@@ -219,7 +220,7 @@ def run(
     from optbench.cli.console import LiveProgress, QuietProgress, results_table, selection_table
     from optbench.execution import make_executor
     from optbench.execution.driver import Campaign, run_campaign
-    from optbench.protocol.suite import build_specs, experiment_name, load_suite, read_config, targets_for
+    from optbench.config.suite import build_specs, experiment_name, load_suite, read_config, targets_for
     from optbench.store.records import RUNS, load_records
 
     overrides = {
@@ -274,7 +275,7 @@ def run(
             out.print(table)
         for r in results:
             if r.status == "failed":
-                out.print(f"[red]failed[/]: {r.spec.task} {r.spec.label()} seed {r.spec.seed}: "
+                out.print(f"[red]failed[/]: {r.spec.task} {spec_label(r.spec)} seed {r.spec.seed}: "
                           f"{(r.error or '').splitlines()[0]}", highlight=False, soft_wrap=True)
         skipped = f"; skipped {outcome.skipped} already finished (--force re-runs them)" if outcome.skipped else ""
         out.print(f"{len(results)} run(s) recorded in {results_dir / RUNS}{skipped}", highlight=False, soft_wrap=True)
@@ -461,7 +462,7 @@ def check(
     from optbench.check.confirm import remeasure
     from optbench.check.output import comparison_json, junit_xml, markdown, summary_line, update_advice, write_text
     from optbench.cli.check_table import rich_table
-    from optbench.protocol.suite import load_suite, read_config
+    from optbench.config.suite import load_suite, read_config
     from optbench.check.tolerance import Tolerances
     from optbench.store.records import refuse_inside_runs
 

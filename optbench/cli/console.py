@@ -13,9 +13,10 @@ from rich.table import Table
 from optbench.cli.fit import Column, fitted_tables
 from optbench.execution.driver import CampaignEvents
 
-from optbench.protocol import selection
+from optbench.execution import selection
 from optbench.spec import RunResult, RunSpec
 from optbench.metrics import metric
+from optbench.optim.registry import spec_label
 
 STATUS_STYLE = {"ok": "green", "converged": "green", "budget": "cyan", "diverged": "yellow", "failed": "red"}
 
@@ -67,7 +68,7 @@ class LiveProgress(QuietProgress):
     def run_started(self, spec_hash: str) -> None:
         spec = self._specs.get(spec_hash)
         if spec is not None:
-            label = f"  {spec.task}/{spec.dataset} {spec.label()} seed {spec.seed}"
+            label = f"  {spec.task}/{spec.dataset} {spec_label(spec)} seed {spec.seed}"
             self._running[spec_hash] = self._bar.add_task(label, total=spec.epochs)
 
     def epoch_done(self, spec_hash: str, epoch: int, epochs: int) -> None:
@@ -115,7 +116,7 @@ def results_table(results: list[RunResult], width: int | None = None) -> list[Ta
     rows = []
     for r in results:
         m = r.metrics
-        row = [escape(r.spec.task), escape(r.spec.dataset), escape(r.spec.label()), str(r.spec.seed),
+        row = [escape(r.spec.task), escape(r.spec.dataset), escape(spec_label(r.spec)), str(r.spec.seed),
                *([escape(r.stage or "-")] if staged else []),
                _fmt(m, "train_seconds"), _fmt(m, "final_train_loss")]
         if has["test_rmse"]:
@@ -146,7 +147,7 @@ def selection_table(choices: list[selection.Choice], width: int | None = None) -
         if c.best is None:
             chosen, value = "[red]none finished[/]", "-"
         else:
-            chosen = escape(c.best.spec.label())
+            chosen = escape(spec_label(c.best.spec))
             value = f"{c.metric.removeprefix('val_')} {metric(c.metric).format(c.best.value)}"
         rows.append([escape(c.task), escape(c.dataset), escape(c.optimizer), escape(", ".join(c.swept()) or "-"),
                      finished, chosen, value])

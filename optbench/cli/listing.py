@@ -14,8 +14,9 @@ from rich.text import Text
 
 from optbench.optim import plugins
 from optbench.optim import registry as optimizers
-from optbench.optim.registry import format_hparams
-from optbench.protocol.presets import PRESETS
+from optbench.spec import format_hparams
+from optbench.spec.vocabulary import IMPLS
+from optbench.config.presets import PRESETS
 from optbench.tasks import TASKS
 
 
@@ -35,7 +36,7 @@ def optimizers_table() -> Table:
     """Built-in optimizers (torch.optim, then the from-scratch references) and entry-point ones."""
     registered, problems = optimizers.entry_point_optimizers()
     caption = (f"Plugins: --opt {plugins.PLUGIN_SYNTAX}, any torch.optim.Optimizer subclass. "
-               f"Implementation: --impl {'|'.join(optimizers.IMPLS)} (auto: foreach on CUDA, for-loop on CPU).")
+               f"Implementation: --impl {'|'.join(IMPLS)} (auto: foreach on CUDA, for-loop on CPU).")
     # Every built-in takes weight_decay (tests/test_startup.py holds this sentence to that).
     caption += ("\nWeight decay is a hyperparameter: --opt \"adam:weight_decay=1e-4\" (L2 added to the gradient; "
                 "decoupled in adamw); every built-in optimizer takes it (defaults 0 but adamw 0.01)."
@@ -61,7 +62,7 @@ def _spaced(hparams: Mapping[str, Any]) -> str:
 
 
 def presets_table() -> Table:
-    """The named tuning protocols of ``optbench run --protocol`` (optbench.protocol.presets)."""
+    """The named tuning protocols of ``optbench run --protocol`` (optbench.config.presets)."""
     table = Table(title="protocol presets (optbench run --protocol NAME)", title_justify="left")
     for col in ("preset", "what it runs"):
         table.add_column(col)

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from optbench.fingerprint import environment
-from optbench.protocol.training import TrainingOptions
-from optbench.spec import CurvePoint, RunResult, RunSpec, Status
+from optbench.optim.registry import spec_label
+from optbench.spec import CurvePoint, RunContext, RunResult, RunSpec, Status
+from optbench.spec.targets import target_metrics
+from optbench.spec.training import TrainingOptions
 
 Metrics = dict[str, float | int | None]
 
@@ -26,6 +28,21 @@ def failed_result(spec: RunSpec, started_at: str, error: str, device: str | None
     """The record of a run that raised: no metrics, no curve, the error with its traceback tail."""
     return RunResult(spec=spec, status="failed", metrics={}, curve=[], environment=environment(device or spec.device),
                      started_at=started_at, finished_at=utc_now(), run_id=uuid.uuid4().hex[:12], error=error)
+
+
+def finish(result: RunResult, context: RunContext) -> RunResult:
+    """The result as it is stored: its display label, what the driver knows about the run (stage,
+    experiment, preset, git commit) and, for a test-split run of a task with a goal, its time and
+    epochs to target (computed from the curve). Applied where the run ran, so a result leaves its
+    work unit final and the driver only saves it."""
+    result.label = spec_label(result.spec)
+    result.stage, result.experiment, result.protocol = context.stage, context.experiment, context.protocol
+    result.environment = {**result.environment, "git_commit": context.git_commit}
+    target = context.target_for(result.spec.task)
+    if target is not None and result.spec.training.split == "test":
+        result.target = target.to_dict()
+        result.metrics = {**result.metrics, **target_metrics([p.to_dict() for p in result.curve], target)}
+    return result
 
 
 @dataclass

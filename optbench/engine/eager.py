@@ -3,7 +3,7 @@
 Timing covers the training steps only; data loading, model construction and evaluation are
 outside the clock, and on CUDA the device is synchronised before every clock read.
 
-Training options (``spec.training``, see ``optbench.protocol.training``) cost nothing per step when unused:
+Training options (``spec.training``, see ``optbench.spec.training``) cost nothing per step when unused:
 the learning rate is set once per epoch, before its first step, and only when a schedule or warm-up
 is asked for; gradient clipping is the one per-step addition, inside the clock, since it is part
 of the step. Early stopping and the time budget are checked once per epoch.
@@ -27,8 +27,8 @@ from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.steptime import StepClock
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer, resolve_impl
-from optbench.protocol.schedules import LRSchedule
-from optbench.protocol.training import TrainingOptions
+from optbench.engine.schedules import LRSchedule
+from optbench.spec.training import TrainingOptions
 from optbench.spec import RunResult, RunSpec
 from optbench.tasks import Task, TaskData, get_task
 

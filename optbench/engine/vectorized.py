@@ -55,9 +55,10 @@ from optbench.engine.stacked import Forward, Loss, stacked_forward, stacked_loss
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer, resolve_impl
 from optbench.optim.registry import get_optimizer
-from optbench.protocol.schedules import LRSchedule
+from optbench.engine.schedules import LRSchedule
 from optbench.spec import RunResult, RunSpec
 from optbench.tasks import Task, TaskData, get_task
+from optbench.optim.registry import spec_label
 
 # Tasks whose models are small dense stacks that vmap well; the CNN gains little on a CPU.
 TASKS = ("regression", "mlp")
@@ -84,10 +85,10 @@ def check_group(specs: Sequence[RunSpec]) -> None:
     """Raise UserError (one line, what to do) when the group cannot be vectorized."""
     for spec in specs:
         if spec.engine != "vectorized":
-            raise ValueError(f"spec {spec.label()} is for the {spec.engine} engine")
+            raise ValueError(f"spec {spec_label(spec)} is for the {spec.engine} engine")
         why = ineligible(spec)
         if why is not None:
-            raise UserError(f"--engine vectorized cannot run {spec.label()} on {spec.task}: {why}; "
+            raise UserError(f"--engine vectorized cannot run {spec_label(spec)} on {spec.task}: {why}; "
                             "use --engine auto or eager")
 
 

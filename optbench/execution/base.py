@@ -2,7 +2,7 @@
 and receives results in completion order; only the driver writes records.
 
 A ``WorkUnit`` is one group of specs for one engine (specs that share everything but seed and
-swept hyperparameter values, see ``group_key``), so a vectorized engine or a remote worker can
+swept hyperparameter values, see ``optbench.spec.identity.group_key``), so a vectorized engine or a remote worker can
 take the whole group. ``execute_unit`` is the function that runs a unit wherever it lands: this
 process (``LocalExecutor``) or a worker of a cluster.
 """
@@ -10,29 +10,23 @@ process (``LocalExecutor``) or a worker of a cluster.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from optbench.engine.base import RunEvents
-from optbench.spec import RunResult, RunSpec
-
-
-def group_key(spec: RunSpec) -> tuple[Any, ...]:
-    """What the specs of one group share: everything but the seed and the hyperparameter values
-    (the hyperparameter *names* are shared, so one optimizer construction fits all)."""
-    d = spec.to_dict()
-    del d["seed"]
-    d["hparams"] = sorted(d["hparams"])
-    return tuple(sorted((k, repr(v)) for k, v in d.items()))
+from optbench.spec import RunContext, RunResult, RunSpec
 
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Specs for one engine to run together (one spec for the eager engine)."""
+    """Specs for one engine to run together (one spec for the eager engine; one group, see
+    ``optbench.spec.identity.group_key``, for the vectorized engine), with what the driver knows
+    about them (``context``: stage, experiment, targets), so their results come back final."""
 
     specs: tuple[RunSpec, ...]
     engine: str = "eager"
+    context: RunContext = field(default_factory=RunContext)
 
 
 class Executor(Protocol):
@@ -55,5 +49,7 @@ def execute_unit(unit: WorkUnit, data_dir: Path, events: RunEvents | None = None
     Yields one result per spec as each finishes; a run that raises is a ``failed`` result (the
     engine's job), a ``UserError`` propagates."""
     from optbench.engine import get_engine
+    from optbench.engine.bookkeeping import finish
 
-    yield from get_engine(unit.engine).run_group(unit.specs, data_dir, events or RunEvents())
+    for result in get_engine(unit.engine).run_group(unit.specs, data_dir, events or RunEvents()):
+        yield finish(result, unit.context)

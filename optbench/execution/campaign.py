@@ -1,6 +1,6 @@
 """Checks of a whole campaign before its first run, so that a bad suite writes nothing.
 
-Sizes and optimizers are checked while the specs are built (optbench.protocol.suite); this adds
+Sizes and optimizers are checked while the specs are built (optbench.config.suite); this adds
 the data: every (task, dataset) the specs use is loaded once here, which downloads what is missing
 and validates every file (optbench.datasets), so a missing or broken dataset of the last task
 stops the suite before the first task's runs are recorded.

@@ -3,7 +3,8 @@
 ``run_campaign`` checks the data of every task once, skips specs that already have a finished
 record (resume), claims the rest (``optbench.store.claims``) so two processes never run one spec
 at once, hands units of work to an executor (``optbench.execution.base``: this process, or a
-cluster), annotates every result (stage, target, experiment, git commit), writes every record,
+cluster) with what it knows of them (stage, targets, experiment, git commit: ``RunContext``, which
+the engine's side writes into each result), writes every record,
 runs the ``--select`` protocol between its stages from the results it has, reports progress, and
 stops cleanly on SIGINT/SIGTERM or when the results folder stops accepting records. Engines and
 executors never write records; the CLI only parses and renders.
@@ -15,19 +16,21 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from optbench.engine.base import RunEvents
 from optbench.errors import StoreFailed
-from optbench.execution.base import Executor, WorkUnit, group_key
+from optbench.execution.base import Executor, WorkUnit
 from optbench.execution.campaign import validate_campaign
-from optbench.protocol.presets import get_preset
-from optbench.protocol.selection import SWEEP, Choice, Protocol
-from optbench.protocol.targets import Target, target_metrics
-from optbench.spec import RunResult, RunSpec
+from optbench.config.presets import get_preset
+from optbench.execution.selection import SWEEP, Choice, Protocol
+from optbench.spec.vocabulary import ENGINE_CHOICES
+from optbench.spec import RunContext, RunResult, RunSpec
+from optbench.spec.identity import group_key
+from optbench.spec.targets import Target
 from optbench.store.claims import CLAIMS, Claim, claim, remove_claims_folder
 from optbench.store.records import RUNS, ensure_writable, finished_record, save_result
 
@@ -52,11 +55,11 @@ class Campaign:
     results_dir: Path
     data_dir: Path = Path("data")
     force: bool = False  # re-run specs that already have a finished record
-    select: bool = False  # the --select protocol (optbench.protocol.selection)
+    select: bool = False  # the --select protocol (optbench.execution.selection)
     targets: dict[str, Target] = field(default_factory=dict)  # task -> time-to-target goal
     experiment: str | None = None  # the name every record of this campaign carries
     engine: str = "eager"
-    # The named preset the suite follows (optbench.protocol.presets), stored in every record; it
+    # The named preset the suite follows (optbench.config.presets), stored in every record; it
     # implies ``select`` and says whether the --select protocol has a default stage.
     protocol: str | None = None
 
@@ -144,7 +147,8 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
     route(campaign.engine, None, campaign.specs)  # --engine vectorized: what cannot be, refused before anything runs
     ensure_writable(campaign.results_dir)
     outcome = CampaignOutcome()
-    annotations = {"experiment": campaign.experiment, "protocol": campaign.protocol, "git_commit": git_commit()}
+    context = RunContext(experiment=campaign.experiment, protocol=campaign.protocol,
+                         targets=tuple(campaign.targets.items()), git_commit=git_commit())
     preset = get_preset(campaign.protocol) if campaign.protocol else None
     select = campaign.select or preset is not None
     protocol = Protocol.from_specs(campaign.specs, preset.default_stage if preset else True) if select else None
@@ -156,7 +160,7 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
             for stage, specs in stages:
                 specs = route(campaign.engine, stage, specs)
                 events.stage_started(stage, specs)
-                stage_run = _Stage(campaign, stage, specs, annotations, events)
+                stage_run = _Stage(campaign, stage, specs, replace(context, stage=stage), events)
                 for result in executor.map(stage_run.work(), campaign.data_dir, events):
                     with signals_deferred():  # a record on disk is always counted as kept
                         outcome.results.append(stage_run.record(result))
@@ -179,7 +183,6 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
 
 # With --engine auto, a group of at least this many seeds x values is vectorized outside the sweep.
 AUTO_GROUP = 8
-ENGINE_CHOICES = ("auto", "eager", "vectorized")
 
 
 def route(engine: str, stage: str | None, specs: list[RunSpec]) -> list[RunSpec]:
@@ -187,8 +190,6 @@ def route(engine: str, stage: str | None, specs: list[RunSpec]) -> list[RunSpec]
     or a UserError naming what cannot be. ``auto``: the eligible specs of the ``--select`` sweep
     (only quality matters there) and of groups of ``AUTO_GROUP`` or more runs are vectorized; the
     rest, and the final and default stages whose runtime is reported, stay eager."""
-    from dataclasses import replace
-
     if engine not in ENGINE_CHOICES:
         from optbench.errors import unknown
 
@@ -201,7 +202,7 @@ def route(engine: str, stage: str | None, specs: list[RunSpec]) -> list[RunSpec]
         routed = [replace(s, engine="vectorized") for s in specs]
         check_group(routed)
         return routed
-    sizes: dict[tuple[Any, ...], int] = {}
+    sizes: dict[str, int] = {}
     for s in specs:
         key = group_key(replace(s, engine="vectorized"))
         sizes[key] = sizes.get(key, 0) + 1
@@ -216,10 +217,10 @@ def route(engine: str, stage: str | None, specs: list[RunSpec]) -> list[RunSpec]
 class _Stage:
     """One stage of a campaign: which of its specs run (resume, claims), and the records they leave."""
 
-    def __init__(self, campaign: Campaign, stage: str | None, specs: list[RunSpec], annotations: dict[str, Any],
+    def __init__(self, campaign: Campaign, stage: str | None, specs: list[RunSpec], context: RunContext,
                  events: CampaignEvents) -> None:
         self.campaign, self.stage, self.specs, self.events = campaign, stage, specs, events
-        self.annotations = annotations
+        self.context = context
         self.skipped = 0
         self.claims: dict[str, Claim] = {}
         self.records: dict[str, dict[str, Any]] = {}  # spec hash -> its newest finished or new record
@@ -228,14 +229,14 @@ class _Stage:
     def work(self) -> Iterator[WorkUnit]:
         """Units for the executor: one per eager spec, one per group (``group_key``) of vectorized
         specs, which are held (claimed) until the stage's specs are all claimed."""
-        groups: dict[tuple[Any, ...], list[RunSpec]] = {}
+        groups: dict[str, list[RunSpec]] = {}
         for spec in self._runnable():
             if spec.engine == "eager":
-                yield WorkUnit((spec,), "eager")
+                yield WorkUnit((spec,), "eager", self.context)
             else:
                 groups.setdefault(group_key(spec), []).append(spec)
         for group in groups.values():
-            yield WorkUnit(tuple(group), group[0].engine)
+            yield WorkUnit(tuple(group), group[0].engine, self.context)
 
     def _runnable(self) -> Iterator[RunSpec]:
         """Specs to run, claimed as they are taken: finished specs are skipped, specs
@@ -269,16 +270,8 @@ class _Stage:
             yield spec
 
     def record(self, result: RunResult) -> RunResult:
-        """Annotate and save one result, then release its claim."""
+        """Save one result (final as its work unit returned it), then release its claim."""
         c = self.campaign
-        result.stage = self.stage
-        result.experiment = self.annotations["experiment"]
-        result.protocol = self.annotations["protocol"]
-        result.environment = {**result.environment, "git_commit": self.annotations["git_commit"]}
-        target = c.targets.get(result.spec.task)
-        if target is not None and result.spec.training.split == "test":
-            result.target = target.to_dict()
-            result.metrics.update(target_metrics([p.to_dict() for p in result.curve], target))
         try:
             path = save_result(result, c.results_dir)
         except OSError as exc:  # full disk, permission or mount change: stop, the records so far are whole

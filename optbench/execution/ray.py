@@ -4,7 +4,8 @@ Ray is imported only here, and only when ``--executor ray`` is asked for (``pip 
 "optbench[ray]"``). Without an address a local Ray cluster starts in this process and stops with
 it; with ``auto`` or ``HOST:PORT`` the executor joins a running cluster (``ray start``) and leaves
 it running. Each unit is one task that runs ``execute_unit`` on a worker and returns its results;
-the driver (``optbench.execution.driver``) alone skips, claims, annotates and writes records, so
+the driver (``optbench.execution.driver``) alone skips, claims and writes records (the unit carries
+what the driver knows, so results come back final), so
 workers need no access to the results folder. A worker process or node that dies is retried
 (``max_retries``); a run that raises comes back as a ``failed`` result; a ``UserError`` on a
 worker (bad data there) stops the campaign with its line.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from optbench.engine.base import RunEvents
-from optbench.engine.bookkeeping import failed_result, utc_now
+from optbench.engine.bookkeeping import failed_result, finish, utc_now
 from optbench.errors import UserError
 from optbench.execution.base import WorkUnit, execute_unit
 from optbench.spec import RunResult
@@ -124,8 +125,8 @@ class RayExecutor:
                     try:
                         outcome = ray.get(ref)
                     except Exception as exc:  # noqa: BLE001 - retries exhausted: the worker or node kept dying
-                        outcome = [failed_result(spec, started, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-                                   for spec in unit.specs]
+                        outcome = [finish(failed_result(spec, started, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"),
+                                          unit.context) for spec in unit.specs]
                     if isinstance(outcome, str):
                         raise UserError(outcome)
                     yield from outcome

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from optbench.errors import UserError, did_you_mean
-from optbench.optim.registry import IMPLS, OptimizerDef, class_path, get_optimizer
+from optbench.optim.registry import OptimizerDef, class_path, get_optimizer
+from optbench.spec.vocabulary import IMPLS
 
 
 def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], hparams: Mapping[str, Any],

@@ -41,7 +41,7 @@ from typing import Any
 
 from optbench.optim import plugins
 from optbench.errors import UserError, unknown
-from optbench.inline import parse_inline
+from optbench.spec import RunSpec, format_hparams
 
 HParamValue = bool | int | float | str | tuple
 HParams = dict[str, HParamValue]
@@ -49,8 +49,6 @@ HParams = dict[str, HParamValue]
 # Constructor arguments that choose an implementation, not the maths; they are not
 # hyperparameters of the comparison.
 _IMPLEMENTATION_ARGS = frozenset({"params", "foreach", "fused", "capturable", "differentiable"})
-
-IMPLS = ("auto", "forloop", "foreach", "fused")
 
 # Required constructor arguments that are objects (LOMO takes the model, Magma a base optimizer):
 # no inline value can stand for them.
@@ -284,137 +282,14 @@ def _as_def(name: str, obj: Any, source: str, where: str) -> OptimizerDef:
     raise UserError(f"optimizer '{name}': {where} is not a torch.optim.Optimizer subclass (it is {kind})")
 
 
-# --- hyperparameters -----------------------------------------------------------------------------
-
-def parse_optimizer_arg(text: str) -> tuple[str, HParams]:
-    """Split ``name[:key=value,key=value]`` into the name and raw parsed hyperparameters.
-
-    The name may itself hold colons (``mypkg.optim:Lion``, ``po:lion``): the hyperparameters are
-    the text after the last ``:`` only when it contains ``=``. Values: ``true``/``false``, ints,
-    floats, and tuples written with ``/`` (``betas=0.9/0.98``).
-    """
-    parsed = parse_inline(text, "hyperparameter", "adam:lr=0.01", colons_in_name=True)
-    if not parsed.name:
-        raise UserError(f"empty optimizer name in '{text.strip()}'; write NAME or NAME:key=value,...")
-    return parsed.name, {key: _parse_value(raw) for key, raw in parsed.items}
-
-
-def _parse_value(raw: str) -> HParamValue:
-    if "/" in raw:
-        return tuple(_parse_scalar(part.strip()) for part in raw.split("/"))
-    return _parse_scalar(raw)
-
-
-def _parse_scalar(raw: str) -> bool | int | float | str:
-    low = raw.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for convert in (int, float):
-        try:
-            return convert(raw)
-        except ValueError:
-            pass
-    return raw
-
-
-def resolve_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
-    """The full hyperparameters of a run: the optimizer's defaults with the overrides applied.
-
-    Checks keys and value types; raises UserError naming the valid keys.
-    """
-    opt = get_optimizer(name)
-    accepted = opt.accepted_keys()
-    resolved: HParams = dict(opt.defaults)
-    for key, value in overrides.items():
-        if key in ("foreach", "fused"):
-            raise UserError(f"'{key}' chooses an implementation, not a hyperparameter; use --impl {key} (impl = \"{key}\" in a suite file)")
-        if key not in accepted:
-            raise UserError(
-                f"unknown hyperparameter '{key}' for optimizer '{name}'; valid keys: {', '.join(accepted)}"
-            )
-        resolved[key] = _coerce(name, key, value, opt.reference_value(key))
-    missing = [k for k in opt.required_keys() if k not in resolved]
-    objects = [k for k in missing if k in _OBJECT_ARGS]
-    if objects:
-        raise UserError(f"optimizer '{name}' cannot run in optbench: its constructor needs the {objects[0]} "
-                        "(an object, not a value optbench can pass); choose another optimizer")
-    if missing:
-        raise UserError(
-            f"optimizer '{name}' has no default for {', '.join(missing)}; give it inline, e.g. {name}:{missing[0]}=VALUE "
-            f"(numbers, true/false, strings or tuples; optbench cannot pass objects such as the model)"
-        )
-    _check_ranges(opt, resolved)
-    return resolved
-
-
-def default_hparams(name: str, load: bool = True) -> HParams:
-    """``resolve_hparams(name, {})``: the optimizer at its defaults. With ``load=False`` (reading
-    records) nothing is imported: built-ins answer from their declaration, other names only if
-    their code is loaded already (``lookup_optimizer``); UserError where they cannot answer."""
-    if load:
-        return resolve_hparams(name, {})
-    opt = lookup_optimizer(name, load=False)
-    if opt is None:
-        raise UserError(f"the defaults of optimizer '{name}' are unknown here (its code is not loaded)")
-    return dict(opt.defaults)
-
-
-def match_hparams(name: str, overrides: Mapping[str, Any]) -> HParams | None:
-    """The hyperparameters ``name:overrides`` stands for, to find stored runs by (``report --opt``):
-    the defaults with the overrides, as parsed, without importing any optimizer code or checking
-    keys (a key the optimizer lacks matches no run). None where the defaults are unknown here."""
-    opt = lookup_optimizer(name, load=False)
-    return None if opt is None else {**opt.defaults, **overrides}
-
-
-def _coerce(opt_name: str, key: str, value: Any, reference: Any) -> HParamValue:
-    where = f"hyperparameter '{key}' of '{opt_name}'"
-    if isinstance(value, list):
-        value = tuple(value)
-    if isinstance(reference, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"{where} must be true or false, got {value!r}")
-        return value
-    if isinstance(reference, (int, float)) and not isinstance(reference, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise UserError(f"{where} must be finite, got {value!r}")
-        return float(value) if isinstance(reference, float) else value
-    if isinstance(reference, tuple):
-        if not isinstance(value, tuple) or len(value) != len(reference):
-            example = "/".join(str(v) for v in reference)
-            raise UserError(f"{where} must be {len(reference)} numbers separated by '/', e.g. {key}={example}")
-        return tuple(_coerce(opt_name, key, v, r) for v, r in zip(value, reference))
-    return value
-
-
-def _check_ranges(opt: OptimizerDef, hparams: Mapping[str, Any]) -> None:
-    """Reject values torch would reject (and a zero learning rate), before any run starts."""
-    name = opt.name
-    lr = hparams.get("lr")
-    if isinstance(lr, (int, float)) and lr <= 0:
-        raise UserError(f"learning rate of '{name}' must be > 0, got {lr}")
-    betas = hparams.get("betas")
-    # Only for the built-ins: some third-party optimizers define a beta of 1 (PNM's default).
-    if opt.source in ("torch", "reference") and isinstance(betas, tuple) and not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-        raise UserError(f"betas of '{name}' must each be in [0, 1), got {'/'.join(map(str, betas))}")
-    from optbench.optim.construct import probe  # torch: values only the class itself can judge
-
-    if (problem := probe(name, hparams)) is None:
-        return
-    if probe(name, dict(opt.defaults)) is None:  # the defaults train: the user's values are at fault
-        raise UserError(f"bad hyperparameters for '{name}': {problem}")
-    raise UserError(f"optimizer '{name}' cannot run in optbench: {problem}")
-
-
-def format_hparams(hparams: Mapping[str, Any]) -> str:
-    """``lr=0.001,betas=0.9/0.999``: the inline syntax, so a label can be pasted back into --opt."""
-    def fmt(v: Any) -> str:
-        if isinstance(v, (tuple, list)):
-            return "/".join(fmt(x) for x in v)
-        if isinstance(v, bool):
-            return str(v).lower()
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
-    return ",".join(f"{k}={fmt(v)}" for k, v in sorted(hparams.items()))
+def spec_label(spec: RunSpec) -> str:
+    """A run's short human name: ``adam``, or ``adam(lr=0.0003)`` where hyperparameters differ from
+    the optimizer's defaults, ``@fused`` where an implementation other than auto was asked for, and
+    `` [vectorized]`` for the vectorized engine. Never imports a plugin (a stored spec's optimizer
+    whose code is not loaded here shows all its hyperparameters)."""
+    opt = lookup_optimizer(spec.optimizer, load=False)
+    defaults = opt.defaults if opt is not None else {}
+    changed = {k: v for k, v in spec.hparams.items() if defaults.get(k) != v}
+    label = f"{spec.optimizer}({format_hparams(changed)})" if changed else spec.optimizer
+    label = label if spec.impl == "auto" else f"{label}@{spec.impl}"
+    return label if spec.engine == "eager" else f"{label} [{spec.engine}]"

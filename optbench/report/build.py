@@ -35,10 +35,13 @@ from optbench.report.aggregate import (METRIC_BY_COLUMN, STATS, cell_stats, curv
                                       reference_values, seed_values)
 from optbench.errors import UserError, did_you_mean
 from optbench.files import probe_writable, write_atomic
-from optbench.optim.registry import format_hparams, match_hparams, parse_optimizer_arg, resolve_hparams
+from optbench.config.hparams import parse_optimizer_arg
+from optbench.optim.hparams import match_hparams, resolve_hparams
+from optbench.spec import format_hparams
 from optbench.store.frame import CELL_COLUMNS, records_frame
 from optbench.spec import STATUSES, RunSpec
 from optbench.store.records import RUNS, Problem, load_records
+from optbench.optim.registry import spec_label
 
 REPORT_DIR = "report"
 
@@ -380,7 +383,7 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
                 entry = {"experiment": section.experiment, "task": task, "dataset": dataset, "budget": budget,
                          "optimizer": c.optimizer, "name": name, "swept": " ".join(c.swept()),
                          "candidates": len(c.candidates), "finished": c.finished,
-                         "chosen": c.best.spec.label() if c.best else None,
+                         "chosen": spec_label(c.best.spec) if c.best else None,
                          "validation_metric": val.column, "validation_value": c.best.value if c.best else None,
                          "test_metric": main.column}
                 for side in ("default", "tuned"):

@@ -17,9 +17,9 @@ import pandas as pd
 
 from optbench.report import profile
 from optbench.errors import UserError, did_you_mean
-from optbench.protocol.selection import Choice, choose
+from optbench.execution.selection import Choice, choose
 from optbench.spec import RunSpec
-from optbench.protocol.targets import Target, parse_target, time_to_target
+from optbench.spec.targets import Target, parse_target, time_to_target
 from optbench.tasks import TASKS
 
 

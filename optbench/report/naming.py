@@ -7,17 +7,17 @@ from typing import Any
 
 import pandas as pd
 
-VARIANT_COLUMNS = [("epochs", "{} ep"), ("batch_size", "bs {}"), ("device", "{}"), ("training", "{}")]
+VARIANT_COLUMNS = [("epochs", "{} ep"), ("batch_size", "bs {}"), ("device", "{}"), ("training", "{}"), ("code", "code {}")]
 
 
 def varying(cells: pd.DataFrame) -> list[str]:
-    """The columns among epochs, batch size, device and training options whose value differs between these cells."""
+    """The columns among epochs, batch size, device, training options and code version whose value differs between these cells."""
     return [c for c, _ in VARIANT_COLUMNS if c in cells and cells[c].nunique() > 1]
 
 
 def series_names(cells: pd.DataFrame) -> pd.Series:
     """A name per cell, unique within its comparable group (task x dataset x budget): the optimizer
-    label, plus epochs, batch size, device or training options where cells of the group differ in
+    label, plus epochs, batch size, device, training options or code version where cells of the group differ in
     them (``adam · cuda``)."""
     names = pd.Series("", index=cells.index, dtype=object)
     keys = [c for c in ("task", "dataset", "budget") if c in cells]

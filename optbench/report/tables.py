@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from optbench.metrics import metric as registry_metric
-from optbench.protocol.selection import Choice
+from optbench.execution.selection import Choice
 from optbench.report import fair
 from optbench.report import profile as perf_profile
 from optbench.report.aggregate import METRIC_BY_COLUMN, Metric, main_metric
 from optbench.report.naming import PROFILE_DATASET, PROFILE_STEM, PROFILE_TASK, VARIANT_COLUMNS, budget_text, \
     chart_prefix, varying
+from optbench.optim.registry import spec_label
 
 # Seconds to target are shown as the runtime column shows seconds.
 SECONDS = METRIC_BY_COLUMN["train_seconds"]
@@ -194,7 +195,7 @@ def _tuning_table(task: str, dataset: str, sweeps: list[Choice], section: Sectio
     names = fair.sweep_names(sweeps)
     for r, row in enumerate(fair.tuning_rows(sweeps, section.cells)):
         c = row["choice"]
-        chosen = c.best.spec.label() if c.best else "none finished"
+        chosen = spec_label(c.best.spec) if c.best else "none finished"
         value = format_number(c.best.value, val) if c.best else "-"
         cells = []
         for side in (row["default"], row["tuned"]):

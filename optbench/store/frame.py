@@ -2,8 +2,9 @@
 
 Columns: ``path``, ``run_id``, ``status``, ``error``, ``metric_name``, ``spec_hash``, ``cell_hash``,
 the spec (``task``, ``dataset``, ``optimizer``, ``hparams`` as the inline string, ``epochs``,
-``batch_size``, ``seed``, ``device``), ``training`` (non-default training options as one string,
-'' for none, see optbench.protocol.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
+``batch_size``, ``seed``, ``device``), ``code`` (the plugin or task code version, short; '' for
+built-in code), ``training`` (non-default training options as one string,
+'' for none, see optbench.spec.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
 ``final``, ``default`` or None), ``protocol`` (a preset's name, e.g. ``deepobs``, or None), ``label`` (optimizer with non-default hyperparameters),
 every metric (``train_seconds``, ``steps_per_s``, ``final_train_loss``, ``test_loss``, ``test_rmse``,
 ``test_accuracy``, ``rmse_gap``, ``val_rmse``, ``time_to_target_s``, ...), and the environment prefixed
@@ -17,10 +18,18 @@ from typing import Any
 
 import pandas as pd
 
-from optbench.optim.registry import format_hparams
-from optbench.spec import RunSpec
+from optbench.optim.registry import spec_label
+from optbench.spec import RunSpec, format_hparams
 
-CELL_COLUMNS = ["task", "dataset", "label", "hparams", "epochs", "batch_size", "device", "training"]
+# A cell is its cell key (optbench.spec.identity.cell_key: the spec but the seed, code version,
+# engine and implementation included); the other columns are its display, constant within a cell.
+CELL_KEY = "cell_hash"
+CELL_COLUMNS = [CELL_KEY, "task", "dataset", "label", "hparams", "epochs", "batch_size", "device", "training", "code"]
+
+
+def code_text(code: dict[str, str]) -> str:
+    """``optimizer 3f2a9c1b``: a cell's code version, short ('' for built-in code)."""
+    return ",".join(f"{k} {v.removeprefix('sha256:')[:8]}" for k, v in sorted(code.items()))
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -37,9 +46,10 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "cell_hash": rec.get("cell_hash") or spec.cell_hash(),
             **{k: v for k, v in rec["spec"].items() if k != "hparams"},
             "hparams": format_hparams(spec.hparams),
-            "label": rec.get("label") or spec.label(),
+            "label": rec.get("label") or spec_label(spec),
             "experiment": rec.get("experiment"),
             "training": spec.training.text(),
+            "code": code_text(spec.code),
             "split": spec.training.split,
             "stage": rec.get("stage"),
             "protocol": rec.get("protocol"),
@@ -50,4 +60,7 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "target": rec.get("target"),
             "started_at": rec.get("started_at"),
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if len(frame):  # a label stored by an older optbench may be spelled otherwise: one per cell
+        frame["label"] = frame.groupby(CELL_KEY, sort=False)["label"].transform("first")
+    return frame

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from optbench.limits import MAX_SEED
 from optbench.spec import SCHEMA_VERSION, STATUSES, RunSpec
-from optbench.spec import _digest as digest
+from optbench.spec import digest
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Count = Annotated[int, Field(strict=True, ge=0)]
@@ -41,7 +41,7 @@ class _Strict(BaseModel):
 
 
 class TrainingModel(_Strict):
-    """Non-default training options (optbench.protocol.training)."""
+    """Non-default training options (optbench.spec.training)."""
 
     schedule: Literal["none", "step", "cosine", "plateau"] = "none"
     step_size: Annotated[int, Field(strict=True, ge=1)] | None = None

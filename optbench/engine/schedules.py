@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from optbench.protocol.training import TrainingOptions
+from optbench.spec.training import TrainingOptions
 
 PLATEAU_THRESHOLD = 1e-4
 

@@ -1,6 +1,6 @@
 """The tuning protocol behind ``optbench run --select``: tune on validation, compare on test.
 
-1. ``sweep``: every candidate (each combination of a sweep, see ``optbench.protocol.sweep``) runs once, with
+1. ``sweep``: every candidate (each combination of a sweep, see ``optbench.config.sweep``) runs once, with
    the suite's first seed, on the validation split (``TaskData.validation_split``): the test split
    is never seen while choosing.
 2. ``final``: per task x optimizer, the candidate with the best main validation metric (lowest
@@ -9,7 +9,7 @@
 3. ``default``: the same optimizer at its documented default hyperparameters, with the same
    training options and seeds, on test, so the report can show default against tuned. Skipped
    where the defaults won (the final runs are those runs), and left out by a preset that has no
-   such stage (``optbench.protocol.presets``: deepobs).
+   such stage (``optbench.config.presets``: deepobs).
 
 Records carry their stage as the top-level key ``stage``. A stage is a role, not part of what is
 computed: the spec (and its hash) is that of the run, so a resumed protocol skips every run already
@@ -26,12 +26,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from optbench.metrics import higher_is_better
-from optbench.optim.registry import default_hparams
+from optbench.optim.hparams import default_hparams
 from optbench.spec import FINISHED, SUCCESS, RunSpec
+from optbench.spec.identity import sweep_key
+from optbench.spec.vocabulary import DEFAULT, FINAL, SWEEP
 from optbench.store.records import newest_per_spec
 from optbench.tasks import TASKS
 
-SWEEP, FINAL, DEFAULT = "sweep", "final", "default"
 
 
 @dataclass
@@ -71,19 +72,13 @@ class Choice:
 
     def default_spec(self, load: bool = True) -> RunSpec:
         """The optimizer at its default hyperparameters with the candidates' other settings, on test.
-        ``load=False`` for stored records: see ``registry.default_hparams`` (UserError where unknown)."""
+        ``load=False`` for stored records: see ``optbench.optim.hparams.default_hparams`` (UserError where unknown)."""
         first = on_test(self.candidates[0].spec)
         return replace(first, hparams=default_hparams(self.optimizer, load))
 
 
 def on_test(spec: RunSpec) -> RunSpec:
     return replace(spec, training=spec.training.with_split("test"))
-
-
-def group_key(spec: RunSpec) -> tuple[Any, ...]:
-    """What the candidates of one sweep share: everything but hyperparameters, seed and split."""
-    return (spec.task, spec.dataset, spec.optimizer, spec.epochs, spec.batch_size, spec.device, spec.impl,
-            spec.training.with_split("test"))
 
 
 def candidate_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
@@ -115,10 +110,10 @@ def choose(outcomes: Iterable[tuple[RunSpec, str, dict[str, Any], str | None]]) 
     for outcome in outcomes:
         if outcome[0].training.split == "validation":
             latest[outcome[0].spec_hash()] = outcome  # keeps the first position, takes the last value
-    choices: dict[tuple[Any, ...], Choice] = {}
+    choices: dict[str, Choice] = {}
     for spec, status, metrics, metric_name in latest.values():
         metric, higher = main_validation_metric(spec.task, metric_name)
-        choice = choices.setdefault(group_key(spec), Choice(spec.task, spec.dataset, spec.optimizer, metric, higher))
+        choice = choices.setdefault(sweep_key(spec), Choice(spec.task, spec.dataset, spec.optimizer, metric, higher))
         value = metrics.get(metric) if status in SUCCESS else None
         ok = isinstance(value, (int, float)) and math.isfinite(value)
         choice.candidates.append(Candidate(spec, status, float(value) if ok else None))

@@ -23,7 +23,7 @@ import math
 from typing import Any
 
 from optbench.errors import UserError
-from optbench.inline import parse_inline
+from optbench.config.inline import parse_inline
 from optbench.limits import check_runs
 from optbench.optim.registry import lookup_optimizer
 

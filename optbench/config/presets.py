@@ -1,7 +1,7 @@
 """Named protocol presets: a published tuning protocol as one flag, ``optbench run --protocol NAME``.
 
 A preset rewrites a suite before its specs are built (``apply_preset``): it adds a learning-rate
-grid to every optimizer entry, turns on the ``--select`` protocol (``optbench.protocol.selection``:
+grid to every optimizer entry, turns on the ``--select`` protocol (``optbench.execution.selection``:
 the grid runs on the validation split, each task x optimizer's winner is re-run on test), and sets
 the seeds of the winners' re-runs and the engine. Nothing else about a run changes, so a preset's
 runs are ordinary records: the same spec as the equivalent hand-written sweep (a resumed or
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optbench.errors import UserError, unknown
-from optbench.inline import parse_inline
+from optbench.config.inline import parse_inline
 
 if TYPE_CHECKING:
-    from optbench.protocol.suite import SuiteConfig
+    from optbench.config.suite import SuiteConfig
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Preset:
 
     def lr_grid(self) -> list[float]:
         """The grid's learning rates, rounded to 6 significant digits as every swept range is
-        (``optbench.protocol.sweep.value_range``), smallest first."""
+        (``optbench.config.sweep.value_range``), smallest first."""
         lo, hi = (math.log10(v) for v in self.lr_range)
         n = self.lr_points
         return [float(f"{10 ** (lo + (hi - lo) * i / (n - 1)):.6g}") for i in range(n)]

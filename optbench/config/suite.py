@@ -12,7 +12,7 @@ Config format (every key optional; flags given on the command line override it):
     dataset = "synthetic"  # for every task that does not name its own
     impl = "auto"        # optimizer implementation: auto, forloop, foreach, fused (see optbench.optim.registry)
 
-Fair comparisons (optbench.protocol.training, optbench.protocol.sweep, optbench.protocol.selection, optbench.protocol.targets)::
+Fair comparisons (optbench.spec.training, optbench.config.sweep, optbench.execution.selection, optbench.spec.targets)::
 
     optimizers = ["adam:lr=1e-4|1e-3|1e-2", {name = "sgd", lr = {log = [1e-3, 1], num = 7}}]  # sweeps
     select = true        # tune every optimizer on a validation split, re-run the best on test
@@ -23,7 +23,7 @@ Fair comparisons (optbench.protocol.training, optbench.protocol.sweep, optbench.
     early_stop_delta = 1e-4
     time_budget_s = 60
     target = "loss=0.5"  # time to target for every task; a task table may set its own target
-    protocol = "deepobs" # a named preset (optbench.protocol.presets): lr grid, select, seeds, engine
+    protocol = "deepobs" # a named preset (optbench.config.presets): lr grid, select, seeds, engine
 """
 
 from __future__ import annotations
@@ -36,15 +36,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optbench.errors import UserError
-from optbench.optim.registry import code_version, parse_optimizer_arg, resolve_hparams
+from optbench.config.hparams import parse_optimizer_arg
+from optbench.optim.hparams import resolve_hparams
+from optbench.optim.registry import code_version
 from optbench.spec import RunSpec
 from optbench.files import Refused, nesting, read_regular
 from optbench.limits import MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_NESTING, MAX_SEED, check_runs
-from optbench.protocol.presets import apply_preset
-from optbench.protocol.sweep import count_inline, count_table, expand_inline, expand_table
-from optbench.protocol.targets import Target, parse_target
+from optbench.config.presets import apply_preset
+from optbench.config.sweep import count_inline, count_table, expand_inline, expand_table
+from optbench.spec.targets import Target, parse_target
 from optbench.tasks import check_dataset, task_info
-from optbench.protocol.training import resolve as resolve_training
+from optbench.config.training import resolve as resolve_training
 
 DEFAULT_TASKS = ["regression"]
 DEFAULT_OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam"]
@@ -91,7 +93,7 @@ class SuiteConfig(BaseModel):
     seeds: int = Field(default=1, ge=1, strict=True)
     device: str = "auto"
     impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
-    # Training options (optbench.protocol.training), the same for every run of the suite.
+    # Training options (optbench.spec.training), the same for every run of the suite.
     schedule: str | dict[str, Any] | None = None
     warmup_epochs: int | None = Field(default=None, ge=0, strict=True)
     clip_norm: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
@@ -99,9 +101,9 @@ class SuiteConfig(BaseModel):
     early_stop_delta: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
     time_budget_s: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
     split: Literal["test", "validation"] | None = None
-    # Tune on validation, re-run the best on test (optbench.protocol.selection); time-to-target goal for every task.
+    # Tune on validation, re-run the best on test (optbench.execution.selection); time-to-target goal for every task.
     select: bool = Field(default=False, strict=True)
-    # A named tuning protocol (optbench.protocol.presets): "deepobs". Applied by load_suite.
+    # A named tuning protocol (optbench.config.presets): "deepobs". Applied by load_suite.
     protocol: str | None = Field(default=None, min_length=1, max_length=100)
     target: str | None = None
     # The experiment every record of this suite carries (optbench report --name); default: the
@@ -175,7 +177,7 @@ def _check_strings(obj: Any, source: str, where: str = "") -> None:
 def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
                source: str = "options") -> SuiteConfig:
     """Validate a config table with command-line overrides (None values mean "not given") applied,
-    then its protocol preset (``protocol``, see optbench.protocol.presets)."""
+    then its protocol preset (``protocol``, see optbench.config.presets)."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     merged = {**(config or {}), **given}
     _check_strings(merged, source)
@@ -194,7 +196,7 @@ def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] |
 def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     """Every task x optimizer x seed, in that order, with hyperparameters resolved and checked.
 
-    An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.protocol.sweep``) stands
+    An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.config.sweep``) stands
     for each of its combinations, in order.
     """
     # Devices and implementations are checked against torch; reading a suite (optbench check's

@@ -15,8 +15,8 @@ from typing import Any
 
 from optbench.errors import UserError, did_you_mean
 from optbench.metrics import higher_is_better
+from optbench.spec.vocabulary import TARGET_METRICS
 
-TARGET_METRICS = ("loss", "rmse", "accuracy")
 
 
 @dataclass(frozen=True)

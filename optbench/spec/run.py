@@ -9,21 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from optbench.protocol.training import TrainingOptions
+from optbench.spec.targets import Target
+from optbench.spec.training import TrainingOptions
+from optbench.spec.vocabulary import Status
 
 SCHEMA_VERSION = 1
-
-# The status vocabulary, in one place. converged: stopped early by early_stop_delta; budget:
-# stopped by time_budget_s (optbench.protocol.training); diverged: a non-finite training loss;
-# failed: the run raised (its error is in the record).
-Status = Literal["ok", "converged", "budget", "diverged", "failed"]
-STATUSES: tuple[str, ...] = ("ok", "converged", "budget", "diverged", "failed")
-# Runs that finished training normally: they enter the statistics.
-SUCCESS: tuple[str, ...] = ("ok", "converged", "budget")
-# Runs that are done: not repeated on resume. A failed one is (its cause may have been transient).
-FINISHED: tuple[str, ...] = (*SUCCESS, "diverged")
 
 
 @dataclass(frozen=True)
@@ -40,7 +33,7 @@ class RunSpec:
     device: str
     # Which optimizer implementation: auto, forloop, foreach or fused (optbench.optim.registry.resolve_impl).
     impl: str = "auto"
-    # Schedule, clipping, early stopping, budget, evaluation split (optbench.protocol.training).
+    # Schedule, clipping, early stopping, budget, evaluation split (optbench.spec.training).
     training: TrainingOptions = field(default_factory=TrainingOptions)
     # The code behind the run where optbench cannot pin it by its own and torch's versions:
     # {"optimizer": "sha256:<source file>" or "<distribution>==<version>", "task": "<task version>"}
@@ -82,31 +75,21 @@ class RunSpec:
         return cls(**fields)
 
     def cell(self) -> dict[str, Any]:
-        """The spec without its seed: runs of one cell differ only by seed and are aggregated."""
+        """The spec without its seed: runs of one cell differ only by seed and are aggregated
+        (optbench.spec.identity.cell_key is its hash)."""
         d = self.to_dict()
         del d["seed"]
         return d
 
     def spec_hash(self) -> str:
-        return _digest(self.to_dict())
+        return digest(self.to_dict())
 
     def cell_hash(self) -> str:
-        return _digest(self.cell())
-
-    def label(self) -> str:
-        """Short human name: ``adam`` or ``adam(lr=0.0003)`` when hyperparameters differ from defaults,
-        with ``@fused`` appended when an implementation other than auto was asked for."""
-        from optbench.optim.registry import format_hparams, lookup_optimizer
-
-        opt = lookup_optimizer(self.optimizer, load=False)  # a stored spec never imports a plugin
-        defaults = opt.defaults if opt is not None else {}
-        changed = {k: v for k, v in self.hparams.items() if defaults.get(k) != v}
-        label = f"{self.optimizer}({format_hparams(changed)})" if changed else self.optimizer
-        label = label if self.impl == "auto" else f"{label}@{self.impl}"
-        return label if self.engine == "eager" else f"{label} [{self.engine}]"
+        return digest(self.cell())
 
 
-def _digest(obj: Any) -> str:
+def digest(obj: Any) -> str:
+    """The 16-hex-digit identity of a JSON-able value (spec_hash, cell_hash): sha256 of its canonical JSON."""
     canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -137,6 +120,23 @@ class CurvePoint:
         return d
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What the driver knows about a run that its spec does not: the protocol stage, the
+    experiment, the preset, the time-to-target goal of each task, the git commit. It rides in the
+    work unit to wherever the unit runs, and the engine's results come back final
+    (``optbench.engine.bookkeeping.finish``): the driver only saves them."""
+
+    stage: str | None = None
+    experiment: str | None = None
+    protocol: str | None = None
+    targets: tuple[tuple[str, Target], ...] = ()  # (task, goal) pairs
+    git_commit: str | None = None
+
+    def target_for(self, task: str) -> Target | None:
+        return dict(self.targets).get(task)
+
+
 @dataclass
 class RunResult:
     """The outcome of one run; ``to_record`` gives the stored JSON document."""
@@ -153,14 +153,17 @@ class RunResult:
     error: str | None = None
     # The implementation that ran (forloop, foreach, fused, native); None if it never started.
     optimizer_impl: str | None = None
-    # The protocol stage that ran it: "sweep" or "final" under --select (optbench.protocol.selection); None otherwise.
+    # The protocol stage that ran it: "sweep", "final" or "default" under --select (optbench.execution.selection); None otherwise.
     stage: str | None = None
-    # The time-to-target goal it was measured against, {"metric": "loss", "value": 0.5} (optbench.protocol.targets).
+    # The time-to-target goal it was measured against, {"metric": "loss", "value": 0.5} (optbench.spec.targets).
     target: dict[str, Any] | None = None
     # The campaign it belonged to: --name, the suite file's stem, or the time the campaign started.
     experiment: str | None = None
-    # The named protocol preset it ran under (optbench.protocol.presets), e.g. "deepobs"; None otherwise.
+    # The named protocol preset it ran under (optbench.config.presets), e.g. "deepobs"; None otherwise.
     protocol: str | None = None
+    # The display label (optbench.optim.registry.spec_label), set by the engine: stored so that
+    # reading records never imports plugin code. None only for a result not yet finished.
+    label: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The JSON document; ``stage``, ``target``, ``experiment`` and ``protocol`` appear only when set. The
@@ -173,7 +176,7 @@ class RunResult:
             "spec": self.spec.to_dict(),
             "spec_hash": self.spec.spec_hash(),
             "cell_hash": self.spec.cell_hash(),
-            "label": self.spec.label(),
+            "label": self.label or self.spec.optimizer,
             "status": self.status,
             "error": self.error,
             "metric_name": self.metric_name,
@@ -185,6 +188,18 @@ class RunResult:
             "finished_at": self.finished_at,
             **extra,
         })
+
+
+def format_hparams(hparams: Mapping[str, Any]) -> str:
+    """``lr=0.001,betas=0.9/0.999``: the inline syntax, so a label can be pasted back into --opt."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, (tuple, list)):
+            return "/".join(fmt(x) for x in v)
+        if isinstance(v, bool):
+            return str(v).lower()
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ",".join(f"{k}={fmt(v)}" for k, v in sorted(hparams.items()))
 
 
 def _finite_or_null(obj: Any) -> Any:

@@ -1,1 +1,0 @@
-"""The comparison protocol: suites, sweeps, --select stages, training options, schedules and targets."""

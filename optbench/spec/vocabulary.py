@@ -1,0 +1,44 @@
+"""The allowed values of a run's fields, declared once. The spec, the record schema
+(optbench.store.schema), the suite-file schema (optbench.config.suite), the baseline and the CLI
+all read these tuples; a test checks that no other module spells them again.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# How a run ended. converged: stopped early by early_stop_delta; budget: stopped by time_budget_s
+# (optbench.spec.training); diverged: a non-finite training loss; failed: the run raised (its
+# error is in the record).
+Status = Literal["ok", "converged", "budget", "diverged", "failed"]
+STATUSES: tuple[str, ...] = ("ok", "converged", "budget", "diverged", "failed")
+# Runs that finished training normally: they enter the statistics.
+SUCCESS: tuple[str, ...] = ("ok", "converged", "budget")
+# Runs that are done: not repeated on resume. A failed one is (its cause may have been transient).
+FINISHED: tuple[str, ...] = (*SUCCESS, "diverged")
+
+# The engines that train a spec (optbench.engine): eager trains one run at a time; vectorized
+# trains the seeds and values of a group in one pass. "auto" is a routing choice, never stored.
+Engine = Literal["eager", "vectorized"]
+ENGINES: tuple[str, ...] = ("eager", "vectorized")
+ENGINE_CHOICES: tuple[str, ...] = ("auto", *ENGINES)
+
+# The optimizer implementation asked for (optbench.optim.construct.resolve_impl); "native" is what
+# runs for a class without a switch, recorded as ``optimizer_impl`` but never asked for.
+Impl = Literal["auto", "forloop", "foreach", "fused"]
+IMPLS: tuple[str, ...] = ("auto", "forloop", "foreach", "fused")
+
+# The protocol stage of a run under --select (optbench.execution.selection).
+Stage = Literal["sweep", "final", "default"]
+SWEEP, FINAL, DEFAULT = "sweep", "final", "default"
+STAGES: tuple[str, ...] = (SWEEP, FINAL, DEFAULT)
+
+# Learning-rate schedules (optbench.engine.schedules) and evaluation splits (optbench.spec.training).
+Schedule = Literal["none", "step", "cosine", "plateau"]
+SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "plateau")
+Split = Literal["test", "validation"]
+SPLITS: tuple[str, ...] = ("test", "validation")
+
+# The metrics a time-to-target goal can name (optbench.spec.targets).
+TargetMetric = Literal["loss", "rmse", "accuracy"]
+TARGET_METRICS: tuple[str, ...] = ("loss", "rmse", "accuracy")
