@@ -6,6 +6,7 @@ A baseline is JSON, written with sorted keys and an indent so that a change read
      "environment": {"cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python",
                      "optbench", "git_commit"},
      "cells": [{"task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device",
+                "impl", "training", "code", "engine",   # each only when not its default
                 "label", "cell_hash", "metric_name",
                 "runs": [{"seed", "status", "train_seconds", "step_cost", "final_train_loss", "test_loss",
                           "test_rmse" | "test_accuracy"}, ...],
@@ -34,6 +35,8 @@ from optbench.errors import UserError
 from optbench.files import Refused, parse_json, read_regular, write_atomic
 from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
 from optbench.spec import RunSpec
+from optbench.spec.identity import cell_key_of
+from optbench.spec.vocabulary import Engine, Impl, Status
 from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
 from optbench.optim.registry import spec_label
 
@@ -44,13 +47,16 @@ QUALITY_METRICS = ("final_train_loss", "test_loss")  # plus test_<metric_name>
 # step_cost: the optimizer step over the in-run reference step (optbench.engine.steptime); absent in old records.
 SAMPLED_METRICS = ("train_seconds", "step_cost", *QUALITY_METRICS)
 SIGNIFICANT_DIGITS = 6
+# A baseline cell carries its spec's fields but the seed, derived from RunSpec (a field added there
+# is a field here: tests/test_identity.py checks that Cell declares each one).
+CELL_SPEC_FIELDS = tuple(name for name in RunSpec.__dataclass_fields__ if name != "seed")
 
 
 class SeedRun(BaseModel):
     """One seed of a cell: its status and metric samples (seconds, loss, RMSE in target units, accuracy as a fraction)."""
 
     seed: int
-    status: Literal["ok", "converged", "budget", "diverged", "failed"]
+    status: Status
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     train_seconds: float | None = None
     step_cost: float | None = None
@@ -74,9 +80,10 @@ class Cell(BaseModel):
     epochs: int
     batch_size: int
     device: str
-    impl: str = "auto"  # optimizer implementation; left out of the file when "auto"
+    impl: Impl = "auto"  # optimizer implementation; left out of the file when "auto"
     training: dict[str, Any] = Field(default_factory=dict)  # non-default training options; left out when none
     code: dict[str, str] = Field(default_factory=dict)  # the plugin/task code version (RunSpec.code); left out when none
+    engine: Engine = "eager"  # the engine (RunSpec.engine); left out when "eager"
     label: str
     cell_hash: str
     metric_name: str
@@ -100,7 +107,8 @@ class Cell(BaseModel):
         return any(fnmatch.fnmatchcase(f"{self.task}/{name}", glob) for name in (self.label, self.optimizer))
 
     def spec_fields(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device", "impl", "training", "code")}
+        """The cell's spec (``RunSpec.cell()``'s fields: every spec field but the seed)."""
+        return {k: getattr(self, k) for k in CELL_SPEC_FIELDS}
 
 
 class Baseline(BaseModel):
@@ -130,7 +138,7 @@ def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:
     ``newest_per_spec``), each with its environment set."""
     by_cell: dict[str, list[dict[str, Any]]] = {}
     for rec in newest_per_spec(records):
-        by_cell.setdefault(rec.get("cell_hash") or RunSpec.from_dict(rec["spec"]).cell_hash(), []).append(rec)
+        by_cell.setdefault(cell_key_of(rec), []).append(rec)
     cells = []
     for cell_hash, recs in by_cell.items():
         recs.sort(key=lambda r: r["spec"]["seed"])
@@ -140,8 +148,8 @@ def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:
         keys = [*SAMPLED_METRICS, f"test_{metric_name}"]
         runs = [SeedRun(seed=r["spec"]["seed"], status=r["status"], **{k: _round(r["metrics"].get(k)) for k in keys})
                 for r in recs]
-        fields = {k: v for k, v in spec.cell().items() if k in Cell.model_fields and not (k == "impl" and v == "auto")}
-        cells.append(Cell(**fields, label=spec_label(spec), cell_hash=cell_hash,
+        fields = {k: v for k, v in spec.cell().items() if k in CELL_SPEC_FIELDS}  # defaults are left out
+        cells.append(Cell(**fields, label=recs[0].get("label") or spec_label(spec), cell_hash=cell_hash,
                           metric_name=metric_name, runs=runs, environment=fingerprint(recs[-1]["environment"])))
     return sorted(cells, key=lambda c: (c.task, c.dataset, c.device, c.optimizer, c.label, c.cell_hash))
 
