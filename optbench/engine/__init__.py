@@ -11,15 +11,16 @@ import importlib
 from optbench.engine.base import Engine
 from optbench.errors import unknown
 
-# name -> "module:Class"; a new engine is one module and one line here.
-ENGINES: dict[str, str] = {
+# name -> "module:Class"; a new engine is one module, one line here and its name in
+# optbench.spec.vocabulary.ENGINES (what specs and records may name; a test checks both agree).
+ENGINE_CLASSES: dict[str, str] = {
     "eager": "optbench.engine.eager:EagerEngine",
     "vectorized": "optbench.engine.vectorized:VectorizedEngine",
 }
 
 
 def get_engine(name: str) -> Engine:
-    if name not in ENGINES:
-        raise unknown("engine", name, ENGINES)
-    module, cls = ENGINES[name].split(":")
+    if name not in ENGINE_CLASSES:
+        raise unknown("engine", name, ENGINE_CLASSES)
+    module, cls = ENGINE_CLASSES[name].split(":")
     return getattr(importlib.import_module(module), cls)()

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
 from optbench.limits import MAX_SEED
-from optbench.spec import SCHEMA_VERSION, STATUSES, RunSpec
-from optbench.spec import digest
+from optbench.spec import SCHEMA_VERSION, RunSpec, digest
+from optbench.spec.vocabulary import ENGINES, IMPLS, SCHEDULES, SPLITS, STAGES, STATUSES, TARGET_METRICS
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Count = Annotated[int, Field(strict=True, ge=0)]
@@ -41,9 +41,9 @@ class _Strict(BaseModel):
 
 
 class TrainingModel(_Strict):
-    """Non-default training options (optbench.spec.training)."""
+    """Non-default training options (optbench.spec.training.TrainingOptions: the same fields, checked by a test)."""
 
-    schedule: Literal["none", "step", "cosine", "plateau"] = "none"
+    schedule: Literal[SCHEDULES] = "none"  # type: ignore[valid-type]
     step_size: Annotated[int, Field(strict=True, ge=1)] | None = None
     gamma: Finite | None = None
     factor: Finite | None = None
@@ -53,10 +53,12 @@ class TrainingModel(_Strict):
     clip_value: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
     early_stop_delta: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
     time_budget_s: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None
-    split: Literal["test", "validation"] = "test"
+    split: Literal[SPLITS] = "test"  # type: ignore[valid-type]
 
 
 class SpecModel(_Strict):
+    """A stored spec (optbench.spec.RunSpec: the same fields, checked by a test)."""
+
     task: Name
     dataset: Name
     optimizer: Name
@@ -65,11 +67,11 @@ class SpecModel(_Strict):
     batch_size: Annotated[int, Field(strict=True, ge=1)]
     seed: Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
     device: Name
-    impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
+    impl: Literal[IMPLS] = "auto"  # type: ignore[valid-type]
     training: TrainingModel | None = None
     code: dict[str, Annotated[str, Field(strict=True, max_length=200)]] | None = None
     # Absent for eager runs (their hashes predate engines); "vectorized" for optbench.engine.vectorized.
-    engine: Literal["eager", "vectorized"] = "eager"
+    engine: Literal[ENGINES] = "eager"  # type: ignore[valid-type]
 
 
 class CurvePointModel(_Strict):
@@ -84,7 +86,7 @@ class CurvePointModel(_Strict):
 
 
 class TargetModel(_Strict):
-    metric: Literal["loss", "rmse", "accuracy"]
+    metric: Literal[TARGET_METRICS]  # type: ignore[valid-type]
     value: Finite
 
 
@@ -118,7 +120,7 @@ class RunRecord(BaseModel):
     environment: dict[str, Scalar]
     started_at: StrictStr
     finished_at: StrictStr
-    stage: Literal["sweep", "final", "default"] | None = None
+    stage: Literal[STAGES] | None = None  # type: ignore[valid-type]
     target: TargetModel | None = None
     label: Annotated[str, Field(strict=True, max_length=1000)] | None = None
     experiment: Annotated[str, Field(strict=True, max_length=200)] | None = None
