@@ -5,7 +5,7 @@ Parameters are stacked over replicas (``[K, ...]``, as ``torch.func.stack_module
 them), inputs are ``[K, B, ...]`` (replica k's own batch in row k), outputs ``[K, B, ...]`` and
 losses ``[K]``, each replica's batch mean. Replica k's numbers are its model's on its batch; only
 the reduction order of batched matrix products differs from K separate models (about 1e-7
-relative).
+relative per epoch; it compounds over training, see benchmarks/bench_equivalence.py).
 
 Two forward passes, chosen once per model:
 
