@@ -4,8 +4,14 @@ selection, the report, the console and check all read it; none of them encodes a
 
 A task's held-out metrics come in two splits: ``test_<m>`` and, for runs on the validation split
 (``--select`` sweeps), ``val_<m>``; ``TASK_METRICS`` declares each ``<m>`` once and both names are
-registered. A metric name not registered here (a newer task's, read from a record) is shown with
-the defaults: lower is better, 4 significant digits, not checked.
+registered (``held_out``). Which of them a task reports, and which is its main one, is the task's
+entry in ``optbench.tasks.catalog``. A metric name not registered here (a newer task's, read from a
+record) is shown with the defaults: lower is better, 4 significant digits, not checked.
+
+A new metric is one entry here: a task metric in ``TASK_METRICS`` (and its name in a task's
+catalog entry), a run metric in ``RUN_METRICS``. The report aggregates those marked ``summarised``,
+check compares those with a ``tolerance``; no other module lists metric names
+(tests/test_metric_registry.py).
 """
 
 from __future__ import annotations
@@ -19,9 +25,14 @@ class Metric:
     """One measured quantity. ``fmt`` says how ``format`` shows it: a percent spec for fractions
     (``.1%``; ``+.1%`` signed), ``d`` for counts, else a number (``.4g``: the one rule below);
     ``tolerance`` is the default check rule in ``--tol`` syntax (``warn:5%,fail:10%``), None when
-    check skips it; ``runtime`` marks time measures (noisy: judged by the runtime method, optbench.check);
+    check skips it; ``runtime`` marks time measures (noisy: a checked one is judged by the runtime
+    method, optbench.check; the report shows them after the quality columns);
     ``reference_of`` marks a reference value (a fact about the task's data, not about the run) and
-    names the metric it is a reference for: the report draws it as a line on that metric's axis."""
+    names the metric it is a reference for: the report draws it as a line on that metric's axis;
+    ``summarised``: the report aggregates it per cell (mean, spread, interval over seeds) and shows it
+    in its tables where some cell has it; ``beside`` names the metric it is shown beside (``rmse_gap``
+    in parentheses after ``test_rmse`` in the run table, the next column in the report); ``split``
+    is a task metric's held-out split (``test`` or ``val``; None for run metrics and bare names)."""
 
     name: str
     title: str
@@ -31,6 +42,19 @@ class Metric:
     tolerance: str | None = None
     runtime: bool = False
     reference_of: str | None = None
+    summarised: bool = False
+    beside: str | None = None
+    split: str | None = None
+
+    @property
+    def bare(self) -> str:
+        """The name without its split prefix (``test_rmse``: ``rmse``); a run metric's own name."""
+        return self.name.removeprefix(f"{self.split}_") if self.split else self.name
+
+    @property
+    def short_title(self) -> str:
+        """The title where a column is narrow: ``val RMSE`` for ``validation RMSE``."""
+        return f"{self.split} {metric(self.bare).title}" if self.split and self.split != "test" else self.title
 
     def format(self, value: float | None, spread: bool = False) -> str:
         """Display text of one value, the same in every table optbench prints (run, report, check):
@@ -63,50 +87,91 @@ TASK_METRICS: tuple[Metric, ...] = (
     Metric("accuracy", "accuracy", "fraction", higher_is_better=True, fmt=".2%", tolerance="warn:abs=0.01,fail:abs=0.02"),
 )
 SPLIT_TITLES = {"test": "test", "val": "validation"}
+SPLITS = tuple(SPLIT_TITLES)
 
-_RUN_METRICS: tuple[Metric, ...] = (
+RUN_METRICS: tuple[Metric, ...] = (
     # Whole-run time follows the machine's load (0.8x-4.3x between runs of unchanged code on a busy
     # 2-core machine): it only warns, and only at 2x. Set a fail level on a dedicated machine.
-    Metric("train_seconds", "runtime", "s", tolerance="warn:2x,fail:off", runtime=True),
+    Metric("train_seconds", "runtime", "s", tolerance="warn:2x,fail:off", runtime=True, summarised=True),
     # The optimizer step against the in-run reference step varies by 1-4% between runs, on a busy
     # machine too (benchmarks/bench_check.py); 1.25x fails, with a confirming re-measurement first.
     Metric("step_cost", "step cost", "reference steps", tolerance="warn:1.1x,fail:1.25x", runtime=True),
-    Metric("steps_per_s", "steps/s", "steps/s", higher_is_better=True),
-    Metric("samples_per_s", "samples/s", "samples/s", higher_is_better=True),
-    Metric("optimizer_seconds", "optimizer time", "s"),
+    Metric("steps_per_s", "steps/s", "steps/s", higher_is_better=True, runtime=True, summarised=True),
+    Metric("samples_per_s", "samples/s", "samples/s", higher_is_better=True, runtime=True),
+    Metric("optimizer_seconds", "optimizer time", "s", runtime=True),
     Metric("optimizer_share", "optimizer share", "fraction of train_seconds", fmt=".1%"),
     # The in-run reference steps timed beside the optimizer steps (optbench.engine.steptime), not in train_seconds.
-    Metric("control_seconds", "reference-step time", "s"),
-    Metric("final_train_loss", "final train loss", "loss", tolerance=_QUALITY),
-    Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum", fmt="+.1%"),
+    Metric("control_seconds", "reference-step time", "s", runtime=True),
+    Metric("final_train_loss", "final train loss", "loss", tolerance=_QUALITY, summarised=True),
+    Metric("rmse_gap", "RMSE gap", "fraction above the least-squares optimum", fmt="+.1%", summarised=True,
+           beside="test_rmse"),
     # Reference values a task stores with its test metrics (TaskData.reference), drawn as lines by the report.
     Metric("optimum_rmse", "least-squares optimum", "target units", reference_of="test_rmse"),
     Metric("noise_floor_rmse", "noise floor (noise σ)", "target units", reference_of="test_rmse"),
     Metric("chance_accuracy", "chance", "fraction", higher_is_better=True, fmt=".1%", reference_of="test_accuracy"),
     Metric("chance_loss", "chance (uniform guess)", "loss", reference_of="test_loss"),
-    Metric("time_to_target_s", "time to target", "s"),
+    Metric("time_to_target_s", "time to target", "s", runtime=True),
     Metric("epochs_to_target", "epochs to target", "epochs", fmt="d"),
     Metric("peak_memory_mb", "peak memory", "MiB"),
 )
 
 
-def _split_variants(m: Metric) -> list[Metric]:
+def split_variants(m: Metric) -> list[Metric]:
+    """A task metric's registered names, one per split: ``rmse`` -> ``test_rmse``, ``val_rmse``.
+    Each is summarised by the report; only the test one is checked."""
     out = []
     for prefix, split in SPLIT_TITLES.items():
         title = m.title if prefix == "test" and m.name == "accuracy" else f"{split} {m.title}"
         tolerance = m.tolerance if prefix == "test" else None  # check compares test results only
-        out.append(Metric(f"{prefix}_{m.name}", title, m.unit, m.higher_is_better, m.fmt, tolerance))
+        out.append(Metric(f"{prefix}_{m.name}", title, m.unit, m.higher_is_better, m.fmt, tolerance,
+                          summarised=True, split=prefix))
     return out
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in [*_RUN_METRICS, *(v for t in TASK_METRICS for v in _split_variants(t))]}
-# The bare names (a --target's ``loss``, ``rmse``, ``accuracy``) read as their test metric.
-_BARE = {m.name: m for m in TASK_METRICS}
+def build_registry() -> dict[str, Metric]:
+    """Every registered name from ``RUN_METRICS`` and ``TASK_METRICS``: the run metrics, then each task
+    metric's split variants (this order is the order of check's rows and of the report's columns of one kind)."""
+    return {m.name: m for m in [*RUN_METRICS, *(v for t in TASK_METRICS for v in split_variants(t))]}
+
+
+METRICS: dict[str, Metric] = build_registry()
 
 
 def metric(name: str) -> Metric:
-    """The registered metric, or the defaults (lower is better) for a name this optbench lacks."""
-    return METRICS.get(name) or _BARE.get(name) or Metric(name, name.replace("_", " "), "")
+    """The registered metric, or the defaults (lower is better) for a name this optbench lacks.
+    The bare task metric names (a --target's ``loss``, ``rmse``, ``accuracy``) read as their test metric."""
+    return METRICS.get(name) or next((m for m in TASK_METRICS if m.name == name), None) \
+        or Metric(name, name.replace("_", " "), "")
+
+
+def held_out(name: str, split: str = "test") -> Metric:
+    """Task metric ``name`` (bare: ``rmse``) on a split: ``test_rmse``, or ``val_rmse`` for ``split="val"``."""
+    return metric(f"{split}_{name}")
+
+
+def is_task_metric(name: str) -> bool:
+    """Whether ``name`` is a registered bare task metric (``rmse``; not ``test_rmse``)."""
+    return any(m.name == name for m in TASK_METRICS)
+
+
+def held_out_variants() -> list[Metric]:
+    """Every registered task metric on each split: the test split's first, registry order within a split."""
+    return sorted((m for m in METRICS.values() if m.split), key=lambda m: SPLITS.index(m.split or ""))
+
+
+def summarised_metrics() -> list[Metric]:
+    """The metrics the report aggregates per cell, in the order of its exported columns: the run
+    metrics, then the task metrics split by split, each followed by those shown beside it."""
+    summarised = [m for m in METRICS.values() if m.summarised]
+    names = {m.name for m in summarised}
+    hosts = sorted((m for m in summarised if m.beside not in names),
+                   key=lambda m: -1 if m.split is None else SPLITS.index(m.split))
+    return [shown for host in hosts for shown in (host, *(m for m in summarised if m.beside == host.name))]
+
+
+def beside(name: str) -> list[Metric]:
+    """The metrics shown beside metric ``name`` (``test_rmse``: the RMSE gap)."""
+    return [m for m in METRICS.values() if m.beside == name]
 
 
 def references_of(name: str) -> list[Metric]:

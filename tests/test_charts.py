@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from optbench.metrics import metric
 from optbench.report import charts
 from optbench.report.colours import colour_map
-from optbench.report.aggregate import METRIC_BY_COLUMN, cell_stats, curve_stats, reference_values, seed_values
+from optbench.metrics import METRICS as METRIC_BY_COLUMN
+from optbench.report.aggregate import cell_stats, curve_stats, reference_values, seed_values
 from optbench.store.frame import CELL_COLUMNS
 from optbench.tasks import get_task
 from optbench.tasks.base import split_indices

@@ -450,7 +450,7 @@ def test_opt_filter_matches_plugin_names_by_their_import_path(tmp_path, monkeypa
 
 def test_changes_that_round_to_zero_never_read_minus_zero() -> None:
     from optbench.metrics import signed_percent
-    from optbench.report.aggregate import METRIC_BY_COLUMN
+    from optbench.metrics import METRICS as METRIC_BY_COLUMN
     from optbench.report.tables import format_number
 
     assert format_number(-0.00001, METRIC_BY_COLUMN["rmse_gap"]) == "+0.0%"

@@ -96,7 +96,7 @@ def test_no_select_overrides_a_suite_files_select(cli, tmp_path):
 
 def test_check_report_and_run_format_a_number_alike():
     from optbench.check.output import format_value
-    from optbench.report.aggregate import METRIC_BY_COLUMN
+    from optbench.metrics import METRICS as METRIC_BY_COLUMN
     from optbench.report.tables import format_number
 
     for name, value, text in [("test_rmse", 1468.8, "1,469"), ("final_train_loss", 1468.8, "1,469"),

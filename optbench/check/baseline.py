@@ -8,12 +8,15 @@ A baseline is JSON, written with sorted keys and an indent so that a change read
      "cells": [{"task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device",
                 "impl", "training", "code", "engine",   # each only when not its default
                 "label", "cell_hash", "metric_name",
-                "runs": [{"seed", "status", "train_seconds", "step_cost", "final_train_loss", "test_loss",
-                          "test_rmse" | "test_accuracy"}, ...],
+                "runs": [{"seed", "status", <metric>: sample, ...}, ...],  # sampled_metrics
+
                 "environment": {...}   # only when it differs from the top-level one
                }, ...]}
 
-A cell is a spec without its seed; ``cell_hash`` is the records' ``cell_hash`` of that spec.
+A cell is a spec without its seed; ``cell_hash`` is the records' ``cell_hash`` of that spec. A run's
+samples are keyed by metric name: those ``optbench check`` compares (the registry's metrics with a
+tolerance, ``optbench.metrics``), for the cell's task (``sampled_metrics``: ``train_seconds``,
+``step_cost``, ``final_train_loss``, ``test_loss`` and ``test_rmse`` or ``test_accuracy`` today).
 Samples are rounded to 6 significant digits; a diverged or failed run keeps its status and null metrics.
 When a results directory holds several records of one cell and seed, the newest finished one counts
 (``optbench.store.records.newest_per_spec``).
@@ -27,46 +30,78 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from optbench.errors import UserError
 from optbench.files import Refused, parse_json, read_regular, write_atomic
 from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
+from optbench.metrics import checked_metrics, held_out
 from optbench.spec import RunSpec
 from optbench.spec.identity import cell_key_of
 from optbench.spec.vocabulary import Engine, Impl, Status
 from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
 from optbench.optim.registry import spec_label
+from optbench.tasks.catalog import FALLBACK_METRIC, TASKS, reported_metrics
 
 BASELINE_SCHEMA_VERSION = 1
 FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python", "optbench", "git_commit",
                     "executor", "node")
-QUALITY_METRICS = ("final_train_loss", "test_loss")  # plus test_<metric_name>
-# step_cost: the optimizer step over the in-run reference step (optbench.engine.steptime); absent in old records.
-SAMPLED_METRICS = ("train_seconds", "step_cost", *QUALITY_METRICS)
 SIGNIFICANT_DIGITS = 6
 # A baseline cell carries its spec's fields but the seed, derived from RunSpec (a field added there
 # is a field here: tests/test_identity.py checks that Cell declares each one).
 CELL_SPEC_FIELDS = tuple(name for name in RunSpec.__dataclass_fields__ if name != "seed")
 
 
-class SeedRun(BaseModel):
-    """One seed of a cell: its status and metric samples (seconds, loss, RMSE in target units, accuracy as a fraction)."""
+def sampled_metrics(task: str, metric_name: str | None = None) -> list[str]:
+    """The metrics a baseline samples per seed, and check compares, for a cell of ``task`` (whose main
+    metric is ``metric_name``): the registry's checked run metrics, then the checked test metrics of
+    the task's held-out metrics (``optbench.tasks.catalog``), registry order. A run metric added there
+    is sampled from the next baseline on; an older baseline lacks it (check: "not comparable")."""
+    held = reported_metrics(task, metric_name)
+    return [name for name, m in checked_metrics().items() if m.split is None or (m.split == "test" and m.bare in held)]
 
+
+def _sampled_name(name: str) -> str:
+    if name not in checked_metrics():
+        raise ValueError(f"'{name}' is not a metric optbench check samples ({', '.join(checked_metrics())})")
+    return name
+
+
+class SeedRun(BaseModel):
+    """One seed of a cell: its status and metric samples by registered name (seconds, loss, RMSE in
+    target units, accuracy as a fraction). In the file the samples sit beside ``seed`` and ``status``
+    (``{"seed": 0, "status": "ok", "test_rmse": 1500.2, ...}``); a sample may be null (a diverged run),
+    and a name optbench check does not compare is refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     seed: int
     status: Status
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    train_seconds: float | None = None
-    step_cost: float | None = None
-    final_train_loss: float | None = None
-    test_loss: float | None = None
-    test_rmse: float | None = None
-    test_accuracy: float | None = None
+    samples: dict[Annotated[str, AfterValidator(_sampled_name)], float | None] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_samples(cls, data: Any) -> Any:
+        # Every key but seed and status is a sample (``SeedRun(seed=0, status="ok", test_loss=0.1)`` too).
+        if isinstance(data, dict):
+            fixed = {k: data[k] for k in ("seed", "status") if k in data}
+            return {**fixed, "samples": {k: v for k, v in data.items() if k not in fixed}}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: Any) -> dict[str, Any]:
+        doc = handler(self)
+        return {**{k: v for k, v in doc.items() if k != "samples"}, **doc.get("samples", {})}
 
     def value(self, metric: str) -> float | None:
-        return getattr(self, metric)
+        return self.samples.get(metric)
+
+    def __getattr__(self, name: str) -> Any:
+        # ``run.test_rmse``: a sampled metric reads as an attribute, None where the run has no sample.
+        if name in checked_metrics():
+            return self.value(name)
+        return super().__getattr__(name)  # type: ignore[misc]
 
 
 class Cell(BaseModel):
@@ -101,7 +136,7 @@ class Cell(BaseModel):
         return f"{self.task}/{self.label}"
 
     def metrics(self) -> list[str]:
-        return [*SAMPLED_METRICS, f"test_{self.metric_name}"]
+        return sampled_metrics(self.task, self.metric_name)
 
     def matches(self, glob: str) -> bool:
         return any(fnmatch.fnmatchcase(f"{self.task}/{name}", glob) for name in (self.label, self.optimizer))
@@ -143,15 +178,21 @@ def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:
     for cell_hash, recs in by_cell.items():
         recs.sort(key=lambda r: r["spec"]["seed"])
         spec = RunSpec.from_dict(recs[0]["spec"])
-        metric_name = recs[0].get("metric_name") or next(
-            (m[5:] for r in recs for m in ("test_rmse", "test_accuracy") if m in r["metrics"]), "rmse")
-        keys = [*SAMPLED_METRICS, f"test_{metric_name}"]
+        metric_name = recs[0].get("metric_name") or _measured_main_metric(recs)
+        keys = sampled_metrics(spec.task, metric_name)
         runs = [SeedRun(seed=r["spec"]["seed"], status=r["status"], **{k: _round(r["metrics"].get(k)) for k in keys})
                 for r in recs]
         fields = {k: v for k, v in spec.cell().items() if k in CELL_SPEC_FIELDS}  # defaults are left out
         cells.append(Cell(**fields, label=recs[0].get("label") or spec_label(spec), cell_hash=cell_hash,
                           metric_name=metric_name, runs=runs, environment=fingerprint(recs[-1]["environment"])))
     return sorted(cells, key=lambda c: (c.task, c.dataset, c.device, c.optimizer, c.label, c.cell_hash))
+
+
+def _measured_main_metric(recs: list[dict[str, Any]]) -> str:
+    """The main metric of records that name none (``metric_name``): the first catalog task's main
+    metric whose test metric they hold, else the catalog's fallback."""
+    mains = dict.fromkeys(t.metric_name for t in TASKS.values())
+    return next((name for r in recs for name in mains if held_out(name).name in r["metrics"]), FALLBACK_METRIC)
 
 
 def load_cells(results_dir: Path) -> tuple[list[Cell], list[Problem]]:

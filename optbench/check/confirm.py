@@ -21,13 +21,17 @@ from pathlib import Path
 from optbench.check.baseline import Cell
 from optbench.check.compare import Remeasured
 from optbench.check.runtime import fingerprint_change
-from optbench.check.tolerance import METRICS
+from optbench.metrics import checked_metrics
 from optbench.spec import SUCCESS, RunSpec
 
-RUNTIME_METRICS = tuple(name for name, metric in METRICS.items() if metric.runtime)
 # step_cost is measured by the eager engine (optbench.engine.steptime); another engine's records are
 # other cells and carry no step_cost, so they are never suspects.
 ENGINE = "eager"
+
+
+def runtime_metrics() -> list[str]:
+    """The runtime metrics check compares (the registry's checked metrics marked ``runtime``): what is re-measured."""
+    return [name for name, m in checked_metrics().items() if m.runtime]
 
 
 def specs_of(cell: Cell) -> list[RunSpec]:
@@ -52,7 +56,8 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
 
     engine = get_engine(ENGINE)
 
-    samples: Remeasured = {cell.cell_hash: {m: [] for m in RUNTIME_METRICS} for cell in cells}
+    runtime = runtime_metrics()
+    samples: Remeasured = {cell.cell_hash: {m: [] for m in runtime} for cell in cells}
     threads = torch.get_num_threads()
     per_cell = []
     for cell in cells:
@@ -73,7 +78,7 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
             torch.set_num_threads(recorded.get("torch_threads") or threads)
             (result,) = engine.run_group([spec], data_dir, RunEvents())
             if result.status in SUCCESS:
-                for metric in RUNTIME_METRICS:
+                for metric in runtime:
                     value = result.metrics.get(metric)
                     if value is not None and value > 0:
                         samples[cell_hash][metric].append(value)

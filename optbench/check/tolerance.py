@@ -18,13 +18,13 @@ Rules apply in order over the defaults (suite config first, then ``--tol`` flags
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from optbench.errors import UserError, unknown
-from optbench import metrics as registry
-from optbench.metrics import higher_is_better
+from optbench.metrics import Metric, checked_metrics
 
 LevelKind = Literal["rel", "ratio", "abs", "off"]
 
@@ -73,23 +73,11 @@ class Tolerance:
         return f"warn:{self.warn},fail:{self.fail}"
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A compared metric: its direction and default tolerance."""
-
-    name: str
-    default: Tolerance
-    runtime: bool = False
-
-    @property
-    def higher_is_better(self) -> bool:
-        return higher_is_better(self.name)
-
-
-def _default(m: registry.Metric) -> Metric:
+@functools.cache
+def default_tolerance(m: Metric) -> Tolerance:
+    """A checked metric's default tolerance: its registry ``tolerance`` text, parsed."""
     warn, fail = parse_rule(f"{m.name}={m.tolerance}", known=False).levels()
-    return Metric(m.name, default=Tolerance(warn, fail), runtime=m.runtime)
-
+    return Tolerance(warn, fail)
 
 
 _VALUE = re.compile(r"^(?:(?P<rel>[0-9.eE+-]+)%|(?P<ratio>[0-9.eE+-]+)x|abs=(?P<abs>[0-9.eE+-]+)|(?P<off>off))$")
@@ -141,8 +129,8 @@ def parse_rule(text: str, known: bool = True) -> Rule:
     if not sep or not spec.strip():
         raise UserError(f"bad tolerance '{text}': {_SYNTAX}")
     metric, _, glob = target.strip().partition("@")
-    if known and metric not in METRICS:
-        raise unknown(f"metric in tolerance '{text}'", metric, METRICS)
+    if known and metric not in (checked := checked_metrics()):
+        raise unknown(f"metric in tolerance '{text}'", metric, checked)
     if "@" in target and "/" not in glob:
         raise UserError(f"bad tolerance '{text}': the scope after @ is TASK/OPTIMIZER, e.g. @cifar10/* or @*/adam")
     spec = spec.strip()
@@ -170,12 +158,10 @@ class Tolerances:
         return cls([parse_rule(text) for rules in rule_lists for text in (rules or [])])
 
     def for_cell(self, metric: str, task: str, label: str, optimizer: str) -> Tolerance:
-        tol = METRICS[metric].default
+        """The tolerance of checked ``metric`` for a cell: the registry's default, then the matching rules."""
+        tol = default_tolerance(checked_metrics()[metric])
         for rule in self.rules:
             if rule.matches(metric, task, label, optimizer):
                 tol = replace(tol, **{k: v for k, v in (("warn", rule.warn), ("fail", rule.fail)) if v is not None})
         return tol
 
-
-# Default tolerances, from the metric registry (optbench.metrics).
-METRICS: dict[str, Metric] = {name: _default(m) for name, m in registry.checked_metrics().items()}

@@ -15,7 +15,8 @@ from optbench.execution.driver import CampaignEvents
 
 from optbench.execution import selection
 from optbench.spec import RunResult, RunSpec
-from optbench.metrics import metric
+from optbench.metrics import Metric, beside, held_out_variants, metric
+from optbench.tasks.catalog import main_metric_name
 from optbench.optim.registry import spec_label
 
 STATUS_STYLE = {"ok": "green", "converged": "green", "budget": "cyan", "diverged": "yellow", "failed": "red"}
@@ -97,21 +98,39 @@ def _fmt(metrics: dict[str, Any], name: str) -> str:
     return metric(name).format(metrics.get(name))
 
 
+def main_columns(results: list[RunResult]) -> list[Metric]:
+    """The main held-out metrics of the results' tasks (the task catalog's, or a record's
+    ``metric_name``), test then validation split, registry order within each, that some run has."""
+    mains = {main_metric_name(r.spec.task, [r.metric_name]) for r in results}
+    return [m for m in held_out_variants() if m.bare in mains and any(m.name in r.metrics for r in results)]
+
+
+def _beside_word(m: Metric, host: Metric) -> str:
+    """How ``m`` is named in parentheses after ``host``: its title without the host's (``RMSE gap``: ``gap``)."""
+    return m.title.replace(metric(host.bare).title, "").strip() or m.title
+
+
+def _with_beside(m: dict[str, Any], host: Metric) -> str:
+    """``1,469 (+2.1%)``: ``host``'s value, then each metric shown beside it that the run has."""
+    extra = [_fmt(m, b.name) for b in beside(host.name) if m.get(b.name) is not None]
+    return _fmt(m, host.name) + "".join(f" ({text})" for text in extra)
+
+
 def results_table(results: list[RunResult], width: int | None = None) -> list[Table]:
-    """One row per run; the RMSE and accuracy columns (test, validation, time to target) appear only
-    when some run has them. Fitted to ``width`` (``optbench.cli.fit``): labels wrap, numbers whole."""
-    keys = ("test_rmse", "test_accuracy", "val_rmse", "val_accuracy", "time_to_target_s")
-    has = {key: any(key in r.metrics for r in results) for key in keys}
+    """One row per run; the tasks' main metric columns (test, validation; ``main_columns``) and the
+    time to target appear only when some run has them. Fitted to ``width`` (``optbench.cli.fit``):
+    labels wrap, numbers whole."""
+    mains = main_columns(results)
+    to_target = any("time_to_target_s" in r.metrics for r in results)
     staged = any(r.stage for r in results)
     columns = [Column("task", hoist=True), Column("dataset", hoist=True), Column("optimizer"),
                Column("seed", value=True, justify="right", hoist=True),
                *([Column("stage", hoist=True)] if staged else []),
                Column("runtime s", value=True, justify="right"), Column("final loss", value=True, justify="right")]
-    columns += [Column("test RMSE (gap)", value=True, justify="right")] if has["test_rmse"] else []
-    columns += [Column("accuracy", value=True, justify="right")] if has["test_accuracy"] else []
-    columns += [Column("val RMSE", value=True, justify="right")] if has["val_rmse"] else []
-    columns += [Column("val accuracy", value=True, justify="right")] if has["val_accuracy"] else []
-    columns += [Column("to target s (epoch)", value=True, justify="right")] if has["time_to_target_s"] else []
+    for m in mains:
+        words = "".join(f" ({_beside_word(b, m)})" for b in beside(m.name))
+        columns.append(Column(m.short_title + words, value=True, justify="right"))
+    columns += [Column("to target s (epoch)", value=True, justify="right")] if to_target else []
     columns += [Column("status", value=True)]
     rows = []
     for r in results:
@@ -119,15 +138,8 @@ def results_table(results: list[RunResult], width: int | None = None) -> list[Ta
         row = [escape(r.spec.task), escape(r.spec.dataset), escape(spec_label(r.spec)), str(r.spec.seed),
                *([escape(r.stage or "-")] if staged else []),
                _fmt(m, "train_seconds"), _fmt(m, "final_train_loss")]
-        if has["test_rmse"]:
-            row.append(_fmt(m, "test_rmse") + (f" ({_fmt(m, 'rmse_gap')})" if m.get("rmse_gap") is not None else ""))
-        if has["test_accuracy"]:
-            row.append(_fmt(m, "test_accuracy"))
-        if has["val_rmse"]:
-            row.append(_fmt(m, "val_rmse"))
-        if has["val_accuracy"]:
-            row.append(_fmt(m, "val_accuracy"))
-        if has["time_to_target_s"]:
+        row += [_with_beside(m, main) for main in mains]
+        if to_target:
             reached = m.get("time_to_target_s")
             row.append("-" if "time_to_target_s" not in m else "never" if reached is None
                        else f"{_fmt(m, 'time_to_target_s')} ({m.get('epochs_to_target')})")

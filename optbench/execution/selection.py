@@ -25,13 +25,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from optbench.metrics import higher_is_better
+from optbench.metrics import held_out
 from optbench.optim.hparams import default_hparams
 from optbench.spec import FINISHED, SUCCESS, RunSpec
 from optbench.spec.identity import sweep_key
 from optbench.spec.vocabulary import DEFAULT, FINAL, SWEEP
 from optbench.store.records import newest_per_spec
-from optbench.tasks import TASKS
+from optbench.tasks.catalog import main_metric_name
 
 
 
@@ -98,8 +98,8 @@ def candidate_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
 def main_validation_metric(task: str, metric_name: str | None = None) -> tuple[str, bool]:
     """(``val_rmse``, False) or (``val_accuracy``, True) for a task (a task this optbench lacks
     answers from its records' ``metric_name``)."""
-    name = TASKS[task].metric_name if task in TASKS else (metric_name or "rmse")
-    return f"val_{name}", higher_is_better(name)
+    main = held_out(main_metric_name(task, [metric_name]), "val")
+    return main.name, main.higher_is_better
 
 
 def choose(outcomes: Iterable[tuple[RunSpec, str, dict[str, Any], str | None]]) -> list[Choice]:

@@ -13,41 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import stdtrit  # the Student t quantile (scipy.stats takes seconds to import)
 
-from optbench.metrics import higher_is_better
-from optbench.metrics import metric as registry_metric
-from optbench.metrics import references_of
+from optbench.metrics import Metric, held_out, references_of, summarised_metrics
 from optbench.store.frame import CELL_COLUMNS
 from optbench.spec import SUCCESS
-from optbench.tasks import TASKS
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One aggregated run metric: its column in the runs frame, a short name, its unit, its direction."""
-
-    column: str
-    title: str
-    unit: str
-
-    @property
-    def higher_is_better(self) -> bool:
-        return higher_is_better(self.column)
-
-
-# The run metrics aggregated per cell, with titles and units from the registry (optbench.metrics).
-AGGREGATED = ("train_seconds", "steps_per_s", "final_train_loss", "test_loss", "test_rmse", "rmse_gap",
-              "test_accuracy",
-              # Runs evaluated on the validation split (sweep candidates) have these instead of test metrics.
-              "val_loss", "val_rmse", "val_accuracy")
-METRICS: list[Metric] = [Metric(m.name, m.title, m.unit) for m in map(registry_metric, AGGREGATED)]
-METRIC_BY_COLUMN = {m.column: m for m in METRICS}
+from optbench.tasks.catalog import TASKS, main_metric_name
 
 # Per metric, the columns of the cells frame: f"{metric}_{stat}".
 STATS = ("mean", "std", "ci95_low", "ci95_high")
@@ -57,17 +32,14 @@ CURVE_FIELDS = ("train_loss", "test_loss", "test_metric")
 
 
 def main_metric(task: str, runs: pd.DataFrame | None = None) -> Metric:
-    """The metric a task's cells are ranked by: test RMSE (lower is better) or accuracy (higher).
+    """The metric a task's cells are ranked by: its main held-out metric on the test split (test RMSE,
+    lower is better; accuracy, higher), from the registry.
 
-    Known tasks answer from the registry; a task this optbench does not know answers from the
+    Known tasks answer from the task catalog; a task this optbench does not know answers from the
     ``metric_name`` its records carry.
     """
-    if task in TASKS:
-        name = TASKS[task].metric_name
-    else:
-        names = [] if runs is None else runs.loc[runs["task"] == task, "metric_name"].dropna().tolist()
-        name = "accuracy" if "accuracy" in names else "rmse"
-    return METRIC_BY_COLUMN[f"test_{name}"]
+    recorded = [] if runs is None or task in TASKS else runs.loc[runs["task"] == task, "metric_name"].tolist()
+    return held_out(main_metric_name(task, recorded))
 
 
 def summarise(values: Iterable[float]) -> dict[str, float]:
@@ -88,7 +60,7 @@ def summarise(values: Iterable[float]) -> dict[str, float]:
 
 def with_metric_columns(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with every aggregated metric column present (NaN where no run reports it)."""
-    missing = [m.column for m in METRICS if m.column not in runs.columns]
+    missing = [m.name for m in summarised_metrics() if m.name not in runs.columns]
     return runs.assign(**{c: math.nan for c in missing}) if missing else runs
 
 
@@ -96,7 +68,7 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: the cell columns, ``optimizer``, ``cell_hash``, ``metric_name``, ``split``, the
     counts ``runs``, ``n`` (ok runs: ok, converged or budget), ``n_converged``, ``n_budget``,
     ``n_diverged``, ``n_failed``, ``seeds`` (sorted, all statuses), and for
-    each metric in METRICS the columns ``<metric>_mean``, ``_std``, ``_ci95_low``, ``_ci95_high``
+    each metric the registry marks ``summarised`` the columns ``<metric>_mean``, ``_std``, ``_ci95_low``, ``_ci95_high``
     (ok runs only; units as in the records: seconds, steps per second, loss, target units, fraction).
 
     Rows are sorted per task and dataset by the task's main metric, best first; cells with no
@@ -112,7 +84,7 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
     ok = status.isin(SUCCESS)
     counts = pd.DataFrame({"runs": 1, "n": ok, "n_converged": status == "converged", "n_budget": status == "budget",
                            "n_diverged": status == "diverged", "n_failed": status == "failed"}).groupby(cell).sum()
-    metric_names = {task: main_metric(task, runs).column.removeprefix("test_") for task in first["task"].unique()}
+    metric_names = {task: main_metric(task, runs).bare for task in first["task"].unique()}
     out: dict[str, Any] = {c: first[c].tolist() for c in CELL_COLUMNS}
     out.update({
         "optimizer": first["optimizer"].tolist(),
@@ -123,8 +95,8 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
         "seeds": runs.groupby(cell)["seed"].agg(lambda s: sorted(int(x) for x in s)).tolist(),
     })
     groups = pd.RangeIndex(len(first))
-    for metric in METRICS:
-        values = pd.to_numeric(runs.loc[ok, metric.column], errors="coerce").replace([np.inf, -np.inf], np.nan)
+    for metric in summarised_metrics():
+        values = pd.to_numeric(runs.loc[ok, metric.name], errors="coerce").replace([np.inf, -np.inf], np.nan)
         by_cell = values.groupby(cell[ok])
         n = by_cell.count().reindex(groups, fill_value=0).to_numpy()
         mean = by_cell.mean().reindex(groups).to_numpy(dtype=float)
@@ -132,8 +104,8 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             half = np.where(n >= 2, stdtrit(np.maximum(n - 1, 1), 0.975) * std / np.sqrt(n), np.nan)
         std = np.where(n >= 2, std, np.nan)
-        out.update({f"{metric.column}_mean": mean, f"{metric.column}_std": std,
-                    f"{metric.column}_ci95_low": mean - half, f"{metric.column}_ci95_high": mean + half})
+        out.update({f"{metric.name}_mean": mean, f"{metric.name}_std": std,
+                    f"{metric.name}_ci95_low": mean - half, f"{metric.name}_ci95_high": mean + half})
     return sort_cells(pd.DataFrame(out), runs)
 
 
@@ -143,7 +115,7 @@ def sort_cells(cells: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.Data
     for (task, _dataset), group in cells.groupby(["task", "dataset"], sort=True):
         metric = main_metric(task, runs)
         parts.append(group.sort_values(
-            [f"{metric.column}_mean", "label", "epochs", "batch_size", "device"],
+            [f"{metric.name}_mean", "label", "epochs", "batch_size", "device"],
             ascending=[not metric.higher_is_better, True, True, True, True], na_position="last", kind="stable",
         ))
     return pd.concat(parts, ignore_index=True)
@@ -186,7 +158,7 @@ def seed_values(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return ok[[*CELL_COLUMNS, "seed", *columns]].reset_index(drop=True)
 
 
-def reference_values(runs: pd.DataFrame, metric: str) -> list[tuple[Any, float]]:
+def reference_values(runs: pd.DataFrame, metric: str) -> list[tuple[Metric, float]]:
     """The task's reference values for ``metric`` (``test_rmse``: least-squares optimum, noise floor;
     ``test_accuracy``: chance) that ``runs`` of one task x dataset carry, as (registry metric, value)
     pairs: the median over the runs that stored it (they agree: a reference is a fact about the data)."""

@@ -31,8 +31,9 @@ from optbench.report.tables import (GroupTable, Section, fair_tables, group_tabl
 
 from optbench.report import fair
 from optbench.report import profile as perf_profile
-from optbench.report.aggregate import (METRIC_BY_COLUMN, STATS, cell_stats, curve_stats, main_metric,
-                                      reference_values, seed_values)
+from optbench.report.aggregate import (STATS, cell_stats, curve_stats, main_metric, reference_values,
+                                      seed_values)
+from optbench.metrics import summarised_metrics
 from optbench.errors import UserError, did_you_mean
 from optbench.files import probe_writable, write_atomic
 from optbench.config.hparams import parse_optimizer_arg
@@ -359,7 +360,7 @@ def export_frame(cells: pd.DataFrame) -> pd.DataFrame:
     identity = ["experiment", "task", "dataset", "budget", "optimizer", "label", "hparams", "epochs", "batch_size",
                 "device", "training", "split", "cell_hash", "metric_name", "runs", "n", "n_converged", "n_budget",
                 "n_diverged", "n_failed", "seeds"]
-    stats_cols = [f"{m.column}_{s}" for m in METRIC_BY_COLUMN.values() for s in STATS]
+    stats_cols = [f"{m.name}_{s}" for m in summarised_metrics() for s in STATS]
     return cells[identity + stats_cols]
 
 
@@ -384,20 +385,20 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
                          "optimizer": c.optimizer, "name": name, "swept": " ".join(c.swept()),
                          "candidates": len(c.candidates), "finished": c.finished,
                          "chosen": spec_label(c.best.spec) if c.best else None,
-                         "validation_metric": val.column, "validation_value": c.best.value if c.best else None,
-                         "test_metric": main.column}
+                         "validation_metric": val.name, "validation_value": c.best.value if c.best else None,
+                         "test_metric": main.name}
                 for side in ("default", "tuned"):
                     cell = row[side]
                     entry[f"{side}_label"] = None if cell is None else cell["label"]
                     entry[f"{side}_n"] = None if cell is None else int(cell["n"])
                     for stat in ("mean", "std"):
-                        entry[f"{side}_{stat}"] = None if cell is None else cell[f"{main.column}_{stat}"]
+                        entry[f"{side}_{stat}"] = None if cell is None else cell[f"{main.name}_{stat}"]
                 tuning.append(entry)
                 for hparam, points in fair.sensitivity(c).curves.items():
                     for point in points:
                         sensitivity.append({"experiment": section.experiment, "task": task, "dataset": dataset,
                                             "budget": budget, "optimizer": c.optimizer, "name": name,
-                                            "hparam": hparam, "value": point.value, "validation_metric": val.column,
+                                            "hparam": hparam, "value": point.value, "validation_metric": val.name,
                                             "best_value": point.metric, "chosen": point.chosen})
         prof = section.profile
         if prof is not None:
@@ -606,16 +607,16 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
         sweeps_of = sweeps_by_group(section)
         for (task, dataset, budget), group in section.cells.groupby(["task", "dataset", "budget"], sort=False):
             main = main_metric(task, section.runs)
-            classification = main.column == "test_accuracy"
+            classification = main.unit == "fraction"  # an accuracy: its curve gets a chart of its own
             prefix = folder + group["charts"].iloc[0]
             title = f"{task} on {dataset}" + (f", {budget}" if group["charts"].iloc[0] != chart_prefix(task, dataset) else "")
             tested = group[group["split"] != "validation"] if "split" in group else group
             if not tested.empty:
                 runs = section.runs[(section.runs["task"] == task) & (section.runs["dataset"] == dataset)]
-                seeds = seed_values(runs, ["train_seconds", main.column]).merge(
+                seeds = seed_values(runs, ["train_seconds", main.name]).merge(
                     tested[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="inner")
                 figures.append(drawing.Chart(prefix + "comparison", "comparison_chart", (
-                    tested, seeds, colours, title, main, reference_values(runs, main.column))))
+                    tested, seeds, colours, title, main, reference_values(runs, main.name))))
                 curves = section.curves[(section.curves["task"] == task) & (section.curves["dataset"] == dataset)
                                         & (section.curves["budget"] == budget) & section.curves["name"].isin(tested["name"])]
                 if not curves.empty:
@@ -624,7 +625,7 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
                         tested, curves, colours, title, loss, reference_values(runs, "test_loss"))))
                     if classification:
                         figures.append(drawing.Chart(prefix + "accuracy", "accuracy_chart", (
-                            tested, curves, colours, title, reference_values(runs, main.column))))
+                            tested, curves, colours, title, reference_values(runs, main.name))))
             choices = sweeps_of.get((task, dataset, budget), [])
             sweeps = [(fair.sensitivity(c), name) for c, name in zip(choices, fair.sweep_names(choices))]
             sweeps = [(s, name) for s, name in sweeps if s.curves]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from optbench.report.aggregate import Metric
+from optbench.metrics import Metric, metric as registry_metric
 
 LINE_STYLES = ["-", "--", ":", "-."]
 VARIANT_MARKERS = ["o", "s", "^", "D"]
@@ -116,7 +117,8 @@ def comparison_chart(cells: pd.DataFrame, seeds: pd.DataFrame, colours: dict[str
     fig = Figure(figsize=(11, 2.4 + 0.36 * k), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     y = np.arange(k)[::-1]  # first cell at the top
-    runtime = Metric("train_seconds", "runtime", "training seconds")
+    # The registry's runtime, its axis saying which seconds: training only (evaluation is not counted).
+    runtime = replace(registry_metric("train_seconds"), unit="training seconds")
     ref_handles = []
     cut = False
     for ax, m in ((axes[0], runtime), (axes[1], metric)):
@@ -145,7 +147,7 @@ def _interval_panel(ax: Axes, cells: pd.DataFrame, seeds: pd.DataFrame, colours:
     means as a column of values right of the data. The axis spans the means, seeds and references;
     a whisker longer than that (two seeds make wide t intervals) ends in an arrowhead at the edge
     of the data. Returns whether any whisker was cut so."""
-    column = metric.column
+    column = metric.name
     mean = cells[f"{column}_mean"].to_numpy(dtype=float)
     low = cells[f"{column}_ci95_low"].to_numpy(dtype=float)
     high = cells[f"{column}_ci95_high"].to_numpy(dtype=float)

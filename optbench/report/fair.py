@@ -17,6 +17,7 @@ import pandas as pd
 
 from optbench.report import profile
 from optbench.errors import UserError, did_you_mean
+from optbench.metrics import held_out_variants
 from optbench.execution.selection import Choice, choose
 from optbench.spec import RunSpec
 from optbench.spec.targets import Target, parse_target, time_to_target
@@ -34,7 +35,8 @@ def choices(runs: pd.DataFrame) -> list[Choice]:
 
 
 def _metrics(row: pd.Series) -> dict[str, Any]:
-    return {k: row.get(k) for k in ("val_rmse", "val_accuracy", "val_loss") if k in row and pd.notna(row.get(k))}
+    return {m.name: row.get(m.name) for m in held_out_variants()
+            if m.split == "val" and m.name in row and pd.notna(row.get(m.name))}
 
 
 def sweep_names(sweeps: list[Choice]) -> list[str]:

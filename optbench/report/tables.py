@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from optbench.metrics import metric as registry_metric
+from optbench.metrics import SPLITS, Metric, held_out, metric, summarised_metrics
 from optbench.execution.selection import Choice
 from optbench.report import fair
 from optbench.report import profile as perf_profile
-from optbench.report.aggregate import METRIC_BY_COLUMN, Metric, main_metric
+from optbench.report.aggregate import main_metric
 from optbench.report.naming import PROFILE_DATASET, PROFILE_STEM, PROFILE_TASK, VARIANT_COLUMNS, budget_text, \
     chart_prefix, varying
 from optbench.optim.registry import spec_label
 
 # Seconds to target are shown as the runtime column shows seconds.
-SECONDS = METRIC_BY_COLUMN["train_seconds"]
+SECONDS = metric("train_seconds")
 
 
 @dataclass
@@ -73,7 +73,7 @@ def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
             tables.append(_group_table(group[~validation].reset_index(drop=True), runs))
         if validation.any():
             main = validation_metric(main_metric(task, runs))
-            part = group[validation].sort_values(f"{main.column}_mean", ascending=not main.higher_is_better,
+            part = group[validation].sort_values(f"{main.name}_mean", ascending=not main.higher_is_better,
                                                  na_position="last", kind="stable")
             tables.append(_group_table(part.reset_index(drop=True), runs, main))
     return tables
@@ -81,14 +81,23 @@ def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
 
 def validation_metric(main: Metric) -> Metric:
     """``test_rmse`` -> ``val_rmse``: a task's main metric on the validation split."""
-    return METRIC_BY_COLUMN[main.column.replace("test_", "val_", 1)]
+    return held_out(main.bare, "val")
 
 
 def _columns_for(main: Metric, group: pd.DataFrame) -> list[Metric]:
-    order = [main.column, "rmse_gap", "test_accuracy", "test_rmse", "test_loss", "val_accuracy", "val_rmse",
-             "val_loss", "final_train_loss", "train_seconds", "steps_per_s"]
-    order = list(dict.fromkeys(order))
-    return [METRIC_BY_COLUMN[c] for c in order if group[f"{c}_mean"].notna().any() or c == main.column]
+    """The metric columns of a table ranked by ``main``: every metric the report summarises that some
+    cell of ``group`` has, ``main`` first, then what is shown beside it, the held-out metrics (test,
+    then validation), the run's quality and its speed; registry order within each."""
+    def place(m: Metric) -> int:
+        if m.name == main.name:
+            return 0
+        if m.beside == main.name:
+            return 1
+        if m.split is not None:
+            return 2 + SPLITS.index(m.split)
+        return 2 + len(SPLITS) + m.runtime
+    shown = [m for m in summarised_metrics() if m.name == main.name or group[f"{m.name}_mean"].notna().any()]
+    return sorted(shown, key=place)
 
 
 def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = None) -> GroupTable:
@@ -123,30 +132,29 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
         if cell["n_diverged"] or cell["n_failed"]:
             table.warnings.add(r)
     for j, m in enumerate(metrics):
-        means = group[f"{m.column}_mean"]
+        means = group[f"{m.name}_mean"]
         if means.notna().sum() >= 2:
             best = means.max() if m.higher_is_better else means.min()
             table.best |= {(r, first_metric + j) for r in group.index[means == best]}
     return table
 
 
-def _header(metric: Metric) -> str:
-    units = {"train_seconds": "runtime (s)", "rmse_gap": "RMSE gap", "test_accuracy": "accuracy",
-             "val_accuracy": "val accuracy", "val_rmse": "val RMSE", "val_loss": "val loss"}
-    return units.get(metric.column, metric.title)
+def _header(m: Metric) -> str:
+    """A metric's column heading: its short title (``val RMSE``), with the unit where it is seconds (``runtime (s)``)."""
+    return f"{m.short_title} ({m.unit})" if m.unit == "s" else m.short_title
 
 
-def format_number(value: float, metric: Metric, spread: bool = False) -> str:
-    """Display text for one value of ``metric``: the rule every table shares (``optbench.metrics.Metric.format``)."""
-    return registry_metric(metric.column).format(value, spread)
+def format_number(value: float, m: Metric, spread: bool = False) -> str:
+    """Display text for one value of metric ``m``: the rule every table shares (``optbench.metrics.Metric.format``)."""
+    return m.format(value, spread)
 
 
-def format_stat(cell: pd.Series, metric: Metric) -> str:
+def format_stat(cell: pd.Series, m: Metric) -> str:
     """``mean ± std`` when the cell has more than one ok run, ``mean`` with one, ``-`` with none."""
-    mean, std = cell[f"{metric.column}_mean"], cell[f"{metric.column}_std"]
-    text = format_number(mean, metric)
+    mean, std = cell[f"{m.name}_mean"], cell[f"{m.name}_std"]
+    text = format_number(mean, m)
     if cell["n"] > 1 and pd.notna(std) and pd.notna(mean):
-        text += f" ± {format_number(std, metric, spread=True)}"
+        text += f" ± {format_number(std, m, spread=True)}"
     return text
 
 

@@ -1,4 +1,4 @@
-"""What each task is, without its code: name, kind, main metric, datasets and defaults.
+"""What each task is, without its code: name, kind, held-out metrics (the main one first), datasets and defaults.
 
 Reading records (``optbench report``, ``check``, ``list``) needs only this, so it never imports
 torch; the ``Task`` subclass that loads data and builds the model (named by ``implementation``) is
@@ -8,18 +8,28 @@ imported when a run needs it (``optbench.tasks.get_task``). A new task is one mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from optbench.errors import UserError, did_you_mean, unknown
+from optbench.metrics import is_task_metric
+
+# What a record that names no main metric (``metric_name``) of a task this optbench does not list
+# was measured by: the first tasks were regressions.
+FALLBACK_METRIC = "rmse"
+# Every task's evaluation reports its loss beside its own metrics (``Task.evaluate``).
+LOSS = "loss"
 
 
 @dataclass(frozen=True)
 class TaskInfo:
     """One task's description. ``version``: bump when the model, the data or the evaluation changes:
     runs of another version are other runs (another spec hash, so resume never reuses them);
-    version 1 is left out of the spec."""
+    version 1 is left out of the spec. ``metrics``: the held-out metrics its evaluation reports, as
+    bare names registered in ``optbench.metrics.TASK_METRICS`` (each stored as ``test_<m>``, or
+    ``val_<m>`` on the validation split); the first is its main one, that cells are ranked by."""
 
     name: str
     kind: Literal["regression", "classification"]
@@ -28,13 +38,14 @@ class TaskInfo:
     default_dataset: str
     default_epochs: int
     implementation: str  # "module:Class" of its Task subclass
+    metrics: tuple[str, ...]
     default_batch_size: int = 64
     version: int = 1
 
     @property
     def metric_name(self) -> str:
-        """The task's main test metric: ``rmse`` (lower is better) or ``accuracy`` (higher)."""
-        return "rmse" if self.kind == "regression" else "accuracy"
+        """The task's main held-out metric (bare name): ``rmse`` (lower is better), ``accuracy`` (higher)."""
+        return self.metrics[0]
 
 
 TASKS: dict[str, TaskInfo] = {t.name: t for t in [
@@ -42,17 +53,20 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in [
         "regression", "regression", "linear model y = m*x + b on one feature (price from carat), MSE loss",
         {"synthetic": "built in: 2,000 rows, price = 7756*carat - 2256 + N(0, 1500^2)",
          "diamonds": "seaborn diamonds, carat -> price (<data-dir>/diamonds.csv, downloaded once)"},
-        default_dataset="synthetic", default_epochs=50, implementation="optbench.tasks.regression:LinearRegression"),
+        default_dataset="synthetic", default_epochs=50, implementation="optbench.tasks.regression:LinearRegression",
+        metrics=("rmse", LOSS)),
     TaskInfo(
         "mlp", "regression", "MLP regressor (in -> 64 -> 64 -> 1, ReLU), MSE loss",
         {"synthetic": "built in: Friedman #1, 5,000 rows, 10 features, noise floor RMSE 1.0",
          "diamonds": "seaborn diamonds, all columns (categoricals one-hot) -> price"},
-        default_dataset="synthetic", default_epochs=20, implementation="optbench.tasks.mlp:MLPRegression"),
+        default_dataset="synthetic", default_epochs=20, implementation="optbench.tasks.mlp:MLPRegression",
+        metrics=("rmse", LOSS)),
     TaskInfo(
         "cifar10", "classification", "small CNN (2 conv + 2 fc layers) on 32x32 colour images, cross-entropy",
         {"cifar10": "CIFAR-10 via torchvision (50,000 train / 10,000 test; downloaded once with checksum)",
          "synthetic": "built in: CIFAR-shaped, 5,000 train / 1,000 test, learnable classes"},
-        default_dataset="cifar10", default_epochs=10, implementation="optbench.tasks.cifar10:CIFAR10Classification"),
+        default_dataset="cifar10", default_epochs=10, implementation="optbench.tasks.cifar10:CIFAR10Classification",
+        metrics=("accuracy", LOSS)),
 ]}
 
 
@@ -62,6 +76,24 @@ def task_info(name: str) -> TaskInfo:
         return TASKS[name]
     except KeyError:
         raise unknown("task", name, TASKS) from None
+
+
+def main_metric_name(task: str, recorded: Iterable[str | None] = ()) -> str:
+    """The bare name of ``task``'s main held-out metric: the catalog's for a task it lists; for
+    another (a newer optbench's, read from records) the registered task metric most of its
+    ``recorded`` metric names say, else ``FALLBACK_METRIC``."""
+    if task in TASKS:
+        return TASKS[task].metric_name
+    names = Counter(n for n in recorded if isinstance(n, str) and is_task_metric(n))
+    return names.most_common(1)[0][0] if names else FALLBACK_METRIC
+
+
+def reported_metrics(task: str, metric_name: str | None = None) -> tuple[str, ...]:
+    """The held-out metrics (bare names) ``task`` reports: the catalog's; for a task it does not list,
+    its recorded main metric ``metric_name`` and the loss."""
+    if task in TASKS:
+        return TASKS[task].metrics
+    return tuple(dict.fromkeys((metric_name or FALLBACK_METRIC, LOSS)))
 
 
 def check_dataset(task: TaskInfo, dataset: str | None) -> str:
