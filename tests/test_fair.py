@@ -21,19 +21,20 @@ from optbench.report.profile import profile, ratios, scores
 from optbench.engine.schedules import LRSchedule
 from optbench.spec import RunSpec
 from optbench.config.suite import build_specs, load_suite, read_config, targets_for
-from optbench.config.sweep import expand_inline, expand_table
+from optbench.config.hparams import OptimizerSweep
+from optbench.config.sweep import expand
 from optbench.spec.targets import Target, time_to_target
 from optbench.tasks import get_task
-from optbench.config.training import resolve
+from optbench.config.training import resolve_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def spec(optimizer: str = "sgd", epochs: int = 6, **training) -> RunSpec:
-    """A linear-regression spec on the CPU with the given training options (optbench.config.training.resolve)."""
+    """A linear-regression spec on the CPU with the given training options (optbench.config.training.resolve_training)."""
     name, _, lr = optimizer.partition("@")
     hparams = resolve_hparams(name, {"lr": float(lr)} if lr else {})
-    return RunSpec("regression", "synthetic", name, hparams, epochs, 64, 0, "cpu", training=resolve(epochs, **training))
+    return RunSpec("regression", "synthetic", name, hparams, epochs, 64, 0, "cpu", training=resolve_training(epochs, training))
 
 
 def lrs(result) -> list[float]:
@@ -79,19 +80,22 @@ def test_list_says_weight_decay_is_a_hyperparameter_and_how_to_sweep(cli):
 # --- sweeps and selection ------------------------------------------------------------------------
 
 def test_inline_alternatives_expand_to_their_product_in_order():
-    assert expand_inline("adam:lr=1e-3|1e-2,betas=0.9/0.99|0.8/0.9") == [
-        "adam:lr=1e-3,betas=0.9/0.99", "adam:lr=1e-3,betas=0.8/0.9",
-        "adam:lr=1e-2,betas=0.9/0.99", "adam:lr=1e-2,betas=0.8/0.9"]
-    assert expand_inline("adam:lr=3e-4") == ["adam:lr=3e-4"]
+    assert expand(OptimizerSweep.parse("adam:lr=1e-3|1e-2,betas=0.9/0.99|0.8/0.9")) == [
+        {"lr": 1e-3, "betas": (0.9, 0.99)}, {"lr": 1e-3, "betas": (0.8, 0.9)},
+        {"lr": 1e-2, "betas": (0.9, 0.99)}, {"lr": 1e-2, "betas": (0.8, 0.9)}]
+    assert expand(OptimizerSweep.parse("adam:lr=3e-4")) == [{"lr": 3e-4}]
 
 
 def test_config_lists_and_log_ranges_expand():
+    def expand_table(name, table):
+        return expand(OptimizerSweep.from_table(name, table))
+
     assert expand_table("sgd", {"lr": {"log": [1e-5, 1e-1], "num": 5}}) == [
         {"lr": 1e-5}, {"lr": 1e-4}, {"lr": 1e-3}, {"lr": 1e-2}, {"lr": 1e-1}]
-    assert expand_table("adam", {"betas": [0.9, 0.98]}) == [{"betas": [0.9, 0.98]}]  # one tuple value
+    assert expand_table("adam", {"betas": [0.9, 0.98]}) == [{"betas": (0.9, 0.98)}]  # one tuple value
     assert expand_table("adam", {"betas": [[0.9, 0.98], [0.8, 0.9]], "lr": [1e-3, 1e-2]}) == [
-        {"betas": [0.9, 0.98], "lr": 1e-3}, {"betas": [0.9, 0.98], "lr": 1e-2},
-        {"betas": [0.8, 0.9], "lr": 1e-3}, {"betas": [0.8, 0.9], "lr": 1e-2}]
+        {"betas": (0.9, 0.98), "lr": 1e-3}, {"betas": (0.9, 0.98), "lr": 1e-2},
+        {"betas": (0.8, 0.9), "lr": 1e-3}, {"betas": (0.8, 0.9), "lr": 1e-2}]
     suite = load_suite({"optimizers": [{"name": "momentum", "lr": {"log": [1e-3, 1e-1], "num": 3}}]})
     assert [s.hparams["lr"] for s in build_specs(suite)] == [1e-3, 1e-2, 1e-1]
 
@@ -232,7 +236,7 @@ def test_plateau_cuts_the_rate_after_patience_epochs_without_improvement():
     flat = run(spec("sgd@1e-9", schedule="plateau:patience=1,factor=0.5"))
     assert lrs(flat) == pytest.approx([1e-9, 1e-9, 1e-9, 5e-10, 5e-10, 2.5e-10])
     # An improving loss resets the count: only the two flat epochs at the end cut the rate.
-    schedule = LRSchedule(resolve(8, schedule="plateau:patience=1,factor=0.5"), 8)
+    schedule = LRSchedule(resolve_training(8, {"schedule": "plateau:patience=1,factor=0.5"}), 8)
     factors = []
     for epoch, loss in enumerate([5.0, 4.0, 4.0, 3.0, 3.0, 3.0, 2.0, 2.0], start=1):
         factors.append(schedule.factor(epoch))

@@ -30,8 +30,13 @@ from optbench.errors import StoreFailed, UserError
 from optbench.limits import MAX_CONFIRM_ROUNDS
 from optbench.config.presets import PRESETS
 from optbench.optim.registry import spec_label
+from optbench.spec.training import SCHEDULE_PARAMS
+from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS, SCHEDULES, SPLITS
 
 PRESETS_HELP = "; ".join(p.describe() for p in PRESETS.values())
+# none, step[:step_size=V,gamma=V], cosine, plateau[:factor=V,patience=V]
+SCHEDULES_HELP = ", ".join(name + (f"[:{','.join(f'{k}=V' for k in SCHEDULE_PARAMS[name])}]" if SCHEDULE_PARAMS[name] else "")
+                           for name in SCHEDULES)
 
 # Typer 0.29's rich help prints a flag's type (``--debug <bool>``) as if it took a value; a flag
 # takes none (``--debug true`` is a command named "true"), so its help shows no type. A repeatable
@@ -180,15 +185,15 @@ def main_options(
 @app.command(cls=MultiValueCommand)
 @user_errors
 def run(
-    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s): regression, mlp, cifar10. Several after one flag, repeated, or comma-separated.", show_default="regression")] = None,
-    opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) with inline hyperparameters, e.g. --opt adam sgd or "adam:lr=3e-4,betas=0.9/0.98,weight_decay=1e-4"; "|" sweeps alternatives: "adam:lr=1e-4|1e-3|1e-2".', show_default="sgd momentum rmsprop adam")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s): regression, mlp, cifar10. Several after one flag, repeated, or comma-separated.", show_default="regression")] = None,
+    optimizers: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) with inline hyperparameters, e.g. --opt adam sgd or "adam:lr=3e-4,betas=0.9/0.98,weight_decay=1e-4"; "|" sweeps alternatives: "adam:lr=1e-4|1e-3|1e-2".', show_default="sgd momentum rmsprop adam")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset for every task (see `optbench list`).", show_default="each task's default")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.", show_default="each task's default")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.", show_default="each task's default")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="First seed.", show_default="0")] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Seeds per task x optimizer cell (seed, seed+1, ...).", show_default="1")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.", show_default="auto")] = None,
-    impl: Annotated[str | None, typer.Option(help="Optimizer implementation for every optimizer: auto (foreach on CUDA, for-loop on CPU), forloop, foreach or fused.", show_default="auto")] = None,
+    impl: Annotated[str | None, typer.Option(metavar="|".join(IMPLS), help="Optimizer implementation for every optimizer; auto: foreach on CUDA, the for-loop on CPU.", show_default="auto")] = None,
     config: Annotated[Path | None, typer.Option(help="Suite file (TOML); flags override it.", dir_okay=False)] = None,
     data_dir: Annotated[Path, typer.Option(help="Where datasets are read from and downloaded to.")] = Path("data"),
     results_dir: Annotated[Path, typer.Option(help="Where run records are written (under runs/).")] = Path("results"),
@@ -196,18 +201,18 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Print the records of these runs as a JSON array on stdout, nothing else.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run specs that already have a finished record (default: skip them, so a re-run resumes).")] = False,
     select: Annotated[bool | None, typer.Option("--select/--no-select", help="Tune: run every sweep candidate on a validation split, re-run the best per optimizer (and its defaults) on test with --seeds. --no-select overrides a suite file's select = true.", show_default="off")] = None,
-    split: Annotated[str | None, typer.Option(help="Evaluate on test, or on validation (a part of the training data; test is never touched).", show_default="test")] = None,
-    schedule: Annotated[str | None, typer.Option(metavar="NAME[:K=V,...]", help="Learning-rate schedule per epoch: none, step[:step_size=N,gamma=G], cosine, plateau[:patience=N,factor=F].", show_default="none")] = None,
-    warmup: Annotated[int | None, typer.Option(min=0, help="Linear warm-up epochs before the schedule.", show_default="0")] = None,
+    split: Annotated[str | None, typer.Option(metavar="|".join(SPLITS), help="Evaluate on test, or on validation (a part of the training data; test is never touched).", show_default="test")] = None,
+    schedule: Annotated[str | None, typer.Option(metavar="NAME[:K=V,...]", help=f"Learning-rate schedule per epoch: {SCHEDULES_HELP}.", show_default="none")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option("--warmup-epochs", "--warmup", min=0, help="Linear warm-up epochs before the schedule.", show_default="0")] = None,
     clip_norm: Annotated[float | None, typer.Option(help="Clip the gradient's global L2 norm to this before every step.")] = None,
     clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
-    early_stop: Annotated[float | None, typer.Option(metavar="DELTA", help="Stop (status converged) once the epoch training loss changes by less than this fraction.")] = None,
-    time_budget: Annotated[float | None, typer.Option(metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
+    early_stop_delta: Annotated[float | None, typer.Option("--early-stop-delta", "--early-stop", metavar="DELTA", help="Stop (status converged) once the epoch training loss changes by less than this fraction.")] = None,
+    time_budget_s: Annotated[float | None, typer.Option("--time-budget-s", "--time-budget", metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
     executor: Annotated[str | None, typer.Option(help="Where runs execute: local (this process) or ray (a Ray cluster; pip install \"optbench[ray]\").", show_default="local")] = None,
     address: Annotated[str | None, typer.Option(help="With --executor ray: auto or HOST:PORT of a running cluster (ray start --head).", show_default="a local Ray cluster in this process")] = None,
     cpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: CPUs each run reserves.", show_default="1")] = None,
     gpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: GPUs each run reserves; fractions share a GPU (0.25: four runs).", show_default="0")] = None,
-    engine: Annotated[str | None, typer.Option(help="eager: one run at a time; vectorized: each group of seeds and hyperparameter values of one cell in one pass (regression, mlp; elementwise optimizers); auto: vectorize the --select sweep and groups of 8+ runs that can be, the rest eager.", show_default="eager")] = None,
+    engine: Annotated[str | None, typer.Option(metavar="|".join(ENGINE_CHOICES), help="eager: one run at a time; vectorized: each group of seeds and hyperparameter values of one cell in one pass (regression, mlp; elementwise optimizers); auto: vectorize the --select sweep and groups of 8+ runs that can be, the rest eager.", show_default="eager")] = None,
     protocol: Annotated[str | None, typer.Option(metavar="PRESET", help=f"A named tuning protocol: {PRESETS_HELP}. It adds the learning-rate grid, implies --select, and sets --seeds and --engine unless given.", show_default="none")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Experiment name stored in every record (optbench report --name selects it).", show_default="the suite file's name, else the start time")] = None,
     target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Record the training time and epoch at which the test metric first reaches this: loss=0.5, rmse=1600, accuracy=0.6.")] = None,
@@ -217,20 +222,17 @@ def run(
     With no options: the default suite (the regression task on its built-in data with
     sgd, momentum, rmsprop and adam).
     """
+    # Every parameter named like a suite key (``SuiteConfig``: tasks, epochs, early_stop_delta, ...)
+    # overrides it; None: not given. One name per setting, from the flag to the record.
+    given = dict(locals())
     from optbench.cli.console import LiveProgress, QuietProgress, results_table, selection_table
     from optbench.execution import make_executor
     from optbench.execution.driver import Campaign, run_campaign
-    from optbench.config.suite import build_specs, experiment_name, load_suite, read_config, targets_for
+    from optbench.config.suite import SuiteConfig, build_specs, experiment_name, load_suite, read_config, targets_for
     from optbench.store.records import RUNS, load_records
 
-    overrides = {
-        "tasks": split_list(task), "optimizers": split_list(opt, split_optimizers=True), "dataset": dataset,
-        "epochs": epochs, "batch_size": batch_size, "seed": seed, "seeds": seeds, "device": device,
-        "impl": impl, "select": select, "split": split, "schedule": schedule, "warmup_epochs": warmup,
-        "clip_norm": clip_norm, "clip_value": clip_value, "early_stop_delta": early_stop,
-        "time_budget_s": time_budget, "target": target, "name": name, "executor": executor, "address": address,
-        "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run, "engine": engine, "protocol": protocol,
-    }
+    overrides = {key: value for key, value in given.items() if key in SuiteConfig.model_fields}
+    overrides.update(tasks=split_list(tasks), optimizers=split_list(optimizers, split_optimizers=True))
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
     campaign = Campaign(build_specs(suite), results_dir, data_dir, force=force, select=suite.select,

@@ -31,22 +31,25 @@ from __future__ import annotations
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, InstanceOf, TypeAdapter, ValidationError,
+                      create_model, field_validator)
+from pydantic_core import PydanticCustomError
 
 from optbench.errors import UserError
-from optbench.config.hparams import parse_optimizer_arg
-from optbench.optim.hparams import resolve_hparams
+from optbench.config.hparams import OptimizerSweep
+from optbench.optim.hparams import check_hparams, coerce_hparams
 from optbench.optim.registry import code_version
 from optbench.spec import RunSpec
+from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS
 from optbench.files import Refused, nesting, read_regular
 from optbench.limits import MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_NESTING, MAX_SEED, check_runs
 from optbench.config.presets import apply_preset
-from optbench.config.sweep import count_inline, count_table, expand_inline, expand_table
+from optbench.config.sweep import count, expand
 from optbench.spec.targets import Target, parse_target
 from optbench.tasks import check_dataset, task_info
-from optbench.config.training import resolve as resolve_training
+from optbench.config.training import TRAINING_KEYS, resolve_training, suite_fields
 
 DEFAULT_TASKS = ["regression"]
 DEFAULT_OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam"]
@@ -62,10 +65,34 @@ class TaskEntry(BaseModel):
 
 
 class OptimizerEntry(BaseModel):
-    """``name`` plus any hyperparameters as further keys (checked against the optimizer later)."""
+    """A suite table's optimizer: ``name`` plus any hyperparameters as further keys (checked against
+    the optimizer later)."""
 
     model_config = ConfigDict(extra="allow")
     name: str
+
+
+# What an optimizer entry may be in a suite file or --opt: an inline string or a table.
+_WRITTEN_ENTRY: TypeAdapter[str | OptimizerEntry] = TypeAdapter(str | OptimizerEntry)
+# The pydantic error type of a mistake inside an entry (``adam:lr=1e-3||1e-2``); reported after the
+# suite's own schema errors, as itself (``_one_line``).
+_ENTRY_ERROR = "optimizer_entry"
+
+
+def _parse_entry(entry: Any) -> Any:
+    """An optimizer entry as written, parsed once into typed values (optbench.config.hparams)."""
+    if isinstance(entry, OptimizerSweep):
+        return entry
+    written = _WRITTEN_ENTRY.validate_python(entry)
+    try:
+        if isinstance(written, str):
+            return OptimizerSweep.parse(written)
+        return OptimizerSweep.from_table(written.name, written.model_extra or {})
+    except UserError as exc:
+        raise PydanticCustomError(_ENTRY_ERROR, "{message}", {"message": str(exc)}) from None
+
+
+_Optimizer = Annotated[InstanceOf[OptimizerSweep], BeforeValidator(_parse_entry)]
 
 
 class CheckConfig(BaseModel):
@@ -82,25 +109,37 @@ class CheckConfig(BaseModel):
     confirm: int | None = Field(default=None, ge=0, le=MAX_CONFIRM_ROUNDS, strict=True)
 
 
-class SuiteConfig(BaseModel):
+class _SuiteRuns(BaseModel):
+    """What runs: the first keys of a suite (``SuiteConfig``)."""
+
     model_config = ConfigDict(extra="forbid")
     tasks: list[str | TaskEntry] = Field(default_factory=lambda: list(DEFAULT_TASKS), min_length=1)
-    optimizers: list[str | OptimizerEntry] = Field(default_factory=lambda: list(DEFAULT_OPTIMIZERS), min_length=1)
+    optimizers: list[_Optimizer] = Field(
+        default_factory=lambda: [OptimizerSweep.parse(name) for name in DEFAULT_OPTIMIZERS], min_length=1)
     dataset: str | None = None
     epochs: int | None = Field(default=None, ge=1, strict=True)
     batch_size: int | None = Field(default=None, ge=1, strict=True)
     seed: int = Field(default=0, ge=0, le=MAX_SEED, strict=True)
     seeds: int = Field(default=1, ge=1, strict=True)
     device: str = "auto"
-    impl: Literal["auto", "forloop", "foreach", "fused"] = "auto"
-    # Training options (optbench.spec.training), the same for every run of the suite.
-    schedule: str | dict[str, Any] | None = None
-    warmup_epochs: int | None = Field(default=None, ge=0, strict=True)
-    clip_norm: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
-    clip_value: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
-    early_stop_delta: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
-    time_budget_s: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False)
-    split: Literal["test", "validation"] | None = None
+    impl: Literal[IMPLS] = "auto"  # type: ignore[valid-type]
+
+    @field_validator("tasks", "optimizers", mode="before")
+    @classmethod
+    def _single_to_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (str, dict)) else v
+
+
+# Training options (optbench.spec.training), the same for every run of the suite: one key per
+# TrainingOptions field, with its name (schedule, warmup_epochs, clip_norm, ..., split).
+_SuiteTraining = create_model("_SuiteTraining", __base__=_SuiteRuns, **suite_fields())
+
+
+class SuiteConfig(_SuiteTraining):  # type: ignore[misc, valid-type]
+    """A suite: every key of a suite file. A flag of ``optbench run`` sets the key its parameter is
+    named after (``--early-stop-delta``, also ``--early-stop``: ``early_stop_delta``); optimizer
+    entries hold typed values (``OptimizerSweep``), parsed once from the text or table written."""
+
     # Tune on validation, re-run the best on test (optbench.execution.selection); time-to-target goal for every task.
     select: bool = Field(default=False, strict=True)
     # A named tuning protocol (optbench.config.presets): "deepobs". Applied by load_suite.
@@ -113,22 +152,27 @@ class SuiteConfig(BaseModel):
     executor: Literal["local", "ray"] = "local"
     # Which engine trains (optbench.execution.driver.route): eager one run at a time, vectorized
     # groups of seeds and values in one pass, auto vectorizes the --select sweep and big groups.
-    engine: Literal["auto", "eager", "vectorized"] = "eager"
+    engine: Literal[ENGINE_CHOICES] = "eager"  # type: ignore[valid-type]
     address: str | None = Field(default=None, min_length=1, max_length=300)  # Ray: "auto" or HOST:PORT; none: a local cluster
     cpus_per_run: float = Field(default=1.0, gt=0, le=1024, allow_inf_nan=False)
     gpus_per_run: float = Field(default=0.0, ge=0, le=64, allow_inf_nan=False)
     check: CheckConfig | None = None
 
-    @field_validator("tasks", "optimizers", mode="before")
-    @classmethod
-    def _single_to_list(cls, v: Any) -> Any:
-        return [v] if isinstance(v, (str, dict)) else v
+    def training(self) -> dict[str, Any]:
+        """The training options as given (None: not given), by their TrainingOptions names."""
+        return {key: getattr(self, key) for key in TRAINING_KEYS}
 
 
 def _one_line(exc: ValidationError, source: str) -> UserError:
     errors = exc.errors()
-    # A table in a "str | Table" list fails both branches; the table's error is the useful one.
-    err = next((e for e in errors if e["type"] != "string_type"), errors[0])
+    # A table in a "str | Table" list fails both branches; the table's error is the useful one. A
+    # mistake inside an optimizer entry is reported only when the suite's schema is right.
+    err = next((e for e in errors if e["type"] not in ("string_type", _ENTRY_ERROR)), None)
+    if err is None:
+        entry = next((e for e in errors if e["type"] == _ENTRY_ERROR), errors[0])
+        if entry["type"] == _ENTRY_ERROR:
+            return UserError(entry["ctx"]["message"])
+        err = entry
     loc = [str(p) for p in err["loc"] if p not in ("str", "TaskEntry", "OptimizerEntry")]
     if err["type"] == "extra_forbidden":
         model = SuiteConfig if len(loc) == 1 else CheckConfig if loc[0] == "check" else TaskEntry
@@ -177,7 +221,8 @@ def _check_strings(obj: Any, source: str, where: str = "") -> None:
 def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
                source: str = "options") -> SuiteConfig:
     """Validate a config table with command-line overrides (None values mean "not given") applied,
-    then its protocol preset (``protocol``, see optbench.config.presets)."""
+    parsing every optimizer entry once into typed values (optbench.config.hparams), then apply its
+    protocol preset (``protocol``, see optbench.config.presets) to those values."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     merged = {**(config or {}), **given}
     _check_strings(merged, source)
@@ -190,14 +235,18 @@ def load_suite(config: dict[str, Any] | None = None, overrides: dict[str, Any] |
         suite = SuiteConfig.model_validate(merged)
     except ValidationError as exc:
         raise _one_line(exc, source) from None
-    return apply_preset(suite)
+    if suite.protocol is None:
+        return suite
+    given = {key: getattr(suite, key) for key in suite.model_fields_set}
+    return suite.model_copy(update=apply_preset(suite.protocol, suite.optimizers, given))
 
 
 def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     """Every task x optimizer x seed, in that order, with hyperparameters resolved and checked.
 
     An optimizer entry with alternatives (``adam:lr=1e-3|1e-2``, see ``optbench.config.sweep``) stands
-    for each of its combinations, in order.
+    for each of its combinations, in order. Each distinct set of hyperparameters is checked once
+    (``check_hparams`` builds the optimizer).
     """
     # Devices and implementations are checked against torch; reading a suite (optbench check's
     # [check] table) does not need it.
@@ -210,13 +259,15 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     if suite.select and suite.split == "validation":
         raise UserError("--select runs the sweep on the validation split and the final runs on test; leave out split")
     optimizers = []
+    checked: set[str] = set()
     for entry in suite.optimizers:
-        if isinstance(entry, str):
-            parsed = [parse_optimizer_arg(text) for text in expand_inline(entry)]
-        else:
-            parsed = [(entry.name, o) for o in expand_table(entry.name, dict(entry.model_extra or {}))]
-        optimizers += [(name, resolve_hparams(name, overrides)) for name, overrides in parsed]
-        resolve_impl(parsed[0][0], suite.impl, device)  # an optimizer without the chosen implementation fails here
+        for overrides in expand(entry):
+            hparams = coerce_hparams(entry.name, overrides)
+            if (key := repr((entry.name, sorted(hparams.items())))) not in checked:
+                check_hparams(entry.name, hparams)
+                checked.add(key)
+            optimizers.append((entry.name, hparams))
+        resolve_impl(entry.name, suite.impl, device)  # an optimizer without the chosen implementation fails here
     optimizer_code = {name: code_version(name) for name, _ in optimizers}
     specs = []
     for entry in suite.tasks:
@@ -224,12 +275,9 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
         task = task_info(entry.name)
         dataset = check_dataset(task, entry.dataset or suite.dataset)
         epochs = entry.epochs or suite.epochs or task.default_epochs
-        training = resolve_training(
-            epochs, suite.schedule, suite.warmup_epochs, suite.clip_norm, suite.clip_value, suite.early_stop_delta,
-            suite.time_budget_s, suite.split)
+        training = resolve_training(epochs, suite.training())
         for name, hparams in optimizers:
-            code = {k: v for k, v in (("optimizer", optimizer_code[name]),
-                                      ("task", str(task.version) if task.version != 1 else None)) if v}
+            code = {**optimizer_code[name], **({"task": str(task.version)} if task.version != 1 else {})}
             for seed in range(suite.seed, suite.seed + suite.seeds):
                 specs.append(RunSpec(
                     task=task.name, dataset=dataset, optimizer=name, hparams=hparams, epochs=epochs,
@@ -246,8 +294,7 @@ def check_size(suite: SuiteConfig) -> None:
     if last_seed > MAX_SEED:
         raise UserError(f"seeds {suite.seed}..{last_seed} go past the largest seed, 2**63 - 1 = {MAX_SEED}; "
                         "choose a smaller --seed or fewer --seeds")
-    settings = sum(count_inline(e) if isinstance(e, str) else count_table(e.name, dict(e.model_extra or {}))
-                   for e in suite.optimizers)
+    settings = sum(count(entry) for entry in suite.optimizers)
     tasks = len(suite.tasks)
     check_runs(tasks * settings * suite.seeds,
                f"{tasks:,} task(s) x {settings:,} optimizer setting(s) x {suite.seeds:,} seed(s)")

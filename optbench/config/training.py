@@ -1,15 +1,57 @@
 """Training options as the user writes them (``--schedule step:step_size=5``, ``--clip-norm 1``,
 a suite file's ``schedule = {name = "step"}``), parsed and checked into the spec's typed
 ``TrainingOptions`` (optbench.spec.training), which declares what each option means.
+
+Each option has one name from the command line to the record: the ``optbench run`` parameter, the
+suite-file key, the ``SuiteConfig`` field and the ``TrainingOptions`` field are the same word
+(``early_stop_delta``). The suite keys and their checks are derived from ``TrainingOptions``' fields
+(``TRAINING_KEYS``, ``suite_fields``, ``resolve_training``), so an option is one field there plus its
+flag in ``optbench.cli.app``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, Literal
+
+from pydantic import Field
 
 from optbench.config.inline import parse_inline
 from optbench.errors import UserError, did_you_mean
-from optbench.spec.training import SCHEDULE_PARAMS, SCHEDULES, SPLITS, TrainingOptions
+from optbench.spec.training import SCHEDULE_PARAMS, TrainingOptions
+from optbench.spec.vocabulary import SCHEDULES, SPLITS
+
+# A schedule's own parameters are written inside ``schedule`` (``step:step_size=10``), not as keys.
+_SCHEDULE_KEYS = {key for params in SCHEDULE_PARAMS.values() for key in params}
+# The training options a user sets, in TrainingOptions' order: schedule, warmup_epochs, clip_norm, ...
+TRAINING_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainingOptions) if f.name not in _SCHEDULE_KEYS)
+# The allowed words of the options that are words (the schedule's name is checked with its parameters).
+_CHOICES: dict[str, tuple[str, ...]] = {"split": SPLITS}
+_TYPES = typing.get_type_hints(TrainingOptions)
+_DEFAULTS = {f.name: f.default for f in fields(TrainingOptions)}
+
+
+def suite_fields() -> dict[str, Any]:
+    """The suite-file schema of TRAINING_KEYS, as ``pydantic.create_model`` takes it: every key
+    absent (None) unless given, typed by its TrainingOptions field: ``schedule`` a name, inline text
+    or a table; a word one of its choices; an int a whole number >= 0; an optional float a finite
+    number > 0 (every such option is off by default and a positive amount when on)."""
+    out: dict[str, Any] = {}
+    for key in TRAINING_KEYS:
+        kind = _TYPES[key]
+        if key == "schedule":
+            out[key] = (str | dict[str, Any] | None, None)
+        elif key in _CHOICES:
+            out[key] = (Literal[_CHOICES[key]] | None, None)  # type: ignore[valid-type]
+        elif kind is int:
+            out[key] = (int | None, Field(default=None, ge=0, strict=True))
+        elif kind == float | None:
+            out[key] = (float | None, Field(default=None, gt=0, strict=True, allow_inf_nan=False))
+        else:  # a new kind of option: say here how a suite file writes it
+            raise TypeError(f"training option {key!r} ({kind}) has no suite-file type")
+    return out
 
 
 def parse_schedule(value: str | dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
@@ -44,24 +86,52 @@ def _number(raw: str, key: str) -> int | float:
     raise UserError(f"schedule parameter '{key}' must be a number, got '{raw}'")
 
 
-def resolve(epochs: int, schedule: str | dict[str, Any] | None = None, warmup_epochs: int | None = None,
-            clip_norm: float | None = None, clip_value: float | None = None, early_stop_delta: float | None = None,
-            time_budget_s: float | None = None, split: str | None = None) -> TrainingOptions:
-    """Checked training options for a run of ``epochs`` epochs; every schedule parameter is resolved
-    and stored (``step``'s ``step_size`` defaults to a third of the epochs after warm-up, at least 1).
+def resolve_training(epochs: int, options: Mapping[str, Any]) -> TrainingOptions:
+    """Checked training options for a run of ``epochs`` epochs from ``options``, keyed by
+    TRAINING_KEYS (a missing or None value: the default); every schedule parameter is resolved and
+    stored (``step``'s ``step_size`` defaults to a third of the epochs after warm-up, at least 1).
 
     Raises UserError with the fix for a bad value.
     """
-    name, params = parse_schedule(schedule)
-    warmup = warmup_epochs or 0
-    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
-        raise UserError(f"warmup_epochs must be a whole number >= 0, got {warmup!r}")
+    if unknown := set(options) - set(TRAINING_KEYS):
+        raise TypeError(f"not training options: {', '.join(sorted(unknown))}")
+    name, params = parse_schedule(options.get("schedule"))
+    values: dict[str, Any] = {}
+    for key in TRAINING_KEYS:
+        value = options.get(key)
+        if key == "schedule":
+            continue
+        if value is None:
+            values[key] = _DEFAULTS[key]
+        elif key in _CHOICES:
+            if value not in _CHOICES[key]:
+                choices = _CHOICES[key]
+                raise UserError(f"unknown {key} '{value}'{did_you_mean(value, choices)}; choose from: {', '.join(choices)}")
+            values[key] = value
+        elif _TYPES[key] is int:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise UserError(f"{key} must be a whole number >= 0, got {value!r}")
+            values[key] = value
+        elif _TYPES[key] == float | None:  # off, or a positive amount
+            _check(_positive(value), key, "a number > 0", value)
+            values[key] = float(value)
+        else:  # a new kind of option: say here how it is checked (and in suite_fields how it is written)
+            raise TypeError(f"training option {key!r} ({_TYPES[key]}) has no check")
+    warmup = values["warmup_epochs"]
     if warmup >= epochs:
         raise UserError(f"warmup_epochs ({warmup}) must be less than the epochs ({epochs}); lower --warmup or raise --epochs")
+    resolved = _schedule_params(name, params, epochs - warmup)
+    if values["clip_norm"] is not None and values["clip_value"] is not None:
+        raise UserError("choose one of clip_norm (--clip-norm) and clip_value (--clip-value), not both")
+    return TrainingOptions(schedule=name, **resolved, **values)
+
+
+def _schedule_params(name: str, params: Mapping[str, Any], epochs: int) -> dict[str, Any]:
+    """Every parameter of schedule ``name``, checked, defaults filled in, for ``epochs`` epochs after warm-up."""
     resolved = {**SCHEDULE_PARAMS[name], **params}
     if name == "step":
         if resolved["step_size"] is None:
-            resolved["step_size"] = max(1, (epochs - warmup) // 3)
+            resolved["step_size"] = max(1, epochs // 3)
         _check(isinstance(resolved["step_size"], int) and resolved["step_size"] >= 1, "step_size of schedule 'step'",
                "a whole number of epochs >= 1", resolved["step_size"])
         _check(_positive(resolved["gamma"]), "gamma of schedule 'step'", "a number > 0", resolved["gamma"])
@@ -72,19 +142,7 @@ def resolve(epochs: int, schedule: str | dict[str, Any] | None = None, warmup_ep
         _check(isinstance(resolved["patience"], int) and resolved["patience"] >= 0, "patience of schedule 'plateau'",
                "a whole number of epochs >= 0", resolved["patience"])
         resolved["factor"] = float(resolved["factor"])
-    for key, value in (("clip_norm", clip_norm), ("clip_value", clip_value), ("early_stop_delta", early_stop_delta),
-                       ("time_budget_s", time_budget_s)):
-        if value is not None:
-            _check(_positive(value), key, "a number > 0", value)
-    if clip_norm is not None and clip_value is not None:
-        raise UserError("choose one of clip_norm (--clip-norm) and clip_value (--clip-value), not both")
-    split = split or "test"
-    if split not in SPLITS:
-        raise UserError(f"unknown split '{split}'{did_you_mean(split, SPLITS)}; choose from: {', '.join(SPLITS)}")
-    as_float = {k: None if v is None else float(v) for k, v in
-                (("clip_norm", clip_norm), ("clip_value", clip_value), ("early_stop_delta", early_stop_delta),
-                 ("time_budget_s", time_budget_s))}
-    return TrainingOptions(schedule=name, warmup_epochs=warmup, split=split, **resolved, **as_float)
+    return resolved
 
 
 def _positive(value: Any) -> bool:

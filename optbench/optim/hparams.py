@@ -13,10 +13,20 @@ from optbench.optim.registry import _OBJECT_ARGS, HParams, HParamValue, Optimize
 
 
 def resolve_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
-    """The full hyperparameters of a run: the optimizer's defaults with the overrides applied.
+    """The full hyperparameters of a run: the optimizer's defaults with the typed overrides applied,
+    coerced (``coerce_hparams``) and checked (``check_hparams``, which builds the optimizer once).
 
-    Checks keys and value types; raises UserError naming the valid keys.
+    Raises UserError naming the valid keys, the expected type or what the optimizer rejects.
     """
+    hparams = coerce_hparams(name, overrides)
+    check_hparams(name, hparams)
+    return hparams
+
+
+def coerce_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
+    """The optimizer's defaults with ``overrides`` applied, each value coerced to its default's type
+    (an int for a float default becomes a float, a list a tuple). Checks keys, types and that every
+    required argument has a value; builds nothing."""
     opt = get_optimizer(name)
     accepted = opt.accepted_keys()
     resolved: HParams = dict(opt.defaults)
@@ -38,8 +48,14 @@ def resolve_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
             f"optimizer '{name}' has no default for {', '.join(missing)}; give it inline, e.g. {name}:{missing[0]}=VALUE "
             f"(numbers, true/false, strings or tuples; optbench cannot pass objects such as the model)"
         )
-    _check_ranges(opt, resolved)
     return resolved
+
+
+def check_hparams(name: str, hparams: Mapping[str, Any]) -> None:
+    """UserError for coerced ``hparams`` that optimizer ``name`` cannot train with: the ranges known
+    here (a learning rate > 0, betas in [0, 1)), then the optimizer class itself, built once over a
+    tiny layer (``optbench.optim.construct.probe``, torch). Call it once per distinct set."""
+    _check_ranges(get_optimizer(name), hparams)
 
 
 def default_hparams(name: str, load: bool = True) -> HParams:
