@@ -31,6 +31,9 @@ MAX_BASELINE_BYTES = 16 * 2**20
 MAX_CONFIG_BYTES = 1 * 2**20
 # Nesting depth of JSON and TOML documents (a record nests 4 deep, a suite file 3).
 MAX_NESTING = 64
+# The most files a plugin's code version lists (optbench.optim.plugins): its own and the local modules it
+# imports; a larger package is pinned by the first ones in import order.
+MAX_LOCAL_FILES = 100
 
 # --- data ----------------------------------------------------------------------------------------
 

@@ -49,11 +49,15 @@ LION = textwrap.dedent('''
 
 @pytest.fixture
 def clean_modules():
-    """Forget modules a test imported from its temp folder, so the next test imports its own."""
+    """Forget modules a test imported from its temp folder, so the next test imports its own. Only
+    new top-level packages go: a submodule torch imported lazily meanwhile (torch._inductor) must
+    stay, since importing it twice fails ("Only a single TORCH_LIBRARY ...")."""
     before = set(sys.modules)
+    tops = {name.partition(".")[0] for name in before}
     yield
     for name in set(sys.modules) - before:
-        del sys.modules[name]
+        if name.partition(".")[0] not in tops:
+            del sys.modules[name]
 
 
 def one_line_error(result, fragment: str) -> None:

@@ -9,7 +9,8 @@ Deciding, per compared cell:
 
 - status: a current run that diverged or failed fails the cell (one stopped early, ``converged`` or
   ``budget``, finished: its metrics are compared like those of an ``ok`` run).
-- quality (final_train_loss, test_loss, test_rmse lower is better; test_accuracy higher): the means
+- quality (the compared metrics that are not runtime, ``baseline.sampled_metrics``: final_train_loss,
+  test_loss, test_rmse lower is better; test_accuracy higher; the registry says which way): the means
   over seeds are compared. Worse beyond the fail tolerance fails only when the difference also
   exceeds ``NOISE_SE`` standard errors of seed noise (``noise_ratio``: paired by seed when both
   sides ran the same seeds, else Welch's); within the noise, or beyond the warn tolerance only,
@@ -34,9 +35,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from optbench.check.baseline import QUALITY_METRICS, Baseline, Cell, load_cells, read_baseline
+from optbench.spec import code_text
+from optbench.check.baseline import Baseline, Cell, load_cells, read_baseline, sampled_metrics
 from optbench.check.runtime import fingerprint_change, runtime_verdict, slowdown
-from optbench.check.tolerance import METRICS, Tolerance, Tolerances
+from optbench.check.tolerance import Tolerance, Tolerances
+from optbench.metrics import metric as registry_metric
 from optbench.metrics import signed_percent
 from optbench.spec import SUCCESS
 from optbench.store.records import Problem
@@ -237,7 +240,7 @@ def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: To
     if exact:
         rows += _reproduction_rows(base, base_env, cur)
     env_change = fingerprint_change(base_env, cur.environment or {})
-    for metric in cur.metrics():
+    for metric in sampled_metrics(cur.task, cur.metric_name):
         b = _samples(base, metric)
         c = _samples(cur, metric)
         if not c:
@@ -248,7 +251,7 @@ def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: To
             rows.append(_row(cur, metric, "not comparable", current=statistics.fmean(c.values()), n_current=len(c),
                              note=f"the baseline has no {metric} (saved before it was measured); refresh it with "
                                   "optbench baseline update" if finished else "no finished baseline run"))
-        elif METRICS[metric].runtime:
+        elif registry_metric(metric).runtime:
             extra = (remeasured or {}).get(metric, [])
             rows.append(_runtime_row(cur, metric, list(b.values()), list(c.values()) + extra, tol, env_change, len(extra)))
         else:
@@ -281,7 +284,7 @@ def noise_ratio(b: dict[int, float], c: dict[int, float], higher_is_better: bool
 
 
 def _quality_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, float], tol: Tolerance) -> Row:
-    higher = METRICS[metric].higher_is_better
+    higher = registry_metric(metric).higher_is_better
     mb, mc = statistics.fmean(b.values()), statistics.fmean(c.values())
     z, how = noise_ratio(b, c, higher)
     beyond_noise = z > NOISE_SE
@@ -323,6 +326,7 @@ def _reproduction_rows(base: Cell, base_env: dict[str, Any], cur: Cell) -> list[
     if cur.device != "cpu" or fingerprint_change(base_env, cur.environment or {}, EXACT_KEYS):
         return []
     base_runs = {r.seed: r for r in base.runs}
+    quality = [m for m in sampled_metrics(cur.task, cur.metric_name) if not registry_metric(m).runtime]
     diffs = []
     for run in cur.runs:
         old = base_runs.get(run.seed)
@@ -330,7 +334,7 @@ def _reproduction_rows(base: Cell, base_env: dict[str, Any], cur: Cell) -> list[
             continue
         if old.status != run.status:
             diffs.append(f"seed {run.seed} status {old.status} -> {run.status}")
-        diffs += [f"seed {run.seed} {m} {old.value(m):.6g} -> {run.value(m):.6g}" for m in (*QUALITY_METRICS, f"test_{cur.metric_name}")
+        diffs += [f"seed {run.seed} {m} {old.value(m):.6g} -> {run.value(m):.6g}" for m in quality
                   if old.value(m) != run.value(m) and None not in (old.value(m), run.value(m))]
     if not diffs:
         return [_row(cur, "reproduction", "pass", baseline="exact", current="exact")]
@@ -362,17 +366,22 @@ def _only_code_changed(base: Cell, cur: Cell) -> bool:
 
 
 def _code_text(cell: Cell) -> str:
-    return ", ".join(f"{k} {v.removeprefix('sha256:')[:8]}" for k, v in sorted(cell.code.items())) or "built in"
+    return code_text(cell.code) or "built in"
 
 
 def _code_change(base: Cell, cur: Cell) -> str:
-    """``optimizer code changed: 3f2a… → 9c41…`` for each part of the code that changed."""
-    parts = []
+    """``optimizer code changed: 3f2a… → 9c41…`` for each part of the code that changed, a plugin's local
+    module by its file (``optimizer:helper.py code changed: …``; ``-`` for a side without it); the
+    first three, then how many more."""
+    changes = []
     for key in sorted(set(base.code) | set(cur.code)):
-        old, new = base.code.get(key, "-"), cur.code.get(key, "-")
+        old, new = (c.code.get(key, "-") for c in (base, cur))
         if old != new:
-            parts.append(f"{key} code changed: {old.removeprefix('sha256:')[:8]}… → {new.removeprefix('sha256:')[:8]}…")
-    return "; ".join(parts)
+            old, new = (v.removeprefix("sha256:")[:8] + "…" if v.startswith("sha256:") else v for v in (old, new))
+            changes.append(f"{key} code changed: {old} → {new}")
+    if len(changes) > 3:
+        changes[3:] = [f"{len(changes) - 3} more changed"]
+    return "; ".join(changes)
 
 
 def _spec_change(base: Cell, cur: Cell) -> str:

@@ -8,6 +8,9 @@ OptimizerDef and checks that it is an optimizer.
 
 from __future__ import annotations
 
+import ast
+import collections
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -15,11 +18,14 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from optbench.errors import UserError, did_you_mean
+from optbench.limits import MAX_LOCAL_FILES
 
 ENTRY_POINT_GROUP = "optbench.optimizers"
 ZOO_PREFIX = "po:"
@@ -65,7 +71,7 @@ def _load_module(spec: str, name: str) -> ModuleType:
     extra = [] if cwd in sys.path or "" in sys.path else [cwd]
     sys.path.extend(extra)  # last, so an installed module of the same name wins
     try:
-        return importlib.import_module(spec)
+        return _import_plugin(spec, lambda: importlib.import_module(spec))
     except ModuleNotFoundError as exc:
         if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
             raise UserError(
@@ -122,10 +128,16 @@ def _load_file(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
         raise UserError(f"optimizer '{name}': {resolved} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
+    loader, module = spec.loader, importlib.util.module_from_spec(spec)
+
+    def execute() -> ModuleType:
+        loader.exec_module(module)
+        return module
+
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
     try:
-        spec.loader.exec_module(module)
+        # As `python my_opt.py` would have it, its folder is first on sys.path: it may import modules beside it.
+        _import_plugin(module_name, execute, folder=resolved.parent)
     except Exception as exc:  # noqa: BLE001
         del sys.modules[module_name]
         raise UserError(f"optimizer '{name}': running {resolved} failed: {type(exc).__name__}: {exc}") from None
@@ -133,6 +145,161 @@ def _load_file(path: Path, name: str) -> ModuleType:
         del sys.modules[module_name]
         raise UserError(f"optimizer '{name}': running {resolved} {_escape(exc)}") from None
     return module
+
+
+# --- a plugin's own code: its module and the local modules it imports ----------------------------
+
+@dataclass(frozen=True)
+class LocalCode:
+    """The source files of a plugin's own code, for its code version
+    (``optbench.optim.registry.code_version``): its module and the local modules it imports, directly
+    or through each other. ``root`` is the plugin file's folder, or the folder that holds its
+    top-level module or package; ``files`` are paths relative to it (``/``-separated), sorted.
+
+    Local modules are the ``.py`` files of the modules in the plugin file's folder (for a file, or a
+    top-level module imported by name) or in its top-level package; not standard-library modules,
+    nor ones this process had imported before the plugin (optbench, torch). A module counts when
+    importing the plugin loaded it, or when an import statement of a local file names it (also one
+    inside a function). A plugin in an installed distribution has no LocalCode."""
+
+    root: Path
+    files: tuple[str, ...]
+
+
+# By the plugin module's name in sys.modules; None for a module of an installed distribution.
+_LOCAL_CODE: dict[str, LocalCode | None] = {}
+
+
+def local_code(name: str) -> LocalCode | None:
+    """The local code of the plugin ``name`` (``module:Attr`` or ``file.py:Attr``) loaded in this
+    process; None for a module of an installed distribution, or one not loaded here."""
+    module_part = name.partition(":")[0]
+    if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+        return _LOCAL_CODE.get(_file_module_name(Path(module_part).expanduser().resolve()))
+    return _LOCAL_CODE.get(module_part)
+
+
+def _import_plugin(key: str, load: Callable[[], ModuleType], folder: Path | None = None) -> ModuleType:
+    """``load()``, the import of the plugin module that sys.modules holds as ``key``, recording its
+    LocalCode. With ``folder`` (a plugin file's), that folder is first on sys.path for the import
+    only. The local modules it imported leave sys.modules again unless they are a package's (which
+    its other plugin modules share): a plugin in another folder with its own ``helper.py`` must import
+    its own, not this one's."""
+    if folder is None and key in _LOCAL_CODE and key in sys.modules:
+        return sys.modules[key]  # imported and recorded before
+    before = set(sys.modules)
+    if folder is not None:
+        sys.path.insert(0, str(folder))
+    root, package = folder, None
+    try:
+        module = load()
+        if folder is None:
+            where = _import_path_root(key, module)
+            if where is None:
+                _LOCAL_CODE[key] = None
+                return module
+            root, package = where
+        loaded = [getattr(sys.modules[n], "__file__", None) for n in _loaded_local(key, root, package, before)]
+        first = [Path(str(module.__file__)).resolve(), *sorted(Path(f).resolve() for f in loaded if f and f.endswith(".py"))]
+        _LOCAL_CODE[key] = LocalCode(root, _local_files(root, first, lambda n: _is_local(n, root, package, before)))
+        return module
+    finally:
+        if folder is not None:
+            with contextlib.suppress(ValueError):  # the plugin may have taken it out itself
+                sys.path.remove(str(folder))
+        if root is not None and package is None:
+            for n in _loaded_local(key, root, package, before):
+                if not getattr(sys.modules[n], "__file__", None) or sys.modules[n].__file__.endswith(".py"):
+                    del sys.modules[n]  # not a C extension's: those may not be imported twice
+
+
+def _import_path_root(key: str, module: ModuleType) -> tuple[Path, str | None] | None:
+    """For a module imported by name: the folder its module names start from, and its top-level
+    package (None for a top-level module, whose neighbours in that folder are its local modules);
+    None for a module of an installed distribution, or one without a file."""
+    top = key.partition(".")[0]
+    file = getattr(module, "__file__", None)
+    if not file or top in _distribution_packages(tuple(sys.path)):
+        return None
+    path = Path(file).resolve()
+    depth = key.count(".") + (path.name == "__init__.py")
+    if depth >= len(path.parents):  # a module whose file is not where its name says
+        return None
+    return path.parents[depth], (top if depth else None)
+
+
+@functools.lru_cache(maxsize=4)
+def _distribution_packages(path: tuple[str, ...]) -> frozenset[str]:
+    # The top-level import names of installed distributions; `path` is the cache key only.
+    return frozenset(importlib.metadata.packages_distributions())
+
+
+def _is_local(name: str, root: Path, package: str | None, preloaded: set[str]) -> bool:
+    """Whether the module ``name`` is a plugin's own: in its package, or (``package`` None) a
+    module or package in ``root`` that this process had not imported from elsewhere before."""
+    top = name.partition(".")[0]
+    if package is not None:
+        return top == package
+    return (top not in preloaded and top not in sys.stdlib_module_names
+            and ((root / f"{top}.py").is_file() or (root / top).is_dir()))
+
+
+def _loaded_local(key: str, root: Path, package: str | None, before: set[str]) -> list[str]:
+    """The local modules that sys.modules holds now and did not before, but the plugin's module."""
+    return [n for n in sys.modules.keys() - before
+            if n != key and _is_local(n, root, package, before) and _lies_under(sys.modules[n], root)]
+
+
+def _lies_under(module: ModuleType | None, root: Path) -> bool:
+    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or ()), None)
+    try:
+        return where is not None and Path(where).resolve().is_relative_to(root)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _local_files(root: Path, first: list[Path], is_local: Callable[[str], bool]) -> tuple[str, ...]:
+    """``first`` and the local files their import statements name, followed through each other."""
+    seen: list[Path] = []
+    queue = collections.deque(first)
+    while queue and len(seen) < MAX_LOCAL_FILES:
+        path = queue.popleft()
+        if path in seen or not path.is_relative_to(root):
+            continue
+        seen.append(path)
+        queue += [f for n in sorted(_imported_names(path, root)) if is_local(n) and (f := _module_file(root, n))]
+    return tuple(sorted(p.relative_to(root).as_posix() for p in seen))
+
+
+def _imported_names(path: Path, root: Path) -> set[str]:
+    """The modules the import statements of ``path`` name, with their parent packages."""
+    package = ".".join(path.relative_to(root).parts[:-1])  # what a relative import starts from
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            try:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            except (ImportError, ValueError):  # a relative import beyond the top: it cannot run either
+                continue
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")  # maybe submodules
+    return {".".join(parts[:i]) for parts in (n.split(".") for n in names) for i in range(1, len(parts) + 1)}
+
+
+def _module_file(root: Path, name: str) -> Path | None:
+    """The source file of the module ``name`` under ``root`` (``a/b.py`` or ``a/b/__init__.py``), if any."""
+    *parents, last = name.split(".")
+    for candidate in (root.joinpath(*parents, f"{last}.py"), root.joinpath(*parents, last, "__init__.py")):
+        if candidate.is_file():
+            resolved = candidate.resolve()
+            return resolved if resolved.is_relative_to(root) else None
+    return None
 
 
 # Raised by a plugin's module code (sys.exit(), exit(), a stray KeyboardInterrupt), they would end

@@ -26,6 +26,7 @@ construction (``build_optimizer``, ``resolve_impl``) lives in ``optbench.optim.c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -211,24 +212,56 @@ def get_optimizer(name: str) -> OptimizerDef:
     raise UserError(f"{err}; or a plugin: {plugins.PLUGIN_SYNTAX}, or {plugins.ZOO_PREFIX}NAME ({plugins.ZOO_INSTALL})")
 
 
-def code_version(name: str) -> str | None:
-    """What pins the code of an optimizer that is not optbench's or torch's own (their versions are
-    in every record's environment): ``<distribution>==<version>`` for the zoo and entry points,
-    ``sha256:<first 16 hex digits>`` of the source file for an import path or a local file."""
+def code_version(name: str) -> dict[str, str]:
+    """What pins the code of optimizer ``name`` that optbench's and torch's versions do not (those are
+    in every record's environment), as entries of ``RunSpec.code``: none for the built-ins;
+    ``{"optimizer": "<distribution>==<version>"}`` for the zoo and entry points; for an import path
+    or a local file ``{"optimizer": "sha256:<first 16 hex digits of the class's source file>"}``, plus
+    ``"optimizer:<path>"`` for each other file of its local code (``plugins.LocalCode``: the modules
+    beside a plugin file or in its package that it imports; paths relative to the plugin's folder, or
+    to the one that holds its package). A plugin without such modules keeps the one entry it had before they counted;
+    so does one whose package has only an empty ``__init__.py``, as empty files are left out."""
     if name in REGISTRY or name in REFERENCE:
-        return None
+        return {}
     if name.startswith(plugins.ZOO_PREFIX):
-        return f"{plugins.ZOO_PACKAGE}=={plugins.zoo_version()}"
+        return {"optimizer": f"{plugins.ZOO_PACKAGE}=={plugins.zoo_version()}"}
     entry_points = plugins.entry_points()
     if ":" not in name and name in entry_points:
         dist = getattr(entry_points[name], "dist", None)
-        return f"{dist.name}=={dist.version}" if dist is not None else None
-    cls = get_optimizer(name).load_class()
+        return {"optimizer": f"{dist.name}=={dist.version}"} if dist is not None else {}
+    source = _source_file(get_optimizer(name).load_class())
+    if source is None:
+        return {}
+    try:
+        code = {"optimizer": _file_digest(source)}
+    except OSError:
+        return {}
+    local = plugins.local_code(name)
+    for relative in local.files if local is not None else ():
+        path = local.root / relative
+        with contextlib.suppress(OSError):  # a file deleted since it was imported pins nothing
+            if path != source and path.stat().st_size:
+                code[_code_key(relative)] = _file_digest(path)
+    return code
+
+
+def _source_file(cls: type) -> Path | None:
+    """The file that defines ``cls``, also where its module is no longer in sys.modules (a plugin's
+    helper module, see ``plugins.LocalCode``): then the file of its methods' code."""
     try:
         source = inspect.getsourcefile(cls)
-        return "sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16] if source else None
     except (OSError, TypeError):
-        return None
+        source = next((f.__code__.co_filename for f in vars(cls).values() if inspect.isfunction(f)), None)
+    return Path(source).resolve() if source and Path(source).is_file() else None
+
+
+def _file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _code_key(relative: str) -> str:
+    # Keys name the file for `optbench check`; a deep path keeps its end, which names the file.
+    return "optimizer:" + (relative if len(relative) <= 80 else "…" + relative[-79:])
 
 
 def lookup_optimizer(name: str, load: bool = True) -> OptimizerDef | None:

@@ -4,8 +4,8 @@ and the result (``RunResult``). Every other layer imports these; this package im
 optbench layer but errors and metrics.
 """
 
-from optbench.spec.run import SCHEMA_VERSION, CurvePoint, RunContext, RunResult, RunSpec, digest, format_hparams
+from optbench.spec.run import SCHEMA_VERSION, CurvePoint, RunContext, RunResult, RunSpec, code_text, digest, format_hparams
 from optbench.spec.vocabulary import FINISHED, STATUSES, SUCCESS, Status
 
 __all__ = ["FINISHED", "SCHEMA_VERSION", "STATUSES", "SUCCESS", "CurvePoint", "RunContext", "RunResult", "RunSpec",
-           "Status", "digest", "format_hparams"]
+           "Status", "code_text", "digest", "format_hparams"]

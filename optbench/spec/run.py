@@ -132,6 +132,7 @@ class RunContext:
     protocol: str | None = None
     targets: tuple[tuple[str, Target], ...] = ()  # (task, goal) pairs
     git_commit: str | None = None
+    command: str | None = None  # the invocation that asked for it: ``optbench run --opt adam --seeds 4``
 
     def target_for(self, task: str) -> Target | None:
         return dict(self.targets).get(task)
@@ -157,8 +158,11 @@ class RunResult:
     stage: str | None = None
     # The time-to-target goal it was measured against, {"metric": "loss", "value": 0.5} (optbench.spec.targets).
     target: dict[str, Any] | None = None
-    # The campaign it belonged to: --name, the suite file's stem, or the time the campaign started.
+    # The campaign it belonged to: --name, the suite's name or file stem, or a name derived from what
+    # the invocation asked for (optbench.config.experiment), so a resumed command continues it.
     experiment: str | None = None
+    # The invocation that ran it, as typed (``optbench run --task mlp --opt adam --seeds 4``).
+    command: str | None = None
     # The named protocol preset it ran under (optbench.config.presets), e.g. "deepobs"; None otherwise.
     protocol: str | None = None
     # The display label (optbench.optim.registry.spec_label), set by the engine: stored so that
@@ -166,10 +170,10 @@ class RunResult:
     label: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON document; ``stage``, ``target``, ``experiment`` and ``protocol`` appear only when set. The
+        """The JSON document; ``stage``, ``target``, ``experiment``, ``protocol`` and ``command`` appear only when set. The
         display ``label`` is stored at write time, so reading records never imports plugin code."""
         extra = {k: v for k, v in (("stage", self.stage), ("target", self.target), ("experiment", self.experiment),
-                                      ("protocol", self.protocol)) if v is not None}
+                                      ("protocol", self.protocol), ("command", self.command)) if v is not None}
         return _finite_or_null({
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -200,6 +204,25 @@ def format_hparams(hparams: Mapping[str, Any]) -> str:
         return f"{v:g}" if isinstance(v, float) else str(v)
 
     return ",".join(f"{k}={fmt(v)}" for k, v in sorted(hparams.items()))
+
+
+def code_text(code: Mapping[str, str]) -> str:
+    """A spec's code version, as short as a table cell must be ('' for built-in code): ``optimizer
+    3f2a9c1b`` for each part (a digest's first 8 hex digits, or a version); a plugin with local
+    modules (``optimizer:helper.py``, ...) as ``optimizer+2 77d0e4a1``: its file and 2 modules, one
+    digest over all three that changes when any of them does (check's note names the files)."""
+    parts: dict[str, dict[str, str]] = {}
+    for key, value in code.items():
+        parts.setdefault(key.partition(":")[0], {})[key] = value
+    texts = []
+    for part, entries in sorted(parts.items()):
+        if list(entries) == [part]:
+            value = entries[part]
+            texts.append(f"{part} {value.removeprefix('sha256:')[:8] if value.startswith('sha256:') else value}")
+        else:
+            combined = hashlib.sha256("\n".join(f"{k}={v}" for k, v in sorted(entries.items())).encode()).hexdigest()
+            texts.append(f"{part}+{len(entries) - 1} {combined[:8]}")
+    return ", ".join(texts)
 
 
 def _finite_or_null(obj: Any) -> Any:

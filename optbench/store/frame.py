@@ -19,17 +19,12 @@ from typing import Any
 import pandas as pd
 
 from optbench.optim.registry import spec_label
-from optbench.spec import RunSpec, format_hparams
+from optbench.spec import RunSpec, code_text, format_hparams
 
 # A cell is its cell key (optbench.spec.identity.cell_key: the spec but the seed, code version,
 # engine and implementation included); the other columns are its display, constant within a cell.
 CELL_KEY = "cell_hash"
 CELL_COLUMNS = [CELL_KEY, "task", "dataset", "label", "hparams", "epochs", "batch_size", "device", "training", "code"]
-
-
-def code_text(code: dict[str, str]) -> str:
-    """``optimizer 3f2a9c1b``: a cell's code version, short ('' for built-in code)."""
-    return ",".join(f"{k} {v.removeprefix('sha256:')[:8]}" for k, v in sorted(code.items()))
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
