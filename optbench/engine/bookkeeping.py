@@ -37,6 +37,7 @@ def finish(result: RunResult, context: RunContext) -> RunResult:
     work unit final and the driver only saves it."""
     result.label = spec_label(result.spec)
     result.stage, result.experiment, result.protocol = context.stage, context.experiment, context.protocol
+    result.command = context.command
     result.environment = {**result.environment, "git_commit": context.git_commit}
     target = context.target_for(result.spec.task)
     if target is not None and result.spec.training.split == "test":

@@ -62,6 +62,7 @@ class Campaign:
     # The named preset the suite follows (optbench.config.presets), stored in every record; it
     # implies ``select`` and says whether the --select protocol has a default stage.
     protocol: str | None = None
+    command: str | None = None  # the invocation, stored in every record (``optbench list-runs`` shows it)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
     ensure_writable(campaign.results_dir)
     outcome = CampaignOutcome()
     context = RunContext(experiment=campaign.experiment, protocol=campaign.protocol,
-                         targets=tuple(campaign.targets.items()), git_commit=git_commit())
+                         targets=tuple(campaign.targets.items()), git_commit=git_commit(), command=campaign.command)
     preset = get_preset(campaign.protocol) if campaign.protocol else None
     select = campaign.select or preset is not None
     protocol = Protocol.from_specs(campaign.specs, preset.default_stage if preset else True) if select else None

@@ -1,8 +1,9 @@
 """Experiments: which invocation or suite each stored run belonged to, and choosing among them.
 
-Every record carries ``experiment`` (``optbench run --name``, the suite's name or file stem, or
-``run-<local date-time>``); records written before that field existed count as one experiment
-named ``unnamed``. ``optbench report`` keeps experiments apart (one section each) and selects them
+Every record carries ``experiment`` (``optbench run --name``, the suite's name or file stem, or a
+name derived from what the invocation asked for, ``optbench.config.experiment``; records of older
+versions may say ``run-<local date-time>``); records written before that field existed count as
+one experiment named ``unnamed``. ``optbench report`` keeps experiments apart (one section each) and selects them
 with ``--name`` / ``--latest``; ``optbench list-runs`` lists them (``summaries``).
 
 Pure functions of record dicts: no pandas, no torch, no printing.
@@ -72,6 +73,7 @@ class Summary:
     optimizers: list[str]
     stages: list[str]
     targets: list[str]
+    command: str | None = None  # the newest record's invocation (None for records made before it was stored)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,5 +98,6 @@ def summaries(groups: dict[str, list[dict[str, Any]]]) -> list[Summary]:
             optimizers=sorted({r["spec"]["optimizer"] for r in recs}),
             stages=sorted({r["stage"] for r in recs if r.get("stage")}),
             targets=sorted(targets),
+            command=max(recs, key=lambda r: r["finished_at"]).get("command"),
         ))
     return out

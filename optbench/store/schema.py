@@ -31,6 +31,7 @@ Number = Finite  # a whole number is accepted as a float; the stored document ke
 RESERVED = frozenset({
     "schema_version", "run_id", "spec", "spec_hash", "cell_hash", "status", "error", "metric_name", "metrics",
     "optimizer_impl", "curve", "environment", "started_at", "finished_at", "stage", "target", "experiment", "protocol",
+    "command",
     "task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device", "impl", "training", "code",
     "path", "label", "split",
 })
@@ -125,6 +126,7 @@ class RunRecord(BaseModel):
     label: Annotated[str, Field(strict=True, max_length=1000)] | None = None
     experiment: Annotated[str, Field(strict=True, max_length=200)] | None = None
     protocol: Annotated[str, Field(strict=True, min_length=1, max_length=100)] | None = None  # a preset's name
+    command: Annotated[str, Field(strict=True, max_length=2000)] | None = None  # the invocation, as typed
 
     _check_times = field_validator("started_at", "finished_at")(_timestamp)
 
