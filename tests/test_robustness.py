@@ -60,6 +60,8 @@ def test_signal_keeps_finished_runs_and_discards_the_one_in_progress(tmp_path, c
         final = assert_store_intact(runs)
         assert sorted(r["spec"]["optimizer"] for r in final) == ["adam", "momentum", "rmsprop", "sgd"]
         assert len({r["spec_hash"] for r in final}) == 4
+        # ... and continues its experiment: one section in the report, not two
+        assert len({r["experiment"] for r in final}) == 1, {r["experiment"] for r in final}
 
 
 def test_force_reruns_finished_specs_without_overwriting(cli):

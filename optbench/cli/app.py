@@ -228,16 +228,19 @@ def run(
     from optbench.cli.console import LiveProgress, QuietProgress, results_table, selection_table
     from optbench.execution import make_executor
     from optbench.execution.driver import Campaign, run_campaign
-    from optbench.config.suite import SuiteConfig, build_specs, experiment_name, load_suite, read_config, targets_for
+    from optbench.config.experiment import command_line, experiment_name
+    from optbench.config.suite import SuiteConfig, build_specs, load_suite, read_config, targets_for
     from optbench.store.records import RUNS, load_records
 
     overrides = {key: value for key, value in given.items() if key in SuiteConfig.model_fields}
     overrides.update(tasks=split_list(tasks), optimizers=split_list(optimizers, split_optimizers=True))
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
-    campaign = Campaign(build_specs(suite), results_dir, data_dir, force=force, select=suite.select,
-                        targets=targets_for(suite), experiment=experiment_name(suite, config),
-                        engine=suite.engine, protocol=suite.protocol)
+    specs = build_specs(suite)
+    campaign = Campaign(specs, results_dir, data_dir, force=force, select=suite.select, targets=targets_for(suite),
+                        experiment=experiment_name(suite.name, config, specs, suite.protocol, suite.select),
+                        engine=suite.engine, protocol=suite.protocol,
+                        command=command_line(_state["argv"]) if "argv" in _state else None)
 
     err = Console(stderr=True)
     out = err if json_out else _stdout_console()
@@ -514,4 +517,5 @@ def check(
 
 
 def main() -> None:
+    _state["argv"] = sys.argv[1:]  # the invocation as typed, stored in every record `run` writes
     app()

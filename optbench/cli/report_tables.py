@@ -113,20 +113,23 @@ def report_tables(table: GroupTable, width: int | None = None) -> list[Renderabl
 
 
 def experiments_table(summaries: list[Summary], width: int | None, results_dirs: list) -> Table:
-    """``optbench list-runs``: one row per experiment, oldest first; tasks and stages one per line,
-    the rest wraps between words."""
+    """``optbench list-runs``: one row per experiment, oldest first: its name, its last activity
+    (the newest record's finish), its records by status, what ran (the command, for records that
+    store it; else tasks and optimizers) and its ``--select`` stages; text wraps between words."""
     where = ", ".join(str(d) for d in results_dirs)
     table = Table(title=f"experiments in {where}", title_justify="left")
-    table.add_column("experiment", overflow="fold", ratio=3, min_width=10)
-    table.add_column("started (UTC)", no_wrap=True, min_width=10)
+    table.add_column("experiment", overflow="fold", ratio=3, min_width=18)
+    table.add_column("last run (UTC)", no_wrap=True, min_width=10)
     table.add_column("records", min_width=9)
-    table.add_column("tasks", overflow="fold", ratio=4)
-    table.add_column("optimizers", overflow="fold", ratio=3)
-    table.add_column("stages", overflow="fold", min_width=7)
+    table.add_column("what ran", overflow="fold", ratio=6)
+    staged = any(s.stages for s in summaries)
+    if staged:
+        table.add_column("stages", overflow="fold", min_width=7)
     for s in summaries:
-        date, _, time = s.started.partition("T")
+        date, _, time = s.finished.partition("T")
         counts = "\n".join(f"{n} {status}" for status, n in s.statuses.items())
-        table.add_row(escape(s.name), f"{date}\n{time[:5]}", f"{s.records}: {counts}" if len(s.statuses) == 1
-                      else f"{s.records}\n{counts}", escape("\n".join(s.tasks)),
-                      escape(", ".join(s.optimizers)), escape("\n".join(s.stages) or "-"))
+        ran = s.command or "\n".join([*s.tasks, ", ".join(s.optimizers)])
+        cells = [escape(s.name), f"{date}\n{time[:5]}",
+                 f"{s.records}: {counts}" if len(s.statuses) == 1 else f"{s.records}\n{counts}", escape(ran)]
+        table.add_row(*cells, *([escape("\n".join(s.stages) or "-")] if staged else []))
     return table

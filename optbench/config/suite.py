@@ -29,7 +29,6 @@ Fair comparisons (optbench.spec.training, optbench.config.sweep, optbench.execut
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -311,12 +310,3 @@ def targets_for(suite: SuiteConfig) -> dict[str, Target]:
             task = task_info(entry.name)
             targets[task.name] = parse_target(text, task.metric_name, task.name)
     return targets
-
-
-def experiment_name(suite: SuiteConfig, config: Path | None) -> str:
-    """The suite's experiment: its ``name``, else the suite file's stem, else the local start time."""
-    if suite.name:
-        return suite.name
-    if config is not None:
-        return Path(config).stem
-    return datetime.now().strftime("run-%Y%m%d-%H%M%S")
