@@ -12,7 +12,7 @@ import pytest
 
 from optbench.check.baseline import save_baseline
 from optbench.optim.hparams import default_hparams
-from optbench.optim.registry import REFERENCE, REGISTRY
+from optbench.optim.registry import REFERENCE, REGISTRY, spec_label
 from optbench.spec import CurvePoint, RunResult, RunSpec
 from optbench.spec.training import TrainingOptions
 from optbench.store.records import save_result
@@ -46,7 +46,8 @@ def stored_run(results: Path, task: str, optimizer: str, seed: int, value: float
                f"{prefix}_loss": 0.4, f"{prefix}_{metric}": value}
     save_result(RunResult(spec, "ok", metrics, curve, ENVIRONMENT, "2026-01-01T00:00:00+00:00",
                           "2026-01-01T00:00:02+00:00", f"{abs(hash((task, optimizer, seed, split, str(hparams)))):012x}"[:12],
-                          metric_name=metric, stage=stage, target={"metric": "loss", "value": 0.5}), results)
+                          metric_name=metric, stage=stage, target={"metric": "loss", "value": 0.5},
+                          label=spec_label(spec)), results)  # the label a run stores (engine.bookkeeping.finish)
 
 
 @pytest.fixture(scope="module")

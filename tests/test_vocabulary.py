@@ -18,7 +18,7 @@ from optbench.engine import ENGINE_CLASSES
 from optbench.optim.registry import spec_label
 from optbench.report.aggregate import cell_stats
 from optbench.spec import RunSpec, vocabulary
-from optbench.spec.identity import cell_key, group_key, sweep_key
+from optbench.spec.identity import cell_key, code_free_key, group_key, sweep_key
 from optbench.spec.training import TrainingOptions
 from optbench.store.frame import records_frame
 from optbench.store.schema import RunRecord, SpecModel, TrainingModel, why_invalid
@@ -67,6 +67,8 @@ def test_every_identity_holds_the_fields_it_should(field: str) -> None:
     other = dataclasses.replace(BASE, **VARIANTS[field])
     assert other.spec_hash() != BASE.spec_hash()
     assert (cell_key(other) == cell_key(BASE)) == (field == "seed")
+    # One cell across edits of its code: what check matches a baseline cell by.
+    assert (code_free_key(other) == code_free_key(BASE)) == (field in ("seed", "code"))
     # A work unit shares everything but seeds and hyperparameter values.
     assert (group_key(other) == group_key(BASE)) == (field in ("seed", "hparams"))
     # A sweep's candidates share everything but seeds, hyperparameters and the split.

@@ -19,7 +19,9 @@ tolerance, ``optbench.metrics``), for the cell's task (``sampled_metrics``: ``tr
 ``step_cost``, ``final_train_loss``, ``test_loss`` and ``test_rmse`` or ``test_accuracy`` today).
 Samples are rounded to 6 significant digits; a diverged or failed run keeps its status and null metrics.
 When a results directory holds several records of one cell and seed, the newest finished one counts
-(``optbench.store.records.newest_per_spec``).
+(``optbench.store.records.newest_per_spec``). When it holds several code versions of one cell (a
+plugin edited between runs into the same folder), only the current code counts (``current_code``):
+``baseline save``, ``baseline update`` and ``check`` all judge the code as it is now.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from optbench.files import Refused, parse_json, read_regular, write_atomic
 from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
 from optbench.metrics import checked_metrics, held_out
 from optbench.spec import RunSpec
-from optbench.spec.identity import cell_key_of
+from optbench.spec.identity import cell_key_of, code_free_key, code_free_key_of
 from optbench.spec.vocabulary import Engine, Impl, Status
 from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
-from optbench.optim.registry import spec_label
+# the digest optbench run pins a plugin's files with (``code_version``): check hashes them the same way
+from optbench.optim.registry import file_digest, spec_label
 from optbench.tasks.catalog import FALLBACK_METRIC, TASKS, reported_metrics
 
 BASELINE_SCHEMA_VERSION = 1
@@ -131,6 +134,12 @@ class Cell(BaseModel):
         return (self.task, self.dataset, self.label, self.device)
 
     @property
+    def code_free_key(self) -> str:
+        """The cell's identity but its code version (``optbench.spec.identity.code_free_key``): one
+        cell of an optimizer across edits of its code."""
+        return code_free_key(RunSpec.from_dict({**self.spec_fields(), "seed": 0}))
+
+    @property
     def name(self) -> str:
         """``task/label``: what a ``--cell`` or ``--tol ...@`` glob is matched against."""
         return f"{self.task}/{self.label}"
@@ -195,13 +204,84 @@ def _measured_main_metric(recs: list[dict[str, Any]]) -> str:
     return next((name for r in recs for name in mains if held_out(name).name in r["metrics"]), FALLBACK_METRIC)
 
 
-def load_cells(results_dir: Path) -> tuple[list[Cell], list[Problem]]:
-    """The cells of every valid record under ``<results_dir>/runs``; UserError when there is none."""
+def current_code(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The records of each cell's current code version, and per cell (by code-free key) how many runs
+    of other code versions were left out.
+
+    Records of one cell but for the code version (``optbench.spec.identity.code_free_key``) are
+    grouped by version (``cell_hash``). The current version is the one a plugin's files here hash to
+    (``code_on_disk``), where the folder holds runs of it: an edit undone exactly is a run that
+    ``optbench run`` skips, as it finished before. Else it is the version whose newest record finished
+    last, so after an edit, a run into the same results folder is what ``check`` judges. Runs are
+    counted one per spec (``newest_per_spec``), so a ``--force`` re-run counts once."""
+    records = newest_per_spec(records)
+    versions: dict[str, dict[str, dict[str, Any]]] = {}  # code-free key -> cell key -> its newest record
+    for rec in records:
+        newest = versions.setdefault(code_free_key_of(rec), {})
+        cell = cell_key_of(rec)
+        if cell not in newest or _finished(rec) > _finished(newest[cell]):
+            newest[cell] = rec
+    chosen = {}
+    for free, cells in versions.items():
+        here = [c for c, rec in cells.items() if len(cells) > 1
+                and code_on_disk(rec["spec"]["optimizer"], rec["spec"].get("code") or {})]
+        chosen[free] = here[0] if here else max(cells, key=lambda c: _finished(cells[c]))
+    kept, other = [], {}
+    for rec in records:
+        free = code_free_key_of(rec)
+        if cell_key_of(rec) == chosen[free]:
+            kept.append(rec)
+        else:
+            other[free] = other.get(free, 0) + 1
+    return kept, other
+
+
+def _finished(record: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(record["finished_at"])
+
+
+def code_on_disk(optimizer: str, code: dict[str, str]) -> bool:
+    """Whether a plugin file's code version ``code`` (``optbench.optim.registry.code_version``) is what
+    its files here hash to: ``optimizer`` is ``path/to/file.py:Class`` (relative to the current
+    directory, as ``optbench run`` reads it) and each ``optimizer:helper.py`` entry a file beside it.
+    Hashed, never imported. False for anything else (built-ins, packages, files not here)."""
+    plugin = Path(optimizer.partition(":")[0])
+    if plugin.suffix != ".py" or "optimizer" not in code or not plugin.is_file():
+        return False
+    paths = {key: plugin if key == "optimizer" else plugin.parent / key.removeprefix("optimizer:")
+             for key in code if key.partition(":")[0] == "optimizer"}
+    try:
+        return all(path.is_file() and file_digest(path.resolve()) == code[key] for key, path in paths.items())
+    except OSError:
+        return False
+
+
+@dataclass
+class Current:
+    """The current results as ``check`` and the baseline commands see them: the cells of each cell's
+    current code version (``current_code``), the files that were skipped, and per code-free key how
+    many runs of other code versions were left out."""
+
+    cells: list[Cell]
+    problems: list[Problem]
+    other_runs: dict[str, int] = field(default_factory=dict)
+
+
+def load_current(results_dir: Path) -> Current:
+    """The current code's cells of every valid record under ``<results_dir>/runs``; UserError when
+    there is none."""
     records, problems = load_records([results_dir])
     if not records:
         raise UserError(f"no run records under {Path(results_dir) / RUNS}; run a suite first "
                         f"(optbench run --config FILE --results-dir {results_dir})")
-    return cells_from_records(records), problems
+    kept, other = current_code(records)
+    return Current(cells_from_records(kept), problems, other)
+
+
+def load_cells(results_dir: Path) -> tuple[list[Cell], list[Problem]]:
+    """``load_current``'s cells and skipped files."""
+    current = load_current(results_dir)
+    return current.cells, current.problems
 
 
 def make_baseline(cells: list[Cell]) -> Baseline:
@@ -269,8 +349,9 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
                     prune: bool = False) -> tuple[Baseline, Update]:
     """Replace the baseline's cells with the current ones (those matching ``globs``, or all).
 
-    A current cell replaces every baseline cell with its key (task, dataset, label, device) or hash, so
-    a changed spec becomes comparable again. With ``prune``, selected baseline cells absent from the
+    A current cell replaces every baseline cell with its key (task, dataset, label, device), its hash or
+    its code-free key, so a changed spec becomes comparable again and a new code version takes the
+    place of the old one. With ``prune``, selected baseline cells absent from the
     current results are dropped; otherwise they stay.
     """
     def selected(cell: Cell) -> bool:
@@ -281,13 +362,16 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
         if not any(c.matches(glob) for c in chosen) and not (prune and any(c.matches(glob) for c in baseline.cells)):
             names = sorted({c.name for c in current})
             raise UserError(f"--cell {glob} matches no cell in the current results; cells: {', '.join(names)}")
-    chosen_ids = {c.key for c in chosen} | {c.cell_hash for c in chosen}
-    old_ids = {c.key for c in baseline.cells} | {c.cell_hash for c in baseline.cells}
+    def ids(cell: Cell) -> set[Any]:
+        return {cell.key, cell.cell_hash, cell.code_free_key}
+
+    chosen_ids = set().union(*map(ids, chosen))
+    old_ids = set().union(*map(ids, baseline.cells))
     update = Update()
     cells = []
     for cell in baseline.cells:
         cell = cell.model_copy(update={"environment": baseline.cell_environment(cell)})
-        if cell.key in chosen_ids or cell.cell_hash in chosen_ids:
+        if ids(cell) & chosen_ids:
             continue  # replaced by the current cell below
         if prune and selected(cell):
             update.removed.append(cell.name)
@@ -295,7 +379,7 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
             cells.append(cell)
             update.kept += 1
     for cell in chosen:
-        (update.replaced if cell.key in old_ids or cell.cell_hash in old_ids else update.added).append(cell.name)
+        (update.replaced if ids(cell) & old_ids else update.added).append(cell.name)
     return make_baseline(cells + chosen), update
 
 

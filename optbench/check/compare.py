@@ -1,8 +1,13 @@
 """Compare current results with a baseline: one verdict per cell and metric. Pure: no rendering.
 
-Pairing: a current cell and a baseline cell with the same ``cell_hash`` are compared. A baseline cell
-whose key (task, dataset, label, device) is found only under another hash (other epochs, batch size
-or hyperparameters) is "not comparable", never passed or failed. The rest of the baseline is
+Pairing: a current cell and a baseline cell with the same ``cell_hash`` are compared. So are two
+that differ only in the code version (``Cell.code_free_key``: a plugin's or a task's code was
+edited), with a "code" row naming the files that changed: the code under test is exactly what check
+is for. The current results hold one code version per cell (``check_results`` reads them with
+``optbench.check.baseline.load_current``: the version a plugin's files here hash to, else the newest
+by finish time); the code row also says how many runs of other code were left out. A baseline
+cell whose key (task, dataset, label, device) is found only under another spec (other epochs, batch
+size or hyperparameters) is "not comparable", never passed or failed. The rest of the baseline is
 "missing" (a failure under ``strict``, else a warning) and the rest of the current results "new".
 
 Deciding, per compared cell:
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from optbench.spec import code_text
-from optbench.check.baseline import Baseline, Cell, load_cells, read_baseline, sampled_metrics
+from optbench.check.baseline import Baseline, Cell, load_current, read_baseline, sampled_metrics
 from optbench.check.runtime import fingerprint_change, runtime_verdict, slowdown
 from optbench.check.tolerance import Tolerance, Tolerances
 from optbench.metrics import metric as registry_metric
@@ -163,56 +168,59 @@ def check_results(baseline_path: Path, results_dir: Path, tolerances: Tolerances
     ``confirm`` is 0 or no ``remeasure`` is given).
     """
     baseline = read_baseline(baseline_path)
-    current, problems = load_cells(results_dir)
-    comparison = compare_confirmed(baseline, current, tolerances, strict, exact, confirm, remeasure)
-    comparison.baseline_path, comparison.results_dir, comparison.problems = str(baseline_path), str(results_dir), problems
+    current = load_current(results_dir)
+    comparison = compare_confirmed(baseline, current.cells, tolerances, strict, exact, confirm, remeasure,
+                                   current.other_runs)
+    comparison.baseline_path, comparison.results_dir = str(baseline_path), str(results_dir)
+    comparison.problems = current.problems
     return comparison
 
 
 def compare_confirmed(baseline: Baseline, current: list[Cell], tolerances: Tolerances, strict: bool = False,
-                      exact: bool = False, confirm: int = CONFIRM_ROUNDS, remeasure: Remeasure | None = None) -> Comparison:
+                      exact: bool = False, confirm: int = CONFIRM_ROUNDS, remeasure: Remeasure | None = None,
+                      other_runs: dict[str, int] | None = None) -> Comparison:
     """``compare``, then again with re-measured samples when some cell would fail on runtime."""
-    comparison = compare(baseline, current, tolerances, strict, exact)
+    comparison = compare(baseline, current, tolerances, strict, exact, other_runs=other_runs)
     if comparison.suspects and confirm > 0 and remeasure is not None:
-        comparison = compare(baseline, current, tolerances, strict, exact, remeasure(comparison.suspects, confirm))
+        comparison = compare(baseline, current, tolerances, strict, exact, remeasure(comparison.suspects, confirm),
+                             other_runs)
     return comparison
 
 
 def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, strict: bool = False,
-            exact: bool = False, remeasured: Remeasured | None = None) -> Comparison:
+            exact: bool = False, remeasured: Remeasured | None = None,
+            other_runs: dict[str, int] | None = None) -> Comparison:
     """Every verdict, regressions first (fail, warn, not comparable, missing, new, pass).
-    ``remeasured`` adds samples of the current code to runtime metrics."""
+
+    ``current`` holds one code version per cell (``optbench.check.baseline.current_code``);
+    ``other_runs`` counts, per code-free key, the runs of other code left out of it (said in the
+    cell's code row, or in a note). ``remeasured`` adds samples of the current code to runtime metrics."""
+    other_runs = other_runs or {}
     rows: list[Row] = []
     unmatched = {c.cell_hash: c for c in current}
-    compared = 0
-    suspects: list[Cell] = []
-    unchecked: dict[str, int] = {}  # environment change -> cells whose exact reproduction it prevents
-    for base in baseline.cells:
+    pairs: list[tuple[Cell, Cell]] = []
+    unpaired: list[Cell] = []
+    for base in baseline.cells:  # the same spec first, so a baseline cell of other code never takes its place
         cur = unmatched.pop(base.cell_hash, None)
         if cur is not None:
-            compared += 1
-            cell_rows = compare_cell(base, baseline.cell_environment(base), cur, tolerances, exact,
-                                     (remeasured or {}).get(cur.cell_hash, {}))
-            if exact and cur.device == "cpu" and (change := fingerprint_change(baseline.cell_environment(base), cur.environment or {}, EXACT_KEYS)):
-                unchecked[change] = unchecked.get(change, 0) + 1
-            if any(r.suspect for r in cell_rows):
-                suspects.append(cur)
-            rows += cell_rows
+            pairs.append((base, cur))
+        else:
+            unpaired.append(base)
+    compared_keys = {base.code_free_key for base, _ in pairs}
+    superseded = 0  # baseline cells of another code version beside the one compared
+    notes: list[str] = []
+    for base in unpaired:
+        cur = next((c for c in unmatched.values() if c.code_free_key == base.code_free_key and c.code != base.code), None)
+        if cur is not None:
+            # The code under test changed (a plugin's source, a task's version): exactly what check is for.
+            del unmatched[cur.cell_hash]
+            pairs.append((base, cur))
+            compared_keys.add(base.code_free_key)
+            continue
+        if base.code_free_key in compared_keys:
+            superseded += 1
             continue
         moved = next((c for c in unmatched.values() if c.key == base.key), None)
-        if moved is not None and _only_code_changed(base, moved):
-            # The code under test changed (a plugin's source, a task's version): exactly what check
-            # is for. Compare, and say so in the table.
-            del unmatched[moved.cell_hash]
-            compared += 1
-            rows.append(_row(base, "code", "warn", baseline=_code_text(base), current=_code_text(moved),
-                             note=_code_change(base, moved)))
-            cell_rows = compare_cell(base, baseline.cell_environment(base), moved, tolerances, False,
-                                     (remeasured or {}).get(moved.cell_hash, {}))
-            if any(r.suspect for r in cell_rows):
-                suspects.append(moved)
-            rows += cell_rows
-            continue
         if moved is not None:
             del unmatched[moved.cell_hash]
             rows.append(_row(base, "spec", "not comparable", baseline=_spec_text(base), current=_spec_text(moved),
@@ -221,13 +229,40 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
             rows.append(_row(base, "cell", "fail" if strict else "missing", baseline=f"{len(base.runs)} run(s)",
                              current="-", n_baseline=len(base.runs),
                              note="not in the current results" + (" (--strict)" if strict else "")))
+    suspects: list[Cell] = []
+    unchecked: dict[str, int] = {}  # environment change -> cells whose exact reproduction it prevents
+    for base, cur in pairs:
+        base_env = baseline.cell_environment(base)
+        other = other_runs.get(cur.code_free_key, 0)
+        code_changed = base.code != cur.code
+        if code_changed:
+            rows.append(_row(cur, "code", "warn", baseline=_code_text(base), current=_code_text(cur),
+                             note=_code_change(base, cur) + (f"; current code judged, {_other_text(other)}" if other else "")))
+        elif other:
+            notes.append(f"{cur.name} ({cur.device}): its current code is the baseline's; {_other_text(other)}")
+        same_code_exact = exact and not code_changed
+        cell_rows = compare_cell(base, base_env, cur, tolerances, same_code_exact, (remeasured or {}).get(cur.cell_hash, {}))
+        change = fingerprint_change(base_env, cur.environment or {}, EXACT_KEYS)
+        if same_code_exact and cur.device == "cpu" and change:
+            unchecked[change] = unchecked.get(change, 0) + 1
+        if any(r.suspect for r in cell_rows):
+            suspects.append(cur)
+        rows += cell_rows
     for cur in unmatched.values():
+        other = other_runs.get(cur.code_free_key, 0)
         rows.append(_row(cur, "cell", "new", baseline="-", current=f"{len(cur.runs)} run(s)", n_current=len(cur.runs),
-                         note="not in the baseline"))
+                         note="not in the baseline" + (f"; {_other_text(other)}" if other else "")))
     rows.sort(key=lambda r: VERDICTS.index(r.verdict))
-    notes = [f"exact reproduction not checked for {n} cell(s): another environment ({change}); the tolerances decided"
-             for change, n in unchecked.items()]
-    return Comparison(rows, compared, strict, suspects=suspects, notes=notes)
+    notes += [f"exact reproduction not checked for {n} cell(s): another environment ({change}); the tolerances decided"
+              for change, n in unchecked.items()]
+    if superseded:
+        notes.append(f"the baseline holds {superseded} cell(s) of other code beside the code compared; "
+                     "optbench baseline update replaces them")
+    return Comparison(rows, len(pairs), strict, suspects=suspects, notes=notes)
+
+
+def _other_text(n: int) -> str:
+    return f"{n} run(s) of other code left out"
 
 
 def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: Tolerances, exact: bool = False,
@@ -358,11 +393,6 @@ def _row(cell: Cell, metric: str, verdict: Verdict, **fields: Any) -> Row:
 
 def _spec_text(cell: Cell) -> str:
     return f"epochs={cell.epochs}, batch_size={cell.batch_size}"
-
-
-def _only_code_changed(base: Cell, cur: Cell) -> bool:
-    old, new = base.spec_fields(), cur.spec_fields()
-    return old["code"] != new["code"] and all(old[k] == new[k] for k in old if k != "code")
 
 
 def _code_text(cell: Cell) -> str:

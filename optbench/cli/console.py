@@ -135,7 +135,7 @@ def results_table(results: list[RunResult], width: int | None = None) -> list[Ta
     rows = []
     for r in results:
         m = r.metrics
-        row = [escape(r.spec.task), escape(r.spec.dataset), escape(spec_label(r.spec)), str(r.spec.seed),
+        row = [escape(r.spec.task), escape(r.spec.dataset), escape(r.label or spec_label(r.spec)), str(r.spec.seed),
                *([escape(r.stage or "-")] if staged else []),
                _fmt(m, "train_seconds"), _fmt(m, "final_train_loss")]
         row += [_with_beside(m, main) for main in mains]

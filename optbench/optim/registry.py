@@ -233,7 +233,7 @@ def code_version(name: str) -> dict[str, str]:
     if source is None:
         return {}
     try:
-        code = {"optimizer": _file_digest(source)}
+        code = {"optimizer": file_digest(source)}
     except OSError:
         return {}
     local = plugins.local_code(name)
@@ -241,7 +241,7 @@ def code_version(name: str) -> dict[str, str]:
         path = local.root / relative
         with contextlib.suppress(OSError):  # a file deleted since it was imported pins nothing
             if path != source and path.stat().st_size:
-                code[_code_key(relative)] = _file_digest(path)
+                code[_code_key(relative)] = file_digest(path)
     return code
 
 
@@ -255,7 +255,8 @@ def _source_file(cls: type) -> Path | None:
     return Path(source).resolve() if source and Path(source).is_file() else None
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """``sha256:<first 16 hex digits>`` of a file: how a plugin's code entries pin its files."""
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 

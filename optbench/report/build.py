@@ -25,7 +25,7 @@ import pandas as pd
 from optbench.report import drawing
 from optbench.report import experiments as exps
 from optbench.report.colours import colour_map
-from optbench.report.naming import PROFILE_STEM, budget_text, chart_prefix, chart_stems, series_names, slug
+from optbench.report.naming import PROFILE_STEM, budget_text, chart_prefix, chart_stems, series_names, slug, stored_label
 from optbench.report.tables import (GroupTable, Section, fair_tables, group_tables, sweeps_by_group,
                                     validation_metric)
 
@@ -42,7 +42,6 @@ from optbench.spec import format_hparams
 from optbench.store.frame import CELL_COLUMNS, records_frame
 from optbench.spec import STATUSES, RunSpec
 from optbench.store.records import RUNS, Problem, load_records
-from optbench.optim.registry import spec_label
 
 REPORT_DIR = "report"
 
@@ -384,7 +383,7 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
                 entry = {"experiment": section.experiment, "task": task, "dataset": dataset, "budget": budget,
                          "optimizer": c.optimizer, "name": name, "swept": " ".join(c.swept()),
                          "candidates": len(c.candidates), "finished": c.finished,
-                         "chosen": spec_label(c.best.spec) if c.best else None,
+                         "chosen": stored_label(c.best.spec, section.runs) if c.best else None,
                          "validation_metric": val.name, "validation_value": c.best.value if c.best else None,
                          "test_metric": main.name}
                 for side in ("default", "tuned"):

@@ -7,6 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from optbench.optim.registry import spec_label
+from optbench.spec import RunSpec
+
 VARIANT_COLUMNS = [("epochs", "{} ep"), ("batch_size", "bs {}"), ("device", "{}"), ("training", "{}"), ("code", "code {}")]
 
 
@@ -27,6 +30,17 @@ def series_names(cells: pd.DataFrame) -> pd.Series:
             parts = [fmt.format(cell[c]) for c, fmt in VARIANT_COLUMNS if c in vary and cell[c] != ""]
             names[i] = " · ".join([cell["label"], *parts])
     return names
+
+
+def stored_label(spec: RunSpec, runs: pd.DataFrame) -> str:
+    """The label the records of ``spec`` stored (``label``: computed where the optimizer's code was
+    loaded, so a plugin shows only what differs from its own defaults); ``spec_label`` for a spec
+    with no record among ``runs``. A report never imports a plugin to name it."""
+    if "spec_hash" in runs and "label" in runs:
+        stored = runs.loc[runs["spec_hash"] == spec.spec_hash(), "label"]
+        if len(stored):
+            return str(stored.iloc[0])
+    return spec_label(spec)
 
 
 def budget_text(epochs: Any, batch_size: Any, training: Any) -> str:

@@ -16,8 +16,7 @@ from optbench.report import fair
 from optbench.report import profile as perf_profile
 from optbench.report.aggregate import main_metric
 from optbench.report.naming import PROFILE_DATASET, PROFILE_STEM, PROFILE_TASK, VARIANT_COLUMNS, budget_text, \
-    chart_prefix, varying
-from optbench.optim.registry import spec_label
+    chart_prefix, stored_label, varying
 
 # Seconds to target are shown as the runtime column shows seconds.
 SECONDS = metric("train_seconds")
@@ -110,6 +109,10 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
     constant = [fmt.format(group[c].iloc[0]) for c, fmt in VARIANT_COLUMNS
                 if c not in vary and c in group and group[c].iloc[0] != ""]
     constant = [c.replace(" ep", " epochs").replace("bs ", "batch ") for c in constant]
+    # Cells that differ in code version are named by it in the first column, which a table split to
+    # fit the terminal repeats: ``myopt.py:MyAdam(lr=0.01) · code optimizer+1 3f2a9c1b``.
+    named_by_code = "code" in vary
+    vary = [c for c in vary if c != "code"]
     metrics = _columns_for(main, group)
     variant_titles = {"epochs": "epochs", "batch_size": "batch", "device": "device", "training": "training"}
     columns = ["optimizer", *(variant_titles[c] for c in vary), "n", *(_header(m) for m in metrics), "status"]
@@ -125,7 +128,8 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
     )
     first_metric = 2 + len(vary)
     for r, cell in group.iterrows():
-        row = [cell["label"], *(str(cell[c]) for c in vary), str(cell["n"])]
+        name = f"{cell['label']} · code {cell['code']}" if named_by_code and cell["code"] else cell["label"]
+        row = [name, *(str(cell[c]) for c in vary), str(cell["n"])]
         row += [format_stat(cell, m) for m in metrics]
         row.append(status_text(cell))
         table.rows.append(row)
@@ -203,7 +207,7 @@ def _tuning_table(task: str, dataset: str, sweeps: list[Choice], section: Sectio
     names = fair.sweep_names(sweeps)
     for r, row in enumerate(fair.tuning_rows(sweeps, section.cells)):
         c = row["choice"]
-        chosen = spec_label(c.best.spec) if c.best else "none finished"
+        chosen = stored_label(c.best.spec, section.runs) if c.best else "none finished"
         value = format_number(c.best.value, val) if c.best else "-"
         cells = []
         for side in (row["default"], row["tuned"]):
