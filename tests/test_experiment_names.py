@@ -1,23 +1,50 @@
 """Re-running a command continues its experiment: the default name is derived from what the
 command asks for, so a resume or a --force re-run lands in the same report section and a
-different command in another (real processes where the invocation matters)."""
+different command in another. Invocations go through ``optbench.cli.main`` with their argv, as the
+``optbench`` script does (in this process: each new process would import torch again); the
+interrupted-and-resumed case is tests/test_robustness.py's, with a real signal."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from optbench.store.records import load_records, save_record
 
 RUN = ["run", "--task", "regression", "--opt", "sgd", "--epochs", "2", "--quiet"]
 
 
-def optbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optbench", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "COLUMNS": "100"})
+@dataclass
+class Invocation:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def optbench(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Invocation]:
+    """``optbench ARGS`` in folder ``cwd``, through the script's entry point (``main``, argv and all)."""
+    from optbench.cli import main
+
+    def invoke(*args: str, cwd: Path) -> Invocation:
+        monkeypatch.chdir(cwd)
+        monkeypatch.setenv("COLUMNS", "100")
+        monkeypatch.setattr(sys, "argv", ["optbench", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return Invocation(code, out.out, out.err)
+
+    return invoke
 
 
 def experiments(results: Path) -> dict[str, list[dict]]:
@@ -29,7 +56,7 @@ def experiments(results: Path) -> dict[str, list[dict]]:
     return out
 
 
-def test_the_same_command_continues_its_experiment_and_another_starts_one(tmp_path: Path) -> None:
+def test_the_same_command_continues_its_experiment_and_another_starts_one(tmp_path: Path, optbench) -> None:
     first = optbench(*RUN, "--seeds", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     again = optbench(*RUN, "--seeds", "2", "--force", cwd=tmp_path)  # a --force re-run of the same command
@@ -58,7 +85,7 @@ def test_the_same_command_continues_its_experiment_and_another_starts_one(tmp_pa
     assert "what ran" in table.stdout and "--batch-size" in table.stdout
 
 
-def test_a_name_and_a_suite_file_still_name_the_experiment(tmp_path: Path) -> None:
+def test_a_name_and_a_suite_file_still_name_the_experiment(tmp_path: Path, optbench) -> None:
     assert optbench(*RUN, "--name", "mine", cwd=tmp_path).returncode == 0
     (tmp_path / "quick.toml").write_text('tasks = ["regression"]\noptimizers = ["adam"]\nepochs = 2\n')
     assert optbench("run", "--config", "quick.toml", "--quiet", cwd=tmp_path).returncode == 0

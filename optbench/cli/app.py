@@ -518,4 +518,7 @@ def check(
 
 def main() -> None:
     _state["argv"] = sys.argv[1:]  # the invocation as typed, stored in every record `run` writes
-    app()
+    try:
+        app()
+    finally:  # an app invoked again in this process (tests) is not this invocation
+        _state.pop("argv", None)
