@@ -53,7 +53,7 @@ FINGERPRINT_KEYS = ("cpu", "cpu_count", "torch_threads", "device_name", "torch",
                     "executor", "node")
 SIGNIFICANT_DIGITS = 6
 # A baseline cell carries its spec's fields but the seed, derived from RunSpec (a field added there
-# is a field here: tests/test_identity.py checks that Cell declares each one).
+# is a field here: tests/test_vocabulary.py checks that Cell declares each one).
 CELL_SPEC_FIELDS = tuple(name for name in RunSpec.__dataclass_fields__ if name != "seed")
 
 
