@@ -44,7 +44,7 @@ from optbench.engine.vectorized import TASKS
 from optbench.spec import RunResult, RunSpec
 from optbench.tasks import get_task
 
-# The built-in elementwise optimizers (README, Engines table), in that table's order.
+# The built-in elementwise optimizers (docs/fair-comparisons.md, Engines table), in that table's order.
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "amsgrad",
               "nadam", "radam", "adamax"]
 COLUMNS = ("epoch1", "test metric", "train loss", "curve")

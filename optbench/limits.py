@@ -1,4 +1,4 @@
-"""Every size limit optbench enforces, in one place (the README's "Limits" lists these values).
+"""Every size limit optbench enforces, in one place (docs/limits.md lists these values).
 
 A limit protects the machine from a request or a file that would otherwise exhaust memory, hang,
 or run for days by accident; each error that hits one names the limit and how to raise it.

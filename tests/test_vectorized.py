@@ -39,7 +39,7 @@ def eager_twin(s: RunSpec) -> RunSpec:
 
 # How far a vectorized run may be from its eager twin, relative, on any curve point's train and
 # test loss and the final test metric. Measured by `python benchmarks/bench_equivalence.py` (every
-# built-in elementwise optimizer at the task's default budget, seeds 0-4, 1 thread; README "Engines"):
+# built-in elementwise optimizer at the task's default budget, seeds 0-4, 1 thread; docs/fair-comparisons.md, "Engines"):
 # - regression: the parameters stay bit-identical (final test RMSE equal); only each epoch's mean
 #   train loss is summed in another order: at most 2.6e-7 over the 50 default epochs;
 # - mlp: the batched matmuls round differently and the gap grows with training: at the default 20

@@ -9,7 +9,7 @@ the engine. Nothing else about a run changes, so a preset's runs are ordinary re
 spec as the equivalent hand-written sweep (a resumed or repeated preset skips what is stored), with
 the top-level key ``protocol`` naming the preset.
 
-What wins where the user also says something (decided here, documented in the README):
+What wins where the user also says something (decided here, documented in docs/fair-comparisons.md):
 
 - ``lr`` in an optimizer entry, ``--split`` or ``--no-select``: refused with one line (the preset
   owns the grid, the splits and the selection; without ``--protocol`` the same sweep is

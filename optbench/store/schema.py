@@ -102,7 +102,7 @@ def _timestamp(value: str) -> str:
 
 
 class RunRecord(BaseModel):
-    """One stored run (see the README's "Results schema"). Unknown top-level keys are allowed
+    """One stored run (see docs/results-schema.md). Unknown top-level keys are allowed
     (a newer optbench of the same schema version may add some); every known key is checked."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
