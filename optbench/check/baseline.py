@@ -43,9 +43,8 @@ from optbench.metrics import checked_metrics, held_out
 from optbench.spec import RunSpec
 from optbench.spec.identity import cell_key_of, code_free_key, code_free_key_of
 from optbench.spec.vocabulary import Engine, Impl, Status
-from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
-# the digest optbench run pins a plugin's files with (``code_version``): check hashes them the same way
 from optbench.optim.registry import file_digest, spec_label
+from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
 from optbench.tasks.catalog import FALLBACK_METRIC, TASKS, reported_metrics
 
 BASELINE_SCHEMA_VERSION = 1
