@@ -35,3 +35,42 @@ class StoreFailed(UserError):
         self.folder = folder
         self.reason = exc.strerror or str(exc)
         super().__init__(f"cannot write to {folder} ({self.reason})")
+
+
+class ClusterLost(UserError):
+    """The cluster that runs a campaign failed (its local raylet or a node died, the connection
+    dropped, a unit kept failing for reasons of the cluster, not of the run). No record is written
+    for the runs in flight; the records written before are whole and kept (``kept``, set by the
+    driver), and running the same command again resumes. ``optbench run`` exits with ``EXIT_CODE``."""
+
+    EXIT_CODE = 75  # EX_TEMPFAIL of sysexits.h: a temporary failure, try again
+
+    def __init__(self, reason: str, in_flight: int = 0) -> None:
+        self.reason = reason
+        self.in_flight = in_flight
+        self.kept = 0
+        super().__init__(reason)
+
+
+class OutputFailed(Exception):
+    """Standard output or an output file could not be written whole (no space left, an I/O error,
+    a file too large): one line, exit ``EXIT_CODE``; a file promised whole is not left in part.
+    (A closed pipe on standard output is not this: the process ends quietly, as Unix tools do.)"""
+
+    EXIT_CODE = 73  # EX_CANTCREAT of sysexits.h: cannot create the output
+
+    def __init__(self, target: object, exc: OSError) -> None:
+        self.target = target
+        self.errno = exc.errno
+        self.reason = exc.strerror or str(exc)
+        super().__init__(f"cannot write {target} ({self.reason})")
+
+
+def write_failed(target: object, exc: OSError, fix: str = "choose a path you can write") -> Exception:
+    """The error for a failed write of ``target``: OutputFailed for a full disk or an I/O error
+    (nothing the path's choice fixes), else a UserError (a path that cannot be written: exit 2)."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EPIPE):
+        return OutputFailed(target, exc)
+    return UserError(f"cannot write {target} ({exc.strerror or exc}); {fix}")

@@ -3,12 +3,15 @@ files that someone else may have put there (regular files only, size-capped, dep
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from optbench.errors import OutputFailed
 
 
 def write_atomic(path: Path, data: bytes, replace: bool = True) -> Path:
@@ -41,6 +44,56 @@ def probe_writable(directory: Path) -> None:
     fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe-")
     os.close(fd)
     os.unlink(probe)
+
+
+class CheckedStream:
+    """A text stream (standard output) whose failed ``write`` or ``flush`` raises OutputFailed
+    naming it, so a full disk, an I/O error or a closed pipe is told apart from every other OSError
+    and reported once (``optbench.cli.app.main``); everything else is the wrapped stream's."""
+
+    def __init__(self, stream: Any, name: str = "standard output") -> None:
+        self._stream, self._name = stream, name
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputFailed(self._name, exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputFailed(self._name, exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def append_regular(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if absent) if it is a regular file: opened without
+    blocking and checked with fstat before a byte is written, so a named pipe or a device is refused
+    at once (Refused) instead of hanging or swallowing the text. A failed write raises OSError."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0), 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a pipe nobody reads; a folder
+            try:
+                kind = _kind(os.stat(path).st_mode)
+            except OSError:
+                kind = exc.strerror
+            raise Refused(f"not a regular file ({kind})") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(f"not a regular file ({_kind(st.st_mode)})")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Refused(Exception):

@@ -21,6 +21,23 @@ MAX_SEED = 2**63 - 1
 # `optbench check --confirm N` re-runs each suspect cell's seeds N more times; 3 settles a verdict.
 MAX_CONFIRM_ROUNDS = 100
 
+# --- values of a suite (flags and suite-file keys; each refused with one line naming its limit) ----
+# (--seeds is bounded by MAX_RUNS above: tasks x settings x seeds; --seed by MAX_SEED.)
+
+# Epochs per run: the from-scratch article trains 10,000; a million epochs is weeks of any task here.
+MAX_EPOCHS = 1_000_000
+# Samples per mini-batch: 2**24 is far beyond any table optbench reads (CIFAR-10 has 50,000 images).
+MAX_BATCH_SIZE = 2**24
+# Seeds per learning rate in the --select sweep (selection_seeds; DeepOBS uses 1).
+MAX_SELECTION_SEEDS = 100
+# A run's time budget: 7 days of training seconds.
+MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
+# Ray resources one run reserves.
+MAX_CPUS_PER_RUN = 1024.0
+MAX_GPUS_PER_RUN = 64.0
+# Rows of a dataset's ``rows`` option (optbench.spec.dataset), also the rows a synthetic dataset generates.
+MAX_DATASET_ROWS = 10_000_000
+
 # --- files ---------------------------------------------------------------------------------------
 
 # A run record is a few kB (10,000 epochs of curve are about 2 MB); anything larger is not one.
@@ -48,6 +65,24 @@ DOWNLOAD_STALL_VARIABLE = "OPTBENCH_DOWNLOAD_TIMEOUT"
 MIN_TABLE_ROWS = 10
 # |value| above this in a numeric column is a unit or parsing error, not data (and would overflow float32 statistics).
 MAX_ABS_VALUE = 1e12
+
+
+# --- values, outputs and clusters (helper C's section) ---------------------------------------------
+
+# A metric in a record or a baseline larger than this in size is not a measurement (a diverged loss
+# in float32 stops at 3.4e38); the bound keeps sums and means of any number of them finite.
+MAX_METRIC_VALUE = 1e100
+# A tolerance's value (10% is 10, 1.2x is 1.2, abs=0.01 is 0.01) is a finite number up to this;
+# "off" is how a check is turned off, never a huge number.
+MAX_TOLERANCE = 1e6
+# --executor ray --address HOST:PORT: connect within this many seconds or stop with one line.
+RAY_CONNECT_TIMEOUT_S = 30.0
+RAY_CONNECT_TIMEOUT_VARIABLE = "OPTBENCH_RAY_CONNECT_TIMEOUT"
+# A unit of work that fails for a reason of the cluster (not of the run) is submitted again this
+# many times at most before the campaign stops (Ray itself first retries a dead worker 3 times).
+RAY_RESUBMITS = 2
+# Starting a local Ray cluster: attempts before giving up (a busy machine can miss Ray's 30 s start-up wait).
+RAY_START_ATTEMPTS = 2
 
 
 def max_runs() -> int:
@@ -82,4 +117,19 @@ def download_stall_s() -> float:
         value = 0.0
     if not 0 < value < float("inf"):
         raise UserError(f"{DOWNLOAD_STALL_VARIABLE}={raw!r} is not a positive number of seconds; unset it or set e.g. {DOWNLOAD_STALL_VARIABLE}=120")
+    return value
+
+
+def ray_connect_timeout_s() -> float:
+    """RAY_CONNECT_TIMEOUT_S, or the positive number of seconds in $OPTBENCH_RAY_CONNECT_TIMEOUT."""
+    raw = os.environ.get(RAY_CONNECT_TIMEOUT_VARIABLE)
+    if not raw:
+        return RAY_CONNECT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise UserError(f"{RAY_CONNECT_TIMEOUT_VARIABLE}={raw!r} is not a number of seconds in (0, 3600]; "
+                        f"unset it or set e.g. {RAY_CONNECT_TIMEOUT_VARIABLE}=60")
     return value

@@ -60,3 +60,14 @@ def test_unwritable_results_dir(cli, tmp_path):
     result = cli("run", "--results-dir", str(blocker), "--epochs", "1")
     assert result.exit_code == 2 and "pass --results-dir DIR that you can write" in result.stderr
 
+
+
+def test_each_way_a_command_can_stop_has_its_own_exit_code():
+    # docs/limits.md#exit-codes: a script tells a regression (1) from a user error (2), nothing
+    # comparable (3), a failed output (73), a failed store (74) and a failed cluster (75).
+    from optbench.cli.stdout import CLOSED_PIPE_EXIT
+    from optbench.errors import ClusterLost, OutputFailed, StoreFailed
+
+    codes = [0, 1, 2, 3, OutputFailed.EXIT_CODE, StoreFailed.EXIT_CODE, ClusterLost.EXIT_CODE, CLOSED_PIPE_EXIT, 130, 143]
+    assert codes == [0, 1, 2, 3, 73, 74, 75, 141, 130, 143]
+    assert len(set(codes)) == len(codes)

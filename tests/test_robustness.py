@@ -117,3 +117,20 @@ def test_exception_inside_a_run_is_recorded_as_failed_and_the_suite_goes_on(cli,
     assert "failed" in result.stdout and "CUDA out of memory" in result.stdout
     rerun = cli.run("--opt", "boom.py:Boom", "sgd", "--epochs", "2")  # failed runs are retried on resume
     assert "skipped 1 already finished" in rerun.stdout
+
+
+def test_a_data_error_names_the_value_in_plain_words(tmp_path: Path, diamonds_dir: Path) -> None:
+    # An empty price used to be reported as np.float64(nan), a numpy repr.
+    from optbench.datasets.diamonds import load_diamonds
+    from optbench.errors import UserError
+
+    lines = (diamonds_dir / "diamonds.csv").read_text().splitlines()[:40]
+    header = lines[0].replace('"', "").split(",")
+    row = lines[4].split(",")
+    row[header.index("price")] = ""
+    lines[4] = ",".join(row)
+    (tmp_path / "diamonds.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError) as caught:
+        load_diamonds(tmp_path)
+    assert "column 'price' has a non-numeric or non-finite value nan on data row 4;" in str(caught.value)
+    assert "np." not in str(caught.value)

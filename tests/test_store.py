@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optbench.cli.app import app
+from optbench.execution.driver import Campaign, run_campaign
 from optbench.limits import MAX_RECORD_BYTES
 from optbench.optim.registry import spec_label
 from optbench.spec import RunSpec
@@ -347,3 +348,23 @@ def test_campaigns_with_work_in_flight_never_wait_on_each_other(tmp_path):
     assert all(not isinstance(o, BaseException) for o in outcomes.values()), outcomes
     records, problems = load_records([tmp_path / "results"])
     assert not problems and sorted(r["spec"]["optimizer"] for r in records) == ["adam", "sgd"]  # each counted once
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_claim_file_that_is_not_a_regular_file_is_one_line_not_a_hang(tmp_path, kind):
+    # A named pipe used to hang `optbench run` in open(); now it is refused at once, nothing run.
+    from optbench.config.suite import build_specs, load_suite
+    from optbench.errors import UserError
+
+    spec = build_specs(load_suite(None, {"epochs": 1, "optimizers": ["sgd"], "device": "cpu"}, source="test"))[0]
+    claims = tmp_path / "results" / ".claims"
+    claims.mkdir(parents=True)
+    target = claims / spec.spec_hash()
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to("/dev/zero")
+    with pytest.raises(UserError, match=rf"claim file .*{spec.spec_hash()} is (not a regular file|a symbolic link), "
+                                        "not one optbench made; remove it"):
+        run_campaign(Campaign([spec], tmp_path / "results", tmp_path / "data"))
+    assert not (tmp_path / "results" / "runs").exists() or not list((tmp_path / "results" / "runs").iterdir())

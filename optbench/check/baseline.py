@@ -34,9 +34,9 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
-from optbench.errors import UserError
+from optbench.errors import UserError, write_failed
 from optbench.files import Refused, parse_json, read_regular, write_atomic
 from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
 from optbench.metrics import checked_metrics, held_out
@@ -45,6 +45,7 @@ from optbench.spec.identity import cell_key_of, code_free_key, code_free_key_of
 from optbench.spec.vocabulary import Engine, Impl, Status
 from optbench.optim.registry import file_digest, spec_label
 from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
+from optbench.store.schema import metric_range_error
 from optbench.tasks.catalog import FALLBACK_METRIC, TASKS, reported_metrics
 
 BASELINE_SCHEMA_VERSION = 1
@@ -80,7 +81,18 @@ class SeedRun(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     seed: int
     status: Status
-    samples: dict[Annotated[str, AfterValidator(_sampled_name)], float | None] = Field(default_factory=dict)
+    # Strict: a sample is a JSON number (true, "7151" are refused, not read as 1.0 and 7151), finite,
+    # and within its metric's range (optbench.store.schema.metric_range_error), as in a run record.
+    samples: dict[Annotated[str, AfterValidator(_sampled_name)], Annotated[float, Field(strict=True, allow_inf_nan=False)] | None] = Field(default_factory=dict)
+
+    @field_validator("samples")
+    @classmethod
+    def _in_range(cls, samples: dict[str, float | None]) -> dict[str, float | None]:
+        for name, value in samples.items():
+            problem = metric_range_error(name, value)
+            if problem:
+                raise ValueError(problem)
+        return samples
 
     @model_validator(mode="before")
     @classmethod
@@ -308,8 +320,8 @@ def write_baseline(baseline: Baseline, path: Path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return write_atomic(path, text.encode())
-    except OSError as exc:
-        raise UserError(f"cannot write baseline {path} ({exc.strerror or exc}); choose a path you can write") from None
+    except OSError as exc:  # a full disk: OutputFailed (exit 73); a path that cannot be written: UserError
+        raise write_failed(f"baseline {path}", exc) from None
 
 
 def read_baseline(path: Path) -> Baseline:
@@ -330,8 +342,13 @@ def read_baseline(path: Path) -> Baseline:
         return Baseline.model_validate(doc)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "top level"
-        raise UserError(f"baseline {path} is not an optbench baseline ({loc}: {err['msg'].lower()}); {fix}") from None
+        # ``samples`` is the model's, not the file's: there a sample sits beside seed and status
+        loc = ".".join(str(p) for p in err["loc"] if p != "samples") or "top level"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        if err["type"] != "value_error" and not isinstance(got, (dict, list)):
+            msg += f", not {json.dumps(got)}"  # JSON's words: true, "7151"
+        raise UserError(f"baseline {path} is not an optbench baseline ({loc}: {msg[:1].lower() + msg[1:]}); {fix}") from None
 
 
 @dataclass

@@ -8,12 +8,15 @@ JUnit: one test case per cell and metric; a "fail" verdict is a ``<failure>``, "
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from optbench.check.compare import Comparison, Row
-from optbench.errors import UserError
+from optbench.errors import UserError, write_failed
+from optbench.files import Refused, append_regular, write_atomic
 from optbench.metrics import metric
+from optbench.store.records import refuse_inside_runs
 
 ICON = {"fail": "❌", "warn": "⚠️", "not comparable": "➖", "missing": "❔", "new": "🆕", "pass": "✅"}
 HEADERS = ("verdict", "cell", "metric", "baseline", "current", "change", "note")
@@ -106,10 +109,31 @@ def comparison_json(comparison: Comparison) -> str:
     return json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
-def write_text(path: Path, text: str, append: bool = False) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write an output file whole or not at all (``optbench.files.write_atomic``): a full disk is
+    OutputFailed (exit 73), a path that cannot be written a UserError (exit 2)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a" if append else "w", encoding="utf-8") as f:
-            f.write(text)
+        write_atomic(path, text.encode())
     except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror or exc}); choose a path you can write") from None
+        raise write_failed(path, exc) from None
+
+
+def append_summary(path: Path, text: str, results_dirs: list[Path]) -> str | None:
+    """Append the markdown to ``$GITHUB_STEP_SUMMARY``: a regular file (created if absent) outside every
+    results folder's ``runs/``. Anything else is not written to: the returned warning says why (the
+    check's verdict stands; the summary is a courtesy). /dev/null is skipped without a word."""
+    if str(path) == os.devnull:
+        return None
+    try:
+        refuse_inside_runs(path, results_dirs, "GITHUB_STEP_SUMMARY")
+    except UserError as exc:
+        return f"{exc}; the summary was not written"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        append_regular(path, text.encode())
+    except Refused as exc:
+        return f"GITHUB_STEP_SUMMARY {path} is {exc}; the summary was not written"
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    return None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +75,11 @@ def slowdown(baseline: list[float], current: list[float], confidence: float = CO
         if len(set(lb)) == 1 and len(set(lc)) == 1:  # no spread at all: the interval is the point
             low = high = math.exp(mc - mb)
         else:
-            interval = ttest_ind(lc, lb, equal_var=True).confidence_interval(confidence)
-            low, high = math.exp(interval.low), math.exp(interval.high)
+            with warnings.catch_warnings():  # scipy's "precision loss" on near-equal samples says nothing to a user
+                warnings.simplefilter("ignore", RuntimeWarning)
+                interval = ttest_ind(lc, lb, equal_var=True).confidence_interval(confidence)
+            if math.isfinite(interval.low) and math.isfinite(interval.high):
+                low, high = math.exp(interval.low), math.exp(interval.high)
     return Effect(math.exp(mb), math.exp(mc), low, high, len(lb), len(lc))
 
 

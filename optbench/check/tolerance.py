@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from optbench.errors import UserError, unknown
+from optbench.limits import MAX_TOLERANCE
 from optbench.metrics import Metric, checked_metrics
 
 LevelKind = Literal["rel", "ratio", "abs", "off"]
@@ -116,6 +118,9 @@ def parse_level(text: str, rule: str) -> Level:
         value = float(m[kind])
     except ValueError:
         raise UserError(f"bad tolerance '{rule}': '{text}' is not a number; {_SYNTAX}") from None
+    if not math.isfinite(value) or abs(value) > MAX_TOLERANCE:
+        raise UserError(f"bad tolerance '{rule}': '{text}' is beyond the largest tolerance value, {MAX_TOLERANCE:,.0f} "
+                        "(10% is 10); to turn a check off write off, e.g. fail:off")
     if kind == "rel":
         value /= 100
     if value < 0 or (kind == "ratio" and value < 1):

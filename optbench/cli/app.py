@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - typer on the click package
     from click import ClickException
 
 from optbench import __version__
-from optbench.errors import StoreFailed, UserError
+from optbench.errors import ClusterLost, StoreFailed, UserError
 from optbench.limits import MAX_CONFIRM_ROUNDS
 from optbench.config.presets import PRESETS
 from optbench.optim.registry import spec_label
@@ -186,12 +186,13 @@ def main_options(
 @user_errors
 def run(
     tasks: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s): regression, mlp, cifar10. Several after one flag, repeated, or comma-separated.", show_default="regression")] = None,
-    optimizers: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) with inline hyperparameters, e.g. --opt adam sgd or "adam:lr=3e-4,betas=0.9/0.98,weight_decay=1e-4"; "|" sweeps alternatives: "adam:lr=1e-4|1e-3|1e-2".', show_default="sgd momentum rmsprop adam")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset for every task (see `optbench list`).", show_default="each task's default")] = None,
+    optimizers: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) with inline hyperparameters, e.g. --opt adam sgd or "adam:lr=3e-4,betas=0.9/0.98,weight_decay=1e-4"; "|" sweeps alternatives: "adam:lr=1e-4|1e-3|1e-2"; per-optimizer clipping: "sgd:lr=0.1,clip_value=1" (or clip_norm).', show_default="sgd momentum rmsprop adam")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset for every task (see `optbench list`), with options: diamonds:rows=20000 samples 20,000 rows (seeded).", show_default="each task's default")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.", show_default="each task's default")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.", show_default="each task's default")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="First seed.", show_default="0")] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Seeds per task x optimizer cell (seed, seed+1, ...).", show_default="1")] = None,
+    selection_seeds: Annotated[int | None, typer.Option("--selection-seeds", min=1, help="With --select or --protocol: seeds per sweep candidate; it is chosen by their mean validation metric.", show_default="1, as DeepOBS")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.", show_default="auto")] = None,
     impl: Annotated[str | None, typer.Option(metavar="|".join(IMPLS), help="Optimizer implementation for every optimizer; auto: foreach on CUDA, the for-loop on CPU.", show_default="auto")] = None,
     config: Annotated[Path | None, typer.Option(help="Suite file (TOML); flags override it.", dir_okay=False)] = None,
@@ -204,8 +205,8 @@ def run(
     split: Annotated[str | None, typer.Option(metavar="|".join(SPLITS), help="Evaluate on test, or on validation (a part of the training data; test is never touched).", show_default="test")] = None,
     schedule: Annotated[str | None, typer.Option(metavar="NAME[:K=V,...]", help=f"Learning-rate schedule per epoch: {SCHEDULES_HELP}.", show_default="none")] = None,
     warmup_epochs: Annotated[int | None, typer.Option("--warmup-epochs", "--warmup", min=0, help="Linear warm-up epochs before the schedule.", show_default="0")] = None,
-    clip_norm: Annotated[float | None, typer.Option(help="Clip the gradient's global L2 norm to this before every step.")] = None,
-    clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
+    clip_norm: Annotated[float | None, typer.Option(help="Clip the gradient's global L2 norm to this before every step (every optimizer; \"sgd:clip_norm=1\" for one).")] = None,
+    clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step (every optimizer; \"sgd:clip_value=1\" for one).")] = None,
     early_stop_delta: Annotated[float | None, typer.Option("--early-stop-delta", "--early-stop", metavar="DELTA", help="Stop (status converged) once the epoch training loss changes by less than this fraction.")] = None,
     time_budget_s: Annotated[float | None, typer.Option("--time-budget-s", "--time-budget", metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
     executor: Annotated[str | None, typer.Option(help="Where runs execute: local (this process) or ray (a Ray cluster; pip install \"optbench[ray]\").", show_default="local")] = None,
@@ -236,10 +237,17 @@ def run(
     overrides.update(tasks=split_list(tasks), optimizers=split_list(optimizers, split_optimizers=True))
     raw = read_config(config) if config else None
     suite = load_suite(raw, overrides, source=str(config) if config else "options")
+    if suite.check is not None:  # the whole suite file is checked before anything runs, [check] too
+        from optbench.check.tolerance import Tolerances
+
+        try:
+            Tolerances.parse(suite.check.tol)
+        except UserError as exc:
+            raise UserError(f"{config}: [check] {exc}") from None
     specs = build_specs(suite)
     campaign = Campaign(specs, results_dir, data_dir, force=force, select=suite.select, targets=targets_for(suite),
                         experiment=experiment_name(suite.name, config, specs, suite.protocol, suite.select),
-                        engine=suite.engine, protocol=suite.protocol,
+                        engine=suite.engine, protocol=suite.protocol, selection_seeds=suite.selection_seeds,
                         command=command_line(_state["argv"]) if "argv" in _state else None)
 
     err = Console(stderr=True)
@@ -259,6 +267,13 @@ def run(
             f"in {escape(str(results_dir / RUNS))}; free space or fix the folder's permissions, then run the same "
             "command again to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(StoreFailed.EXIT_CODE) from None
+    except ClusterLost as exc:
+        lost = f", recorded none of the {exc.in_flight} in flight" if exc.in_flight else ""
+        err.print(
+            f"[bold red]error:[/] {escape(str(exc))}: stopped the suite; kept the {exc.kept} run(s) finished before "
+            f"in {escape(str(results_dir / RUNS))}{lost}; run the same command again to resume",
+            highlight=False, soft_wrap=True)
+        raise typer.Exit(ClusterLost.EXIT_CODE) from None
     finally:
         runner.close()
     # In the suite's order (an executor delivers them in completion order).
@@ -465,7 +480,7 @@ def check(
 
     from optbench.check.compare import CONFIRM_ROUNDS, check_results
     from optbench.check.confirm import remeasure
-    from optbench.check.output import comparison_json, junit_xml, markdown, summary_line, update_advice, write_text
+    from optbench.check.output import append_summary, comparison_json, junit_xml, markdown, summary_line, update_advice, write_text
     from optbench.cli.check_table import rich_table
     from optbench.config.suite import load_suite, read_config
     from optbench.check.tolerance import Tolerances
@@ -508,7 +523,9 @@ def check(
         Console(stderr=True).print("nothing comparable: no current cell has the spec of a baseline cell; run the suite the "
                                    "baseline was saved from, or refresh it with `optbench baseline update`", highlight=False, soft_wrap=True)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
-        write_text(Path(os.environ["GITHUB_STEP_SUMMARY"]), text + "\n", append=True)
+        warning = append_summary(Path(os.environ["GITHUB_STEP_SUMMARY"]), text + "\n", [results_dir])
+        if warning:
+            err.print(f"warning: {warning}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     if junit:
         write_text(junit, junit_xml(comparison))
     if json_file:
@@ -517,8 +534,27 @@ def check(
 
 
 def main() -> None:
+    from optbench.cli.stdout import output_failed
+    from optbench.errors import OutputFailed
+    from optbench.files import CheckedStream
+
     _state["argv"] = sys.argv[1:]  # the invocation as typed, stored in every record `run` writes
+    stdout, sys.stdout = sys.stdout, CheckedStream(sys.stdout)  # a failed write to stdout is OutputFailed, told apart from other OSErrors
+    code: Any = 0
     try:
-        app()
+        try:
+            app()
+        except SystemExit as exc:
+            code = exc.code
+        sys.stdout.flush()  # what is still buffered: a full disk shows here, not after the exit code is chosen
+    except OutputFailed as exc:
+        code = output_failed(exc)
     finally:  # an app invoked again in this process (tests) is not this invocation
         _state.pop("argv", None)
+        sys.stdout = stdout
+    ray_executor = sys.modules.get("optbench.execution.ray_setup")
+    if ray_executor is not None and ray_executor.connect_abandoned():
+        # Ray's client, still trying to connect in a helper thread, would abort the interpreter's shutdown
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
+    sys.exit(code)

@@ -11,12 +11,14 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from optbench.datasets.download import fetch_or_fail
 from optbench.errors import UserError
 from optbench.files import Refused, read_regular
 from optbench.limits import MAX_ABS_VALUE, MAX_TABLE_BYTES, MIN_TABLE_ROWS
+from optbench.spec.dataset import SAMPLE_SEED
 
 URL = "https://raw.githubusercontent.com/mwaskom/seaborn-data/master/diamonds.csv"
 # A mirror (or a local file server) can stand in for the repository; the checksum still applies.
@@ -43,9 +45,10 @@ def ensure_diamonds(data_dir: Path) -> Path:
                          "copy diamonds.csv there or pass --data-dir DIR that holds it", max_bytes=MAX_DIAMONDS_BYTES)
 
 
-def load_diamonds(data_dir: Path) -> pd.DataFrame:
+def load_diamonds(data_dir: Path, rows: int | None = None) -> pd.DataFrame:
     """The validated table: a regular file within the size limit, every required column present,
-    numeric columns finite and within MAX_ABS_VALUE, enough rows for the splits."""
+    numeric columns finite and within MAX_ABS_VALUE, enough rows for the splits. With ``rows``, a
+    seeded sample of that many rows (``sample_rows``; more than the table has is a UserError)."""
     path = ensure_diamonds(data_dir)
     try:
         raw = read_regular(path, MAX_TABLE_BYTES)
@@ -66,8 +69,10 @@ def load_diamonds(data_dir: Path) -> pd.DataFrame:
         bad = values.isna() | ~values.abs().lt(float("inf"))
         if bad.any():
             row = int(bad.to_numpy().argmax())
+            value = df[col].iloc[row]
+            shown = repr(value) if isinstance(value, str) else str(value)  # text quoted, a number plain: nan, not np.float64(nan)
             raise UserError(
-                f"{path}: column '{col}' has a non-numeric or non-finite value {df[col].iloc[row]!r} "
+                f"{path}: column '{col}' has a non-numeric or non-finite value {shown} "
                 f"on data row {row + 1}; fix or delete the file"
             )
         absurd = values.abs().gt(MAX_ABS_VALUE)
@@ -83,4 +88,17 @@ def load_diamonds(data_dir: Path) -> pd.DataFrame:
     if len(df) < MIN_TABLE_ROWS:
         raise UserError(f"{path} has {len(df)} data row(s); the train/test and validation splits need at least "
                         f"{MIN_TABLE_ROWS}; use the full table (delete the file to download it again)")
+    if rows is not None:
+        if rows > len(df):
+            raise UserError(f"diamonds:rows={rows} asks for more rows than {path} has ({len(df):,}); "
+                            f"choose rows={len(df)} or fewer")
+        df = sample_rows(df, rows)
     return df
+
+
+def sample_rows(df: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """``rows`` rows of ``df``: its row order shuffled by ``numpy.random.RandomState(SAMPLE_SEED)``,
+    then the first ``rows`` (optbench.spec.dataset): the same rows on every call, for every run."""
+    order = np.arange(len(df))
+    np.random.RandomState(SAMPLE_SEED).shuffle(order)
+    return df.iloc[order[:rows]].reset_index(drop=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from optbench.engine.base import RunEvents
-from optbench.errors import StoreFailed
+from optbench.errors import ClusterLost, StoreFailed
 from optbench.execution.base import Executor, WorkUnit
 from optbench.execution.campaign import validate_campaign
 from optbench.config.presets import get_preset
@@ -63,6 +63,7 @@ class Campaign:
     # implies ``select`` and says whether the --select protocol has a default stage.
     protocol: str | None = None
     command: str | None = None  # the invocation, stored in every record (``optbench list-runs`` shows it)
+    selection_seeds: int = 1  # seeds per --select sweep candidate (optbench.execution.selection)
 
 
 @dataclass
@@ -136,8 +137,9 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
                  events: CampaignEvents | None = None) -> CampaignOutcome:
     """Run a campaign to its end (or to an interruption, in ``outcome.stopped``).
 
-    Raises UserError for bad data (before anything is written) and StoreFailed when a record cannot
-    be written (``kept`` on the exception: the records written before it are whole).
+    Raises UserError for bad data (before anything is written), StoreFailed when a record cannot
+    be written and ClusterLost when the executor's cluster failed (``kept`` on either exception: the
+    records written before it are whole; the runs in flight leave no record).
     """
     from optbench.execution.local import LocalExecutor
     from optbench.fingerprint import git_commit
@@ -152,10 +154,12 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
                          targets=tuple(campaign.targets.items()), git_commit=git_commit(), command=campaign.command)
     preset = get_preset(campaign.protocol) if campaign.protocol else None
     select = campaign.select or preset is not None
-    protocol = Protocol.from_specs(campaign.specs, preset.default_stage if preset else True) if select else None
+    protocol = Protocol.from_specs(campaign.specs, preset.default_stage if preset else True,
+                                   campaign.selection_seeds) if select else None
     if protocol:  # the candidates are what the sweep runs (and what its records are matched to)
         protocol.candidates = route(campaign.engine, SWEEP, protocol.candidates)
     stages = protocol.stages() if protocol else iter([(None, campaign.specs)])
+    stage_run: _Stage | None = None
     try:
         with signals_raise():
             for stage, specs in stages:
@@ -171,8 +175,10 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
                     protocol.decide(stage_run.outcomes())
     except Interrupted as exc:
         outcome.stopped = exc.signum
-    except StoreFailed as exc:
+    except (StoreFailed, ClusterLost) as exc:
         exc.kept = len(outcome.results)
+        if stage_run is not None:  # the runs in flight leave no record: give their claims back
+            stage_run.release_claims()
         raise
     finally:
         with contextlib.suppress(OSError):
@@ -284,6 +290,12 @@ class _Stage:
         self.records[result.spec.spec_hash()] = result.to_record()
         self.events.run_finished(result, path)
         return result
+
+    def release_claims(self) -> None:
+        """Give up the claims of runs that will not be recorded (the campaign stopped)."""
+        for held in self.claims.values():
+            held.release()
+        self.claims.clear()
 
     def outcomes(self) -> list[dict[str, Any]]:
         """The records of this stage's specs: new ones and those found finished on disk."""

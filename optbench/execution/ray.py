@@ -6,15 +6,24 @@ it; with ``auto`` or ``HOST:PORT`` the executor joins a running cluster (``ray s
 it running. Each unit is one task that runs ``execute_unit`` on a worker and returns its results;
 the driver (``optbench.execution.driver``) alone skips, claims and writes records (the unit carries
 what the driver knows, so results come back final), so
-workers need no access to the results folder. A worker process or node that dies is retried
-(``max_retries``); a run that raises comes back as a ``failed`` result; a ``UserError`` on a
-worker (bad data there) stops the campaign with its line.
+workers need no access to the results folder.
+
+Only an exception raised by a run is a ``failed`` result. A fault of the cluster never is: a worker
+process that dies is retried by Ray (``max_retries``); a unit that still fails for a reason of the
+cluster (a worker or node died, an object was lost) is submitted again (``RAY_RESUBMITS``), and when
+the driver's own raylet died, no node answers or the unit keeps failing, the campaign stops with
+``ClusterLost`` (no record for the runs in flight; a re-run resumes). A ``UserError`` on a worker
+(bad data there) stops the campaign with its line. Joining a cluster (``--address``) takes at most
+``ray_connect_timeout_s()`` seconds; Ray's own log lines go to a file (``optbench.execution.ray_setup``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +31,15 @@ from typing import Any
 
 from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import failed_result, finish, utc_now
-from optbench.errors import UserError
+from optbench.errors import ClusterLost, UserError
 from optbench.execution.base import WorkUnit, execute_unit
+from optbench.execution.ray_setup import abandon, parse_address, ray_logs_to_file
+from optbench.limits import (
+    RAY_CONNECT_TIMEOUT_VARIABLE,
+    RAY_RESUBMITS,
+    RAY_START_ATTEMPTS,
+    ray_connect_timeout_s,
+)
 from optbench.spec import RunResult
 
 RAY_INSTALL = 'pip install "optbench[ray]"'
@@ -70,19 +86,64 @@ class RayExecutor:
         ray = _ray()
         self._ray = ray
         if not ray.is_initialized():
-            try:
+            host_port = parse_address(self.address) if self.address is not None else None
+            with ray_logs_to_file():
                 if self.address is None:
-                    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
-                             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+                    self._start_local()
                 else:
-                    ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
-                raise UserError(f"cannot connect to {where} ({str(exc).splitlines()[0]}); start it with "
-                                "`ray start --head` or leave out --address for a local one") from None
+                    self._connect(host_port)
         self._check_feasible()
         self._remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=MAX_RETRIES)(_run_unit)
         self._pending: dict[Any, WorkUnit] = {}
+        self._resubmitted: dict[int, int] = {}  # id(unit) -> times it was submitted again after a cluster fault
+
+    def _start_local(self) -> None:
+        """Start a local cluster; a start-up that times out (a busy machine) is tried once more."""
+        for attempt in range(1, RAY_START_ATTEMPTS + 1):
+            try:
+                self._ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                               runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+                return
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    self._ray.shutdown()
+                if attempt == RAY_START_ATTEMPTS:
+                    raise UserError(f"cannot start a local Ray cluster ({_first_line(exc)}; tried {attempt} times); "
+                                    "the machine may be too busy: try again, or start one with `ray start --head` "
+                                    "and pass --address") from None
+
+    def _connect(self, host_port: tuple[str, int] | None) -> None:
+        """Join the cluster at ``self.address`` within ``ray_connect_timeout_s()`` seconds: first a TCP
+        connection to its port (refused or unreachable: fail at once), then ``ray.init`` in a helper
+        thread, which a port that is not Ray's would otherwise keep waiting for ever."""
+        timeout = ray_connect_timeout_s()
+        where = f"the Ray cluster at {self.address}"
+        advice = f"start it with `ray start --head`, check the address, or wait longer with {RAY_CONNECT_TIMEOUT_VARIABLE}=S"
+        started = time.monotonic()
+        if host_port is not None:
+            try:
+                socket.create_connection(host_port, timeout=timeout).close()
+            except OSError as exc:
+                reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+                raise UserError(f"cannot connect to {where} ({reason} within {timeout:g} s); {advice}") from None
+        outcome: dict[str, BaseException | None] = {}
+
+        def init() -> None:
+            try:
+                self._ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                outcome["error"] = None
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=init, name="optbench-ray-connect", daemon=True)
+        thread.start()
+        thread.join(max(0.1, timeout - (time.monotonic() - started)))
+        if thread.is_alive():
+            abandon(thread)
+            raise UserError(f"cannot connect to {where} (no Ray cluster answered within {timeout:g} s); {advice}")
+        error = outcome.get("error")
+        if error is not None:
+            raise UserError(f"cannot connect to {where} ({_first_line(error)}); {advice}") from None
 
     def _check_feasible(self) -> None:
         """A request no node can ever satisfy is an error now, not an endless wait."""
@@ -113,7 +174,7 @@ class RayExecutor:
                     if unit is None:
                         exhausted = True
                         break
-                    self._pending[self._remote.remote(unit, data)] = unit
+                    self._submit(unit, data)
                     for spec in unit.specs:
                         events.run_started(spec.spec_hash())
                 if not self._pending:
@@ -124,18 +185,58 @@ class RayExecutor:
                     started = utc_now()
                     try:
                         outcome = ray.get(ref)
-                    except Exception as exc:  # noqa: BLE001 - retries exhausted: the worker or node kept dying
-                        outcome = [finish(failed_result(spec, started, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"),
+                    except ray.exceptions.RayTaskError as exc:  # the unit's own code raised: its runs failed
+                        cause = getattr(exc, "cause", None) or exc
+                        outcome = [finish(failed_result(spec, started, f"{type(cause).__name__}: {_first_line(cause)}"),
                                           unit.context) for spec in unit.specs]
+                    except Exception as exc:
+                        self._resubmit(unit, data, exc)
+                        continue
                     if isinstance(outcome, str):
                         raise UserError(outcome)
                     yield from outcome
         finally:
             self._cancel()
 
+    def _submit(self, unit: WorkUnit, data: str) -> None:
+        try:
+            self._pending[self._remote.remote(unit, data)] = unit
+        except Exception as exc:
+            raise self._lost(exc, extra=len(unit.specs)) from None
+
+    def _resubmit(self, unit: WorkUnit, data: str, exc: Exception) -> None:
+        """A unit that failed for a reason of the cluster (a worker or node died, an object was lost)
+        runs again, at most ``RAY_RESUBMITS`` times; when the driver's own raylet died, the cluster
+        answers no more, or the unit keeps failing, the campaign stops (ClusterLost)."""
+        tries = self._resubmitted.get(id(unit), 0)
+        if isinstance(exc, self._ray.exceptions.LocalRayletDiedError) or tries >= RAY_RESUBMITS or not self._alive():
+            raise self._lost(exc, extra=len(unit.specs))
+        self._resubmitted[id(unit)] = tries + 1
+        self._submit(unit, data)
+
+    def _alive(self) -> bool:
+        try:
+            return any(n.get("Alive") for n in self._ray.nodes())
+        except Exception:
+            return False
+
+    def _lost(self, exc: BaseException | str, extra: int = 0) -> ClusterLost:
+        in_flight = extra + sum(len(u.specs) for u in self._pending.values())
+        where = f"the Ray cluster at {self.address}" if self.address else "the local Ray cluster"
+        why = exc if isinstance(exc, str) else f"{type(exc).__name__}: {_first_line(exc)}"
+        return ClusterLost(f"{where} failed ({why})", in_flight)
+
     def _wait(self) -> list[Any]:
         try:
-            return self._ray.wait(list(self._pending), num_returns=1)[0]
+            while True:  # a second at a time: a local cluster's dead raylet is seen at once, not after Ray's 15 s
+                done = self._ray.wait(list(self._pending), num_returns=1, timeout=1.0)[0]
+                if done:
+                    return done
+                dead = self._dead_local_process()
+                if dead:
+                    raise self._lost(f"its {dead} process ended")
+        except self._ray.exceptions.RayError as exc:
+            raise self._lost(exc) from None
         except SystemError as exc:
             # A signal handler's exception (the driver's Interrupted on SIGINT/SIGTERM) raised while
             # Ray's C++ wait ran comes back wrapped: let it through as itself.
@@ -143,6 +244,21 @@ class RayExecutor:
             if cause is not None and not isinstance(cause, Exception):
                 raise cause from None
             raise
+
+    def _dead_local_process(self) -> str | None:
+        """The name of a process of the local cluster this executor started (its raylet, its GCS)
+        that has ended, or None (also for a joined cluster, whose processes are not this one's)."""
+        if self.address is not None:
+            return None
+        try:
+            node = self._ray._private.worker._global_node
+            for kind in ("raylet", "gcs_server"):
+                for info in node.all_processes.get(kind, []):
+                    if info.process.poll() is not None:
+                        return kind
+        except Exception:
+            return None
+        return None
 
     def _cancel(self) -> None:
         """Forget the tasks in flight; ``close`` ends them. (``ray.cancel(force=True)`` on a task
@@ -153,4 +269,11 @@ class RayExecutor:
         """Disconnect, which ends this job's tasks still running; a local cluster stops, a joined one keeps running."""
         self._cancel()
         if self._ray.is_initialized():
-            self._ray.shutdown()
+            with contextlib.suppress(Exception):  # a cluster that is gone has nothing left to stop
+                self._ray.shutdown()
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message's first line, or its type's name when it has none."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

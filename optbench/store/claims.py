@@ -13,9 +13,13 @@ the store's newest-finished rule (``optbench.store.records.newest_per_spec``) th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
+
+from optbench.errors import UserError
 
 CLAIMS = ".claims"
 
@@ -53,10 +57,20 @@ def claim(results_dir: Path, spec_hash: str, wait: bool = False) -> Claim | None
     while True:
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            # read-only: an open claim never keeps the file system from being remounted read-only
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+            # read-only: an open claim never keeps the file system from being remounted read-only;
+            # without blocking and without following a link, so a named pipe or a link to a device
+            # put there is refused at once (fstat below) instead of hanging the run
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW, 0o644)
         except FileNotFoundError:
             continue  # the folder was removed between mkdir and open
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symbolic link
+                raise UserError(_not_a_claim(path, "a symbolic link")) from None
+            raise
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise UserError(_not_a_claim(path, "not a regular file"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -73,6 +87,11 @@ def claim(results_dir: Path, spec_hash: str, wait: bool = False) -> Claim | None
             os.close(fd)
             continue
         return Claim(fd, path)
+
+
+def _not_a_claim(path: Path, what: str) -> str:
+    return (f"claim file {path} is {what}, not one optbench made; remove it "
+            "(optbench removes its claims when a run ends) and run the same command again")
 
 
 def remove_claims_folder(results_dir: Path) -> None:

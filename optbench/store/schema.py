@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
-from optbench.limits import MAX_SEED
+from optbench.limits import MAX_METRIC_VALUE, MAX_SEED
 from optbench.spec import SCHEMA_VERSION, RunSpec, digest
 from optbench.spec.vocabulary import ENGINES, IMPLS, SCHEDULES, SPLITS, STAGES, STATUSES, TARGET_METRICS
 
@@ -35,6 +35,23 @@ RESERVED = frozenset({
     "task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "seed", "device", "impl", "training", "code",
     "path", "label", "split",
 })
+
+
+def metric_range_error(name: str, value: float | None) -> str | None:
+    """What is wrong with ``value`` as metric ``name`` (None when nothing): accuracy is a fraction in
+    [0, 1]; times, losses, RMSE, memory and counts are not negative; no value is larger than
+    ``MAX_METRIC_VALUE`` in size (so means and sums of any number of them stay finite). The rules of
+    run records, and of baselines (optbench.check.baseline)."""
+    if value is None:
+        return None
+    if abs(value) > MAX_METRIC_VALUE:
+        return f"metric '{name}' = {value:g} is beyond ±{MAX_METRIC_VALUE:g}, not a measurement"
+    if name.endswith("accuracy") and not 0 <= value <= 1:
+        return f"metric '{name}' = {value:g} is not a fraction in [0, 1]"
+    if (name.endswith(("_seconds", "_s", "_rmse", "_loss", "_mb", "step_cost")) or name in ("steps", "stopped_epoch")
+            or name.startswith("epochs")) and value < 0:
+        return f"metric '{name}' = {value:g} is negative"
+    return None
 
 
 class _Strict(BaseModel):
@@ -136,13 +153,9 @@ class RunRecord(BaseModel):
         for name, value in metrics.items():
             if name in RESERVED or name.startswith("env_"):
                 raise ValueError(f"metric '{name}' would shadow a spec or record field")
-            if value is None:
-                continue
-            if name.endswith("accuracy") and not 0 <= value <= 1:
-                raise ValueError(f"metric '{name}' = {value} is not a fraction in [0, 1]")
-            if (name.endswith(("_seconds", "_s", "_rmse", "_loss", "_mb")) or name in ("steps", "stopped_epoch")
-                    or name.startswith("epochs")) and value < 0:
-                raise ValueError(f"metric '{name}' = {value} is negative")
+            problem = metric_range_error(name, value)
+            if problem:
+                raise ValueError(problem)
         return metrics
 
     @model_validator(mode="after")
