@@ -310,3 +310,10 @@ def test_cifar10_download_answered_404_leaves_no_data_folder(cli, file_server, m
     cli.data_dir.mkdir()  # a data folder the user made stays, empty as it was
     result = cli.run("--task", "cifar10", "--opt", "sgd", "--epochs", "1")
     assert result.exit_code == 2 and cli.data_dir.is_dir() and not list(cli.data_dir.iterdir())
+
+
+def test_the_catalog_says_cifar10_is_read_without_torchvision():
+    from optbench.tasks import TASKS
+
+    text = TASKS["cifar10"].datasets["cifar10"]  # what `optbench list` shows
+    assert "via torchvision" not in text and "read without torchvision" in text

@@ -1,41 +1,6 @@
-"""The one parser of the inline syntax ``NAME[:key=value,key=value,...]``, shared by ``--opt``
-(``adam:lr=3e-4,betas=0.9/0.98``), its sweeps (``adam:lr=1e-4|1e-3``) and ``--schedule``
-(``step:step_size=10,gamma=0.5``). It splits; each caller interprets the raw values.
-"""
+"""The inline syntax ``NAME[:key=value,...]``: its one parser is ``optbench.spec.inline`` (the spec
+layer, so the tasks read a dataset's options with it too); the config modules import it from here."""
 
-from __future__ import annotations
+from optbench.spec.inline import Inline, parse_inline
 
-from dataclasses import dataclass
-
-from optbench.errors import UserError
-
-
-@dataclass(frozen=True)
-class Inline:
-    """``name`` and its ``(key, raw value)`` items in the order written."""
-
-    name: str
-    items: tuple[tuple[str, str], ...]
-
-
-def parse_inline(text: str, kind: str, example: str, colons_in_name: bool = False) -> Inline:
-    """Split ``text``. With ``colons_in_name`` (optimizers: ``mypkg.optim:Lion``, ``po:lion``) the
-    items are the text after the last ``:``, and only when it holds an ``=``. A bad item (no ``=``,
-    no key, no value) or a key given twice is a UserError naming ``kind`` and showing ``example``."""
-    text = text.strip()
-    if colons_in_name:
-        name, colon, rest = text.rpartition(":")
-        if not colon or (rest and "=" not in rest):
-            name, rest = text, ""
-    else:
-        name, _, rest = text.partition(":")
-    items: list[tuple[str, str]] = []
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, raw = item.partition("=")
-        key, raw = key.strip(), raw.strip()
-        if not eq or not key or not raw:
-            raise UserError(f"bad {kind} '{item}' in '{text}'; write key=value, e.g. {example}")
-        if any(key == k for k, _ in items):
-            raise UserError(f"{kind} '{key}' given twice in '{text}'")
-        items.append((key, raw))
-    return Inline(name.strip(), tuple(items))
+__all__ = ["Inline", "parse_inline"]

@@ -15,7 +15,8 @@ What wins where the user also says something (decided here, documented in docs/f
   owns the grid, the splits and the selection; without ``--protocol`` the same sweep is
   ``--select`` with a ``lr`` range);
 - ``--select``: implied, so allowed;
-- ``--seeds``, ``--engine`` given explicitly (flag or suite key): the user's value wins;
+- ``--seed``, ``--seeds``, ``--engine`` given explicitly (flag or suite key): the user's value wins
+  (deepobs: seeds 42-51 as DeepOBS, the sweep on seed 42, or 42..41+``selection_seeds``);
 - other hyperparameters (``adam:betas=0.9/0.98``, also swept ones) are kept: the grid is crossed
   with them.
 
@@ -40,7 +41,8 @@ class Preset:
     name: str
     summary: str  # one line, as `optbench list` and `--help` show it
     lr: Range  # the learning rates every optimizer entry sweeps
-    seeds: int  # seeds of each winner's re-run on test (the sweep runs with the first seed)
+    seeds: int  # seeds of each winner's re-run on test (the sweep runs with the first selection_seeds)
+    seed: int = 0  # the first seed, unless the user names one (DeepOBS: 42, so the winners run 42..51)
     engine: str = "auto"  # the engine unless the user names one
     # Also run each optimizer at its default hyperparameters (the --select "default" stage).
     default_stage: bool = False
@@ -58,8 +60,8 @@ PRESETS: dict[str, Preset] = {
     p.name: p for p in [
         Preset("deepobs",
                "36 log-spaced learning rates from 1e-5 to 1e2 per optimizer, tuned on the validation split; "
-               "each winner re-run with 10 seeds on test (Schneider et al. 2019)",
-               lr=Range("log", 1e-5, 1e2, 36), seeds=10),
+               "each winner re-run with seeds 42-51 on test (Schneider et al. 2019)",
+               lr=Range("log", 1e-5, 1e2, 36), seeds=10, seed=42),
     ]
 }
 
@@ -75,7 +77,7 @@ def get_preset(name: str) -> Preset:
 def apply_preset(protocol: str, optimizers: Sequence[OptimizerSweep], given: Mapping[str, Any]) -> dict[str, Any]:
     """The suite fields preset ``protocol`` sets, for a suite with these typed ``optimizers``:
     ``optimizers`` (each sweeping the preset's learning rates), ``select``, ``protocol`` (the
-    preset's name), and ``seeds`` and ``engine`` unless ``given`` (the fields the user set, by flag
+    preset's name), and ``seed``, ``seeds`` and ``engine`` unless ``given`` (the fields the user set, by flag
     or suite key, with their values) names them. What contradicts the preset is a UserError."""
     preset = get_preset(protocol)
     flag = f"--protocol {preset.name}"
@@ -94,6 +96,8 @@ def apply_preset(protocol: str, optimizers: Sequence[OptimizerSweep], given: Map
     update: dict[str, Any] = {"optimizers": swept, "select": True, "protocol": preset.name}
     if "seeds" not in given:
         update["seeds"] = preset.seeds
+    if "seed" not in given:
+        update["seed"] = preset.seed
     if "engine" not in given:
         update["engine"] = preset.engine
     return update

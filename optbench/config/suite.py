@@ -41,9 +41,11 @@ from optbench.config.hparams import OptimizerSweep
 from optbench.optim.hparams import check_hparams, coerce_hparams
 from optbench.optim.registry import code_version
 from optbench.spec import RunSpec
+from optbench.spec.training import PER_OPTIMIZER
 from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS
 from optbench.files import Refused, nesting, read_regular
-from optbench.limits import MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_NESTING, MAX_SEED, check_runs
+from optbench.limits import (MAX_BATCH_SIZE, MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_CPUS_PER_RUN, MAX_EPOCHS,
+                             MAX_GPUS_PER_RUN, MAX_NESTING, MAX_SEED, MAX_SELECTION_SEEDS, check_runs)
 from optbench.config.presets import apply_preset
 from optbench.config.sweep import count, expand
 from optbench.spec.targets import Target, parse_target
@@ -58,8 +60,8 @@ class TaskEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     dataset: str | None = None
-    epochs: int | None = Field(default=None, ge=1, strict=True)
-    batch_size: int | None = Field(default=None, ge=1, strict=True)
+    epochs: int | None = Field(default=None, ge=1, le=MAX_EPOCHS, strict=True)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH_SIZE, strict=True)
     target: str | None = None  # time-to-target goal for this task, e.g. "accuracy=0.6"
 
 
@@ -116,10 +118,13 @@ class _SuiteRuns(BaseModel):
     optimizers: list[_Optimizer] = Field(
         default_factory=lambda: [OptimizerSweep.parse(name) for name in DEFAULT_OPTIMIZERS], min_length=1)
     dataset: str | None = None
-    epochs: int | None = Field(default=None, ge=1, strict=True)
-    batch_size: int | None = Field(default=None, ge=1, strict=True)
+    epochs: int | None = Field(default=None, ge=1, le=MAX_EPOCHS, strict=True)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH_SIZE, strict=True)
     seed: int = Field(default=0, ge=0, le=MAX_SEED, strict=True)
-    seeds: int = Field(default=1, ge=1, strict=True)
+    seeds: int = Field(default=1, ge=1, strict=True)  # bounded by the run limit (check_size)
+    # Seeds per sweep candidate of --select (and --protocol deepobs): the candidate's validation
+    # metric is their mean (optbench.execution.selection). 1, as DeepOBS.
+    selection_seeds: int = Field(default=1, ge=1, le=MAX_SELECTION_SEEDS, strict=True)
     device: str = "auto"
     impl: Literal[IMPLS] = "auto"  # type: ignore[valid-type]
 
@@ -153,8 +158,8 @@ class SuiteConfig(_SuiteTraining):  # type: ignore[misc, valid-type]
     # groups of seeds and values in one pass, auto vectorizes the --select sweep and big groups.
     engine: Literal[ENGINE_CHOICES] = "eager"  # type: ignore[valid-type]
     address: str | None = Field(default=None, min_length=1, max_length=300)  # Ray: "auto" or HOST:PORT; none: a local cluster
-    cpus_per_run: float = Field(default=1.0, gt=0, le=1024, allow_inf_nan=False)
-    gpus_per_run: float = Field(default=0.0, ge=0, le=64, allow_inf_nan=False)
+    cpus_per_run: float = Field(default=1.0, gt=0, le=MAX_CPUS_PER_RUN, strict=True, allow_inf_nan=False)
+    gpus_per_run: float = Field(default=0.0, ge=0, le=MAX_GPUS_PER_RUN, strict=True, allow_inf_nan=False)
     check: CheckConfig | None = None
 
     def training(self) -> dict[str, Any]:
@@ -176,8 +181,17 @@ def _one_line(exc: ValidationError, source: str) -> UserError:
     if err["type"] == "extra_forbidden":
         model = SuiteConfig if len(loc) == 1 else CheckConfig if loc[0] == "check" else TaskEntry
         return UserError(f"{source}: unknown key '{'.'.join(loc)}'; valid keys: {', '.join(model.model_fields)}")
-    got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {err.get('input')!r})"
-    return UserError(f"{source}: {'.'.join(loc)}: {err['msg'].lower()}{got}")
+    got = "" if isinstance(err.get("input"), (dict, list)) else f" (got {_shown(err.get('input'))})"
+    limit = "; that is optbench's limit (docs/limits.md)" if err["type"] in ("less_than_equal", "less_than") else ""
+    return UserError(f"{source}: {'.'.join(loc)}: {err['msg'].lower()}{got}{limit}")
+
+
+def _shown(value: Any) -> str:
+    """A value in a message, short: a huge number by its digits' count, a long string cut."""
+    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and len(text) > 30:
+        return f"a {len(text.lstrip('-'))}-digit number"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -261,21 +275,22 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     checked: set[str] = set()
     for entry in suite.optimizers:
         for overrides in expand(entry):
+            own = {k: overrides.pop(k) for k in PER_OPTIMIZER if k in overrides}
             hparams = coerce_hparams(entry.name, overrides)
             if (key := repr((entry.name, sorted(hparams.items())))) not in checked:
                 check_hparams(entry.name, hparams)
                 checked.add(key)
-            optimizers.append((entry.name, hparams))
+            optimizers.append((entry.name, hparams, own, entry))
         resolve_impl(entry.name, suite.impl, device)  # an optimizer without the chosen implementation fails here
-    optimizer_code = {name: code_version(name) for name, _ in optimizers}
+    optimizer_code = {name: code_version(name) for name, *_ in optimizers}
     specs = []
     for entry in suite.tasks:
         entry = TaskEntry(name=entry) if isinstance(entry, str) else entry
         task = task_info(entry.name)
         dataset = check_dataset(task, entry.dataset or suite.dataset)
         epochs = entry.epochs or suite.epochs or task.default_epochs
-        training = resolve_training(epochs, suite.training())
-        for name, hparams in optimizers:
+        for name, hparams, own, written in optimizers:
+            training = _training(epochs, suite.training(), own, written)
             code = {**optimizer_code[name], **({"task": str(task.version)} if task.version != 1 else {})}
             for seed in range(suite.seed, suite.seed + suite.seeds):
                 specs.append(RunSpec(
@@ -284,6 +299,19 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
                     seed=seed, device=device, impl=suite.impl, training=training, code=code,
                 ))
     return specs
+
+
+def _training(epochs: int, suite_options: dict[str, Any], own: dict[str, Any], entry: OptimizerSweep) -> Any:
+    """The checked training options of one optimizer setting: the suite's, where the entry names
+    a per-optimizer option (``PER_OPTIMIZER``: clipping) with the entry's clipping in place of the
+    suite's (``sgd:clip_value=1`` under ``--clip-norm 1`` clips sgd by value only)."""
+    if not own:
+        return resolve_training(epochs, suite_options)
+    options = {**suite_options, **dict.fromkeys(PER_OPTIMIZER), **own}
+    try:
+        return resolve_training(epochs, options)
+    except UserError as exc:
+        raise UserError(f"optimizer '{entry.written()}': {exc}") from None
 
 
 def check_size(suite: SuiteConfig) -> None:

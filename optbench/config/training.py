@@ -20,6 +20,7 @@ from pydantic import Field
 
 from optbench.config.inline import parse_inline
 from optbench.errors import UserError, did_you_mean
+from optbench.limits import MAX_TIME_BUDGET_S
 from optbench.spec.training import SCHEDULE_PARAMS, TrainingOptions
 from optbench.spec.vocabulary import SCHEDULES, SPLITS
 
@@ -30,6 +31,9 @@ TRAINING_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainingOptions) i
 # The allowed words of the options that are words (the schedule's name is checked with its parameters).
 _CHOICES: dict[str, tuple[str, ...]] = {"split": SPLITS}
 _TYPES = typing.get_type_hints(TrainingOptions)
+# The options with an upper bound (optbench.limits; docs/limits.md): every value has one, those not
+# listed are bounded by their meaning (clipping and early stopping by any finite number).
+UPPER: dict[str, float] = {"time_budget_s": MAX_TIME_BUDGET_S}
 _DEFAULTS = {f.name: f.default for f in fields(TrainingOptions)}
 
 
@@ -48,7 +52,7 @@ def suite_fields() -> dict[str, Any]:
         elif kind is int:
             out[key] = (int | None, Field(default=None, ge=0, strict=True))
         elif kind == float | None:
-            out[key] = (float | None, Field(default=None, gt=0, strict=True, allow_inf_nan=False))
+            out[key] = (float | None, Field(default=None, gt=0, le=UPPER.get(key), strict=True, allow_inf_nan=False))
         else:  # a new kind of option: say here how a suite file writes it
             raise TypeError(f"training option {key!r} ({kind}) has no suite-file type")
     return out
@@ -113,7 +117,8 @@ def resolve_training(epochs: int, options: Mapping[str, Any]) -> TrainingOptions
                 raise UserError(f"{key} must be a whole number >= 0, got {value!r}")
             values[key] = value
         elif _TYPES[key] == float | None:  # off, or a positive amount
-            _check(_positive(value), key, "a number > 0", value)
+            upper = UPPER.get(key, float("inf"))
+            _check(_positive(value) and value <= upper, key, "a number > 0" + (f" and <= {upper:g}" if key in UPPER else ""), value)
             values[key] = float(value)
         else:  # a new kind of option: say here how it is checked (and in suite_fields how it is written)
             raise TypeError(f"training option {key!r} ({_TYPES[key]}) has no check")

@@ -1,11 +1,13 @@
 """The tuning protocol behind ``optbench run --select``: tune on validation, compare on test.
 
-1. ``sweep``: every candidate (each combination of a sweep, see ``optbench.config.sweep``) runs once, with
-   the suite's first seed, on the validation split (``TaskData.validation_split``): the test split
-   is never seen while choosing.
-2. ``final``: per task x optimizer, the candidate with the best main validation metric (lowest
-   ``val_rmse``, highest ``val_accuracy``; ties: the first candidate) is re-run on test with every
-   seed of the suite. Candidates that diverged or failed are never chosen.
+1. ``sweep``: every candidate (each combination of a sweep, see ``optbench.config.sweep``) runs with
+   the suite's first ``selection_seeds`` seeds (1 by default, as DeepOBS: the first seed only) on
+   the validation split (``TaskData.validation_split``): the test split is never seen while
+   choosing. Each seed's run is an ordinary record of stage ``sweep``.
+2. ``final``: per task x optimizer, the candidate with the best main validation metric, the mean
+   over its selection seeds (lowest ``val_rmse``, highest ``val_accuracy``; ties: the first
+   candidate), is re-run on test with every seed of the suite. A candidate any of whose seeds
+   diverged or failed is never chosen.
 3. ``default``: the same optimizer at its documented default hyperparameters, with the same
    training options and seeds, on test, so the report can show default against tuned. Skipped
    where the defaults won (the final runs are those runs), and left out by a preset that has no
@@ -37,11 +39,15 @@ from optbench.tasks.catalog import main_metric_name
 
 @dataclass
 class Candidate:
-    """One sweep candidate's outcome: its status and main validation metric (None: no value)."""
+    """One sweep candidate's outcome over its selection seeds: the first seed's spec, a status (the
+    first seed's that did not finish, else the first's), the mean main validation metric (None: a
+    seed has no value) and each seed's value (``values``, in seed order; one with the default
+    ``selection_seeds``), from which a report can tell whether two candidates are within seed noise."""
 
     spec: RunSpec
     status: str
     value: float | None
+    values: tuple[float, ...] = ()
 
 
 @dataclass
@@ -81,17 +87,19 @@ def on_test(spec: RunSpec) -> RunSpec:
     return replace(spec, training=spec.training.with_split("test"))
 
 
-def candidate_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
-    """One validation-split spec per distinct cell of ``specs``, with the first seed, in order."""
+def candidate_specs(specs: Iterable[RunSpec], selection_seeds: int = 1) -> list[RunSpec]:
+    """Validation-split specs per distinct cell of ``specs``, with the first ``selection_seeds``
+    seeds from the suite's first seed (each cell's seeds together), in order."""
     specs = list(specs)
     first_seed = min((s.seed for s in specs), default=0)
     out: list[RunSpec] = []
     seen: set[str] = set()
     for spec in specs:
-        candidate = replace(spec, seed=first_seed, training=spec.training.with_split("validation"))
-        if candidate.spec_hash() not in seen:
-            seen.add(candidate.spec_hash())
-            out.append(candidate)
+        for seed in range(first_seed, first_seed + selection_seeds):
+            candidate = replace(spec, seed=seed, training=spec.training.with_split("validation"))
+            if candidate.spec_hash() not in seen:
+                seen.add(candidate.spec_hash())
+                out.append(candidate)
     return out
 
 
@@ -111,12 +119,23 @@ def choose(outcomes: Iterable[tuple[RunSpec, str, dict[str, Any], str | None]]) 
         if outcome[0].training.split == "validation":
             latest[outcome[0].spec_hash()] = outcome  # keeps the first position, takes the last value
     choices: dict[str, Choice] = {}
+    seeds: dict[str, list[tuple[RunSpec, str, float | None]]] = {}  # cell -> its seeds' outcomes
     for spec, status, metrics, metric_name in latest.values():
         metric, higher = main_validation_metric(spec.task, metric_name)
         choice = choices.setdefault(sweep_key(spec), Choice(spec.task, spec.dataset, spec.optimizer, metric, higher))
         value = metrics.get(metric) if status in SUCCESS else None
         ok = isinstance(value, (int, float)) and math.isfinite(value)
-        choice.candidates.append(Candidate(spec, status, float(value) if ok else None))
+        if spec.cell_hash() not in seeds:
+            seeds[spec.cell_hash()] = []
+            choice.candidates.append(Candidate(spec, status, None))
+        seeds[spec.cell_hash()].append((spec, status, float(value) if ok else None))
+    for choice in choices.values():
+        for i, c in enumerate(choice.candidates):
+            runs = sorted(seeds[c.spec.cell_hash()], key=lambda run: run[0].seed)
+            values = tuple(v for _, _, v in runs if v is not None)
+            status = next((st for _, st, v in runs if v is None), runs[0][1])
+            mean = math.fsum(values) / len(values) if values and len(values) == len(runs) else None
+            choice.candidates[i] = Candidate(runs[0][0], status, mean, values)
     for choice in choices.values():
         for c in choice.candidates:
             if c.value is None:
@@ -151,9 +170,9 @@ class Protocol:
     default_stage: bool = True  # False: no default stage (a preset that leaves it out, e.g. deepobs)
 
     @classmethod
-    def from_specs(cls, specs: list[RunSpec], default_stage: bool = True) -> Protocol:
+    def from_specs(cls, specs: list[RunSpec], default_stage: bool = True, selection_seeds: int = 1) -> Protocol:
         seeds = sorted({s.seed for s in specs})
-        return cls(candidate_specs(specs), seeds, default_stage=default_stage)
+        return cls(candidate_specs(specs, selection_seeds), seeds, default_stage=default_stage)
 
     def stages(self) -> Iterator[tuple[str, list[RunSpec]]]:
         """(stage, specs) for sweep, final and (unless left out) default. The final stage is decided

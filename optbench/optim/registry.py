@@ -318,12 +318,15 @@ def _as_def(name: str, obj: Any, source: str, where: str) -> OptimizerDef:
 
 def spec_label(spec: RunSpec) -> str:
     """A run's short human name: ``adam``, or ``adam(lr=0.0003)`` where hyperparameters differ from
-    the optimizer's defaults, ``@fused`` where an implementation other than auto was asked for, and
+    the optimizer's defaults (then its per-optimizer training options: ``sgd(lr=0.1,clip_value=1)``), ``@fused`` where an implementation other than auto was asked for, and
     `` [vectorized]`` for the vectorized engine. Never imports a plugin (a stored spec's optimizer
     whose code is not loaded here shows all its hyperparameters)."""
     opt = lookup_optimizer(spec.optimizer, load=False)
     defaults = opt.defaults if opt is not None else {}
     changed = {k: v for k, v in spec.hparams.items() if defaults.get(k) != v}
-    label = f"{spec.optimizer}({format_hparams(changed)})" if changed else spec.optimizer
+    # Per-optimizer training options (clip_value, clip_norm) after the hyperparameters: they are
+    # part of what this cell is, not of the budget its table shares (optbench.spec.training).
+    shown = ",".join(filter(None, (format_hparams(changed), format_hparams(spec.training.optimizer_options()))))
+    label = f"{spec.optimizer}({shown})" if shown else spec.optimizer
     label = label if spec.impl == "auto" else f"{label}@{spec.impl}"
     return label if spec.engine == "eager" else f"{label} [{spec.engine}]"

@@ -31,7 +31,14 @@ from typing import Any
 
 from optbench.spec.vocabulary import SCHEDULES, SPLITS
 
-__all__ = ["SCHEDULES", "SCHEDULE_PARAMS", "SPLITS", "TrainingOptions"]
+__all__ = ["PER_OPTIMIZER", "SCHEDULES", "SCHEDULE_PARAMS", "SPLITS", "TrainingOptions"]
+# The options an optimizer entry may set for itself (``--opt "sgd:lr=0.1,clip_value=1"``, or
+# ``clip_value = 1.0`` in a suite file's optimizer table), declared once. They stay training options
+# of the run (its spec, hash and identity; the engines apply them), but a report shows them in the
+# cell's label (``sgd(lr=0.1,clip_value=1)``) and leaves them out of the budget, which says what
+# every cell of a table shares. A suite-wide ``clip_value`` sets every optimizer's; an entry that
+# names either clipping option replaces the suite's clipping for that optimizer.
+PER_OPTIMIZER: tuple[str, ...] = ("clip_norm", "clip_value")
 # Each schedule's parameters with their defaults (None: derived from the run's epochs, see ``resolve``).
 SCHEDULE_PARAMS: dict[str, dict[str, Any]] = {
     "none": {},
@@ -72,6 +79,14 @@ class TrainingOptions:
     def without_split(self) -> dict[str, Any]:
         """The stored options but the split: what a sweep candidate and its final runs share."""
         return {k: v for k, v in self.to_dict().items() if k != "split"}
+
+    def optimizer_options(self) -> dict[str, Any]:
+        """The stored options an optimizer entry may set for itself (``PER_OPTIMIZER``)."""
+        return {k: v for k, v in self.to_dict().items() if k in PER_OPTIMIZER}
+
+    def shared_text(self) -> str:
+        """``text()`` without the per-optimizer options: what a report's budget is made of."""
+        return ",".join(f"{k}={_fmt(v)}" for k, v in self.to_dict().items() if k not in PER_OPTIMIZER)
 
     def text(self) -> str:
         """``schedule=cosine,split=validation``: the options as one short string ('' when default)."""

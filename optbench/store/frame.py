@@ -3,8 +3,8 @@
 Columns: ``path``, ``run_id``, ``status``, ``error``, ``metric_name``, ``spec_hash``, ``cell_hash``,
 the spec (``task``, ``dataset``, ``optimizer``, ``hparams`` as the inline string, ``epochs``,
 ``batch_size``, ``seed``, ``device``), ``code`` (the plugin or task code version, short; '' for
-built-in code), ``training`` (non-default training options as one string,
-'' for none, see optbench.spec.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
+built-in code), ``training`` (non-default training options as one string but
+the per-optimizer ones, which the ``label`` shows; '' for none, see optbench.spec.training), ``split`` (``test`` or ``validation``), ``stage`` (``sweep``,
 ``final``, ``default`` or None), ``protocol`` (a preset's name, e.g. ``deepobs``, or None), ``label`` (optimizer with non-default hyperparameters),
 every metric (``train_seconds``, ``steps_per_s``, ``final_train_loss``, ``test_loss``, ``test_rmse``,
 ``test_accuracy``, ``rmse_gap``, ``val_rmse``, ``time_to_target_s``, ...), and the environment prefixed
@@ -43,7 +43,9 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "hparams": format_hparams(spec.hparams),
             "label": rec.get("label") or spec_label(spec),
             "experiment": rec.get("experiment"),
-            "training": spec.training.text(),
+            # Per-optimizer options (clip_value, ...) are in the label, not here: this column is
+            # part of the report's budget, what every cell of a table shares (optbench.spec.training).
+            "training": spec.training.shared_text(),
             "code": code_text(spec.code),
             "split": spec.training.split,
             "stage": rec.get("stage"),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from optbench.errors import UserError, did_you_mean, unknown
 from optbench.metrics import is_task_metric
+from optbench.spec.dataset import DatasetRef
 
 # What a record that names no main metric (``metric_name``) of a task this optbench does not list
 # was measured by: the first tasks were regressions.
@@ -41,6 +42,8 @@ class TaskInfo:
     metrics: tuple[str, ...]
     default_batch_size: int = 64
     version: int = 1
+    # Per dataset, the options it accepts (``diamonds:rows=20000``; meanings: optbench.spec.dataset).
+    dataset_options: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def metric_name(self) -> str:
@@ -51,19 +54,20 @@ class TaskInfo:
 TASKS: dict[str, TaskInfo] = {t.name: t for t in [
     TaskInfo(
         "regression", "regression", "linear model y = m*x + b on one feature (price from carat), MSE loss",
-        {"synthetic": "built in: 2,000 rows, price = 7756*carat - 2256 + N(0, 1500^2)",
-         "diamonds": "seaborn diamonds, carat -> price (<data-dir>/diamonds.csv, downloaded once)"},
+        {"synthetic": "built in: 2,000 rows (or rows=N), price = 7756*carat - 2256 + N(0, 1500^2)",
+         "diamonds": "seaborn diamonds, carat -> price (<data-dir>/diamonds.csv, downloaded once); "
+                     "rows=N: a seeded sample"},
         default_dataset="synthetic", default_epochs=50, implementation="optbench.tasks.regression:LinearRegression",
-        metrics=("rmse", LOSS)),
+        metrics=("rmse", LOSS), dataset_options={"synthetic": ("rows",), "diamonds": ("rows",)}),
     TaskInfo(
         "mlp", "regression", "MLP regressor (in -> 64 -> 64 -> 1, ReLU), MSE loss",
         {"synthetic": "built in: Friedman #1, 5,000 rows, 10 features, noise floor RMSE 1.0",
-         "diamonds": "seaborn diamonds, all columns (categoricals one-hot) -> price"},
+         "diamonds": "seaborn diamonds, all columns (categoricals one-hot) -> price; rows=N: a seeded sample"},
         default_dataset="synthetic", default_epochs=20, implementation="optbench.tasks.mlp:MLPRegression",
-        metrics=("rmse", LOSS)),
+        metrics=("rmse", LOSS), dataset_options={"diamonds": ("rows",)}),
     TaskInfo(
         "cifar10", "classification", "small CNN (2 conv + 2 fc layers) on 32x32 colour images, cross-entropy",
-        {"cifar10": "CIFAR-10 via torchvision (50,000 train / 10,000 test; downloaded once with checksum)",
+        {"cifar10": "CIFAR-10 (python pickle batches, read without torchvision; 50,000 train / 10,000 test; downloaded once with checksum)",
          "synthetic": "built in: CIFAR-shaped, 5,000 train / 1,000 test, learnable classes"},
         default_dataset="cifar10", default_epochs=10, implementation="optbench.tasks.cifar10:CIFAR10Classification",
         metrics=("accuracy", LOSS)),
@@ -97,12 +101,15 @@ def reported_metrics(task: str, metric_name: str | None = None) -> tuple[str, ..
 
 
 def check_dataset(task: TaskInfo, dataset: str | None) -> str:
-    """The dataset name to use: ``dataset`` if the task has it, the task's default when None."""
+    """The dataset to use, as the spec stores it: ``dataset`` if the task has it (with its options
+    checked and written canonically, ``diamonds:rows=20000``; see optbench.spec.dataset), the task's
+    default when None."""
     if dataset is None:
         return task.default_dataset
-    if dataset not in task.datasets:
+    ref = DatasetRef.parse(dataset)
+    if ref.name not in task.datasets:
         raise UserError(
-            f"unknown dataset '{dataset}' for task '{task.name}'{did_you_mean(dataset, task.datasets)}; "
+            f"unknown dataset '{ref.name}' for task '{task.name}'{did_you_mean(ref.name, task.datasets)}; "
             f"choose from: {', '.join(task.datasets)}"
         )
-    return dataset
+    return ref.accepting(task.dataset_options.get(ref.name, ()), f"dataset '{ref.name}' of task '{task.name}'").text()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from optbench.datasets.diamonds import CATEGORICAL, NUMERIC, load_diamonds
+from optbench.spec.dataset import DatasetRef
 from optbench.tasks.base import RegressionTask, TaskData, standardised_regression
 
 FRIEDMAN_ROWS = 5000
@@ -45,8 +46,9 @@ class MLPRegression(RegressionTask):
     """The code of task \'mlp\' (its name, datasets and defaults: ``optbench.tasks.catalog``)."""
 
     def load(self, dataset: str, data_dir: Path) -> TaskData:
-        if dataset == "diamonds":
-            data = standardised_regression(*diamonds_features(load_diamonds(data_dir)))
+        ref = DatasetRef.parse(dataset)  # diamonds with rows=N where given
+        if ref.name == "diamonds":
+            data = standardised_regression(*diamonds_features(load_diamonds(data_dir, ref.option("rows"))))
         else:
             data = standardised_regression(*friedman1())
             data.reference["noise_floor_rmse"] = FRIEDMAN_NOISE

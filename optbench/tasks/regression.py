@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from optbench.datasets.diamonds import load_diamonds
+from optbench.spec.dataset import DatasetRef
 from optbench.tasks.base import RegressionTask, TaskData, standardised_regression
 
 # The synthetic line mimics diamonds: the least-squares fit of price on carat over the real
@@ -30,12 +31,13 @@ class LinearRegression(RegressionTask):
     """The code of task \'regression\' (its name, datasets and defaults: ``optbench.tasks.catalog``)."""
 
     def load(self, dataset: str, data_dir: Path) -> TaskData:
-        if dataset == "diamonds":
-            df = load_diamonds(data_dir)
+        ref = DatasetRef.parse(dataset)  # diamonds or synthetic, with rows=N where given
+        if ref.name == "diamonds":
+            df = load_diamonds(data_dir, ref.option("rows"))
             x = torch.tensor(df[["carat"]].to_numpy(), dtype=torch.float64)
             y = torch.tensor(df["price"].to_numpy(), dtype=torch.float64)
             return standardised_regression(x, y, reference_lstsq=True)
-        data = standardised_regression(*synthetic_line(), reference_lstsq=True)
+        data = standardised_regression(*synthetic_line(ref.option("rows") or SYNTHETIC_ROWS), reference_lstsq=True)
         data.reference["noise_floor_rmse"] = SYNTHETIC_NOISE  # the expected RMSE of the true line
         return data
 
