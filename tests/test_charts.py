@@ -265,3 +265,35 @@ def test_time_to_target_is_dots_from_zero_never_bars() -> None:
     ax = fig.axes[0]
     assert not ax.patches and ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
     assert any("not reached (0 of 3 seeds reached it)" in t.get_text() for t in ax.texts)
+
+
+@pytest.mark.parametrize("kind", ["sensitivity", "convergence"])
+def test_a_long_log_scale_axis_label_is_wrapped_inside_the_figure_not_cut(kind: str) -> None:
+    """A log axis names its spread in the label: ``final validation RMSE (target units) (log scale:
+    the values span 64x)`` is longer than a 4.4-inch chart is tall; it wraps onto two lines."""
+    from dataclasses import replace as with_fields
+
+    from optbench.execution.selection import Candidate, Choice
+    from optbench.report import fair
+    from optbench.spec import RunSpec
+
+    if kind == "sensitivity":
+        spec = RunSpec.from_dict({"task": "regression", "dataset": "synthetic", "optimizer": "momentum",
+                                  "hparams": {"lr": 1e-5}, "epochs": 2, "batch_size": 64, "seed": 0, "device": "cpu"})
+        candidates = [Candidate(with_fields(spec, hparams={"lr": lr}), "ok", v)
+                      for lr, v in ((1e-5, 90_000.0), (1e-3, 5_000.0), (1e-2, 1_400.0))]
+        choice = Choice("regression", "synthetic", "momentum", "val_rmse", False, candidates, candidates[-1])
+        fig = charts.sensitivity_chart([fair.sensitivity(choice)], ["momentum"], {"momentum": "#E69F00"},
+                                       "regression on synthetic", metric("val_rmse"))
+    else:
+        runs = fake_runs(3)
+        runs["curve"] = [[{"epoch": e, "time_s": e, "train_loss": 100.0 / e ** 3, "test_loss": None,
+                           "test_metric": None} for e in (1, 2, 3, 4)] for _ in range(len(runs))]
+        cells, _, curves = chart_inputs(runs, "test_rmse")
+        fig = charts.convergence_chart(cells, curves, colour_map(cells["optimizer"]), "regression on synthetic",
+                                       "training loss, MSE on standardised target")
+    renderer = drawn_canvas(drawn(fig))
+    label = fig.axes[0].yaxis.label
+    box, page = label.get_window_extent(renderer), fig.bbox
+    assert page.y0 <= box.y0 and box.y1 <= page.y1 and page.x0 <= box.x0, (box, page)
+    assert "log scale" in label.get_text() and "\n" in label.get_text()

@@ -23,7 +23,7 @@ def test_a_report_redraws_only_the_charts_whose_data_or_files_changed(results: P
     data, out = tmp_path / "results", tmp_path / "out"
     shutil.copytree(results, data)
     first = build_report([data], out_dir=out)
-    assert first.charts_drawn == len(first.charts) == 5 and (out / drawing.INDEX_FILE).is_file()
+    assert first.charts_drawn == len(first.charts) == 7 and (out / drawing.INDEX_FILE).is_file()
     before = files(out)
 
     again = build_report([data], out_dir=out)
@@ -35,10 +35,11 @@ def test_a_report_redraws_only_the_charts_whose_data_or_files_changed(results: P
                             metrics=regression_metrics(3.5, 21.0, 55.0, 0.6, 0.5, 1.0),
                             curve=[(1.0, 2.0, None), (2.0, 1.4, None), (3.5, 0.9, None)]), data)
     changed = build_report([data], out_dir=out)
-    assert changed.charts_drawn == 2
+    assert changed.charts_drawn == 3
     now = files(out)
     redrawn = {name for name in now if now[name] != before[name]}
-    assert redrawn == {"regression-synthetic-comparison.png", "regression-synthetic-convergence.png"}
+    assert redrawn == {"regression-synthetic-comparison.png", "regression-synthetic-bars.png",
+                       "regression-synthetic-convergence.png"}
 
     # A chart file deleted or changed by hand is drawn again; the others are kept.
     (out / "cifar10-synthetic-accuracy.png").unlink()
@@ -47,10 +48,10 @@ def test_a_report_redraws_only_the_charts_whose_data_or_files_changed(results: P
     assert files(out)["cifar10-synthetic-comparison.png"][0] == now["cifar10-synthetic-comparison.png"][0]
 
     # A format not drawn before is drawn for every chart; an unreadable index means drawing everything.
-    assert build_report([data], out_dir=out, chart_formats=["png", "svg"]).charts_drawn == 5
+    assert build_report([data], out_dir=out, chart_formats=["png", "svg"]).charts_drawn == 7
     assert build_report([data], out_dir=out, chart_formats=["svg"]).charts_drawn == 0
     (out / drawing.INDEX_FILE).write_text("{ not json")
-    assert build_report([data], out_dir=out).charts_drawn == 5
+    assert build_report([data], out_dir=out).charts_drawn == 7
 
 
 def test_charts_drawn_in_worker_processes_are_the_charts_drawn_here(results: Path, tmp_path: Path) -> None:

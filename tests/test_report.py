@@ -221,7 +221,7 @@ def test_html_is_one_self_contained_file_with_every_chart_embedded(html_report) 
     assert html_report.export.name == "report.html"
     assert [p.name for p in html_report.out_dir.iterdir() if p.suffix == ".html"] == ["report.html"]
     pngs = [p for p in html_report.charts if p.suffix == ".png"]
-    assert page.count('src="data:image/png;base64,') == len(pngs) == 5
+    assert page.count('src="data:image/png;base64,') == len(pngs) == 7
     assert not re.search(r'(?:src|href)\s*=\s*"(?!data:)', page)  # nothing fetched from anywhere
     assert "<link" not in page and "<script" not in page
     assert "sgd(lr=5)" in page and "<strong>12.00 ± 2.0</strong>" in page
@@ -231,8 +231,9 @@ def test_html_is_one_self_contained_file_with_every_chart_embedded(html_report) 
 
 def test_every_chart_is_written_in_each_format_asked_for(html_report) -> None:
     names = sorted(p.name for p in html_report.charts)
-    stems = ["cifar10-synthetic-accuracy", "cifar10-synthetic-comparison", "cifar10-synthetic-convergence",
-             "regression-synthetic-comparison", "regression-synthetic-convergence"]
+    stems = ["cifar10-synthetic-accuracy", "cifar10-synthetic-bars", "cifar10-synthetic-comparison",
+             "cifar10-synthetic-convergence", "regression-synthetic-bars", "regression-synthetic-comparison",
+             "regression-synthetic-convergence"]
     assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg", "pdf"))
     for path in html_report.charts:
         data = path.read_bytes()
@@ -316,13 +317,13 @@ def test_report_reads_a_real_run_and_writes_charts_next_to_it(cli) -> None:
     result = cli("report", "--results-dir", str(cli.results_dir))
     assert result.exit_code == 0, result.output
     assert "regression on synthetic" in result.stdout and "test RMSE" in result.stdout
-    assert f"wrote 2 chart(s), PNG, to {cli.results_dir / 'report'}" in result.stdout
+    assert f"wrote 3 chart(s), PNG, to {cli.results_dir / 'report'}" in result.stdout
     assert (cli.results_dir / "report" / "regression-synthetic-comparison.png").is_file()
     assert snapshot(cli.results_dir / "runs") == before
     again = cli("report", "--results-dir", str(cli.results_dir), "--chart-format", "png,svg")
-    assert f"wrote 2 chart(s), PNG and SVG, to {cli.results_dir / 'report'}" in again.stdout  # no SVG yet
+    assert f"wrote 3 chart(s), PNG and SVG, to {cli.results_dir / 'report'}" in again.stdout  # no SVG yet
     again = cli("report", "--results-dir", str(cli.results_dir), "--chart-format", "svg")
-    assert f"2 chart(s), SVG, in {cli.results_dir / 'report'}: unchanged, the data they show is the same" \
+    assert f"3 chart(s), SVG, in {cli.results_dir / 'report'}: unchanged, the data they show is the same" \
         in again.stdout
 
 

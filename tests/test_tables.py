@@ -118,3 +118,18 @@ def test_check_at_80_columns_keeps_each_comparison_on_one_line(cli, monkeypatch,
     assert "…" not in result.stdout and all(len(line) <= 80 for line in lines if not line.startswith("PASS"))
     rmse = next(i for i, line in enumerate(lines) if "· test_rmse" in line)
     assert re.fullmatch(r"\s*([\d,.]+) -> \1 \(\+0\.0%\)\s*", lines[rmse + 1]), lines[rmse + 1]
+
+
+def test_bold_marks_the_best_and_every_cell_within_seed_noise_of_it_never_a_coin_toss(cli):
+    # Two learning rates a hair apart end within each other's seed noise: both are bold, so the
+    # table does not crown one of them. A learning rate 50x too small is clearly worse on 5 seeds: not bold.
+    result = cli.run("--opt", "sgd:lr=0.05|0.0501|0.001", "--epochs", "3", "--seeds", "5", "-q")
+    assert result.exit_code == 0, result.output
+    report = cli("report", "--results-dir", str(cli.results_dir), "--format", "markdown", "--no-charts")
+    assert report.exit_code == 0, report.output
+    assert "within seed noise of it (Welch's t-test, p >= 0.05)" in report.stdout
+    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in report.stdout.splitlines()
+            if line.startswith("| sgd(")}
+    rmse = rows
+    assert rmse["sgd(lr=0.05)"].startswith("**") and rmse["sgd(lr=0.0501)"].startswith("**"), rows
+    assert not rmse["sgd(lr=0.001)"].startswith("**"), rows

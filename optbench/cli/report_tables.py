@@ -107,8 +107,8 @@ def report_tables(table: GroupTable, width: int | None = None) -> list[Renderabl
                 cells.append(text)
             rich.add_row(*cells)
         out.append(rich)
-    if table.caption:
-        out[-1] = Group(out[-1], Text(table.caption))
+    if table.caption or table.notes:
+        out[-1] = Group(out[-1], *(Text(line) for line in [table.caption, *table.notes] if line))
     return out
 
 

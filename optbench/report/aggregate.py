@@ -67,7 +67,9 @@ def with_metric_columns(runs: pd.DataFrame) -> pd.DataFrame:
 def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: the cell columns, ``optimizer``, ``cell_hash``, ``metric_name``, ``split``, the
     counts ``runs``, ``n`` (ok runs: ok, converged or budget), ``n_converged``, ``n_budget``,
-    ``n_diverged``, ``n_failed``, ``seeds`` (sorted, all statuses), and for
+    ``n_diverged``, ``n_failed``, ``seeds`` (sorted, all statuses), ``runtime_shared`` and
+    ``group_size`` (``shared_groups``: runtimes that are a vectorized group's seconds per replica,
+    whose runtime metrics then have a mean and no std or interval), and for
     each metric the registry marks ``summarised`` the columns ``<metric>_mean``, ``_std``, ``_ci95_low``, ``_ci95_high``
     (ok runs only; units as in the records: seconds, steps per second, loss, target units, fraction).
 
@@ -95,6 +97,8 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
         "seeds": runs.groupby(cell)["seed"].agg(lambda s: sorted(int(x) for x in s)).tolist(),
     })
     groups = pd.RangeIndex(len(first))
+    shared, group_size = shared_groups(runs, cell, len(first))
+    out.update({"runtime_shared": shared.tolist(), "group_size": group_size.tolist()})
     for metric in summarised_metrics():
         values = pd.to_numeric(runs.loc[ok, metric.name], errors="coerce").replace([np.inf, -np.inf], np.nan)
         by_cell = values.groupby(cell[ok])
@@ -104,9 +108,23 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             half = np.where(n >= 2, stdtrit(np.maximum(n - 1, 1), 0.975) * std / np.sqrt(n), np.nan)
         std = np.where(n >= 2, std, np.nan)
+        low, high = mean - half, mean + half
+        if metric.runtime:  # a share of a group's time has no spread of its own: none is shown
+            std, low, high = (np.where(shared, np.nan, a) for a in (std, low, high))
         out.update({f"{metric.name}_mean": mean, f"{metric.name}_std": std,
-                    f"{metric.name}_ci95_low": mean - half, f"{metric.name}_ci95_high": mean + half})
+                    f"{metric.name}_ci95_low": low, f"{metric.name}_ci95_high": high})
     return sort_cells(pd.DataFrame(out), runs)
+
+
+def shared_groups(runs: pd.DataFrame, cell: pd.Series, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell (numbered by ``cell``), whether its runtimes are shares of a group's time (the
+    vectorized engine trained it with other replicas: a record's ``group_size`` above 1) and the
+    largest such group (0 for cells trained on their own)."""
+    if "group_size" not in runs:
+        return np.zeros(cells, dtype=bool), np.zeros(cells, dtype=int)
+    size = pd.to_numeric(runs["group_size"], errors="coerce").fillna(0)
+    largest = size.groupby(cell).max().reindex(pd.RangeIndex(cells), fill_value=0).to_numpy()
+    return largest > 1, np.where(largest > 1, largest, 0).astype(int)
 
 
 def sort_cells(cells: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from optbench.report.aggregate import (STATS, cell_stats, curve_stats, main_metr
                                       seed_values)
 from optbench.metrics import summarised_metrics
 from optbench.errors import UserError, did_you_mean
-from optbench.files import probe_writable, write_atomic
+from optbench.files import Refused, probe_writable, read_regular, write_atomic
 from optbench.config.hparams import parse_optimizer_arg
 from optbench.optim.hparams import match_hparams, resolve_hparams
 from optbench.spec import format_hparams
@@ -229,6 +229,8 @@ def _write_outputs(report: Report, fmt: Format, chart_formats: Sequence[str], ex
         # Charts whose inputs and code are unchanged since they were drawn into out_dir are kept.
         jobs = chart_jobs(report)
         index = drawing.ChartIndex(report.out_dir)
+        if index.problem:  # one warning line; the charts are drawn again
+            report.problems.append(Problem(index.path, index.problem))
         digests = {chart.stem: chart.digest() for chart in jobs}
         stale = [chart for chart in jobs if not index.fresh(chart, digests[chart.stem], chart_formats)]
         try:
@@ -245,11 +247,19 @@ def _write_outputs(report: Report, fmt: Format, chart_formats: Sequence[str], ex
         for chart in jobs:
             report.charts += [report.out_dir / f"{chart.stem}.{ext}" for ext in chart_formats]
         if "png" in chart_formats and fmt == "html":
-            images = {chart.stem: (report.out_dir / f"{chart.stem}.png").read_bytes() for chart in jobs}
+            images = {chart.stem: _read_chart(report.out_dir / f"{chart.stem}.png") for chart in jobs}
     if fmt in EXPORT_FILE:
         report.text = _export_text(report, fmt, images, relative_links=export_file, table=table)
         if export_file:
             report.export = write_atomic(report.out_dir / EXPORT_FILE[fmt], report.text.encode())
+
+
+def _read_chart(path: Path) -> bytes:
+    """A chart file just written or found fresh, read back safely (a file swapped for a pipe meanwhile is an error)."""
+    try:
+        return read_regular(path, drawing.MAX_CHART_BYTES)
+    except Refused as exc:
+        raise UserError(f"cannot read back the chart {path}: {exc}; run optbench report again") from None
 
 
 def _export_text(report: Report, fmt: Format, images: dict[str, bytes], relative_links: bool = False,
@@ -354,11 +364,13 @@ def _optimizer_matches(runs: pd.DataFrame, value: str) -> pd.Series:
 
 def export_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """The cells with the columns written to CSV and JSON: identity (experiment and budget first),
-    counts, then per metric ``_mean``, ``_std``, ``_ci95_low``, ``_ci95_high`` (units: seconds,
+    counts, ``runtime_shared`` and ``group_size`` (runtimes that are a vectorized group's seconds per
+    replica: their runtime std and interval are empty), then per metric ``_mean``, ``_std``,
+    ``_ci95_low``, ``_ci95_high`` (units: seconds,
     steps/s, loss, target units, fraction)."""
     identity = ["experiment", "task", "dataset", "budget", "optimizer", "label", "hparams", "epochs", "batch_size",
                 "device", "training", "split", "cell_hash", "metric_name", "runs", "n", "n_converged", "n_budget",
-                "n_diverged", "n_failed", "seeds"]
+                "n_diverged", "n_failed", "seeds", "runtime_shared", "group_size"]
     stats_cols = [f"{m.name}_{s}" for m in summarised_metrics() for s in STATS]
     return cells[identity + stats_cols]
 
@@ -386,6 +398,10 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
                          "chosen": stored_label(c.best.spec, section.runs) if c.best else None,
                          "validation_metric": val.name, "validation_value": c.best.value if c.best else None,
                          "test_metric": main.name}
+                tie = fair.near_tie(c, section.cells)
+                entry.update({"near_tie": tie is not None, "runner_up": tie.runner_up if tie else None,
+                              "runner_up_value": tie.runner_up_value if tie else None,
+                              "lead": tie.gap if tie else None, "near_tie_rule": tie.rule if tie else None})
                 for side in ("default", "tuned"):
                     cell = row[side]
                     entry[f"{side}_label"] = None if cell is None else cell["label"]
@@ -487,8 +503,13 @@ def to_markdown(report: Report, relative_links: bool = False) -> str:
     there needs; else the paths as written)."""
     out = ["## optbench report", ""]
     out += [f"- {_md_escape(line)}" for line in _context_lines(report)]
+    shown_as = _embedded_format(report.charts)
     if report.charts:
-        out.append(f"- charts: {len(report.charts) // 2} (PNG and SVG) in `{report.out_dir}`")
+        counts = [f"{sum(p.suffix == f'.{fmt}' for p in report.charts)} {fmt.upper()}" for fmt in CHART_FORMATS
+                  if any(p.suffix == f".{fmt}" for p in report.charts)]
+        shown_note = (f"; shown below as {shown_as[1:].upper()}" if shown_as else
+                      "; none shown here: markdown viewers cannot show PDF, open the files")
+        out.append(f"- charts: {', '.join(counts)} in `{report.out_dir}`{shown_note}")
     for t in report.tables:
         out += ["", f"### {_md_escape(t.title)}", "", f"_{_md_escape(t.caption)}_", ""]
         out.append("| " + " | ".join(t.columns) + " |")
@@ -503,16 +524,24 @@ def to_markdown(report: Report, relative_links: bool = False) -> str:
                     text = f"⚠️ {text}"
                 cells.append(text)
             out.append("| " + " | ".join(cells) + " |")
-    # Each chart once: its PNG, or its first format where no PNG was drawn (PDFs do not show inline).
-    shown_as = ".png" if any(p.suffix == ".png" for p in report.charts) else (report.charts[0].suffix
-                                                                              if report.charts else "")
-    pictures = [p for p in report.charts if p.suffix == shown_as]
+        if t.notes:
+            out += ["", *(f"> {_md_escape(note)}" for note in t.notes)]
+    pictures = [p for p in report.charts if p.suffix == shown_as] if shown_as else []
     if pictures:
         out += ["", "### Charts", ""]
         for picture in pictures:
             link = picture.relative_to(report.out_dir).as_posix() if relative_links else picture.as_posix()
             out.append(f"![{_md_escape(picture.stem)}]({link.replace(' ', '%20')})")
     return "\n".join(out) + "\n"
+
+
+# The chart formats markdown viewers (GitHub) show inline, preferred first; PDF is linked from nowhere.
+MARKDOWN_IMAGES = (".png", ".svg")
+
+
+def _embedded_format(charts: list[Path]) -> str | None:
+    """The one format the markdown embeds each chart in: PNG where drawn, else SVG, else none."""
+    return next((ext for ext in MARKDOWN_IMAGES if any(p.suffix == ext for p in charts)), None)
 
 
 def _md_escape(text: str) -> str:
@@ -530,6 +559,7 @@ tr.warn td{background:#fff6e0}
 .caption{color:#555;font-size:.9rem}
 img{max-width:100%;height:auto;display:block;margin:.5rem 0 1.5rem;border:1px solid #eee}
 .context{color:#555;font-size:.9rem}
+.note{color:#6a4a00;font-size:.9rem;margin-top:-1rem}
 """
 
 
@@ -553,6 +583,7 @@ def to_html(report: Report, images: dict[str, bytes]) -> str:
                 body.append(f'<td class="{"num" if t.numeric[c] else ""}">{inner}</td>')
             body.append("</tr>")
         body.append("</tbody></table>")
+        body += [f'<p class="note">{e(note)}</p>' for note in t.notes]
         for stem, png in images.items():
             if _chart_of(stem, t.charts) and stem not in shown:
                 shown.add(stem)  # a task with several tables shows its charts once, after the first
@@ -574,7 +605,7 @@ def _chart_of(stem: str, prefix: str) -> bool:
     return rest is not None and (rest in CHART_KINDS or rest.startswith("time-to-target"))
 
 
-CHART_KINDS = ("comparison", "convergence", "accuracy", "sensitivity", "time-to-target", "performance-profile")
+CHART_KINDS = ("comparison", "bars", "convergence", "accuracy", "sensitivity", "time-to-target", "performance-profile")
 
 
 def chart_folder(report: Report, experiment: str) -> str:
@@ -594,7 +625,8 @@ def chart_folder(report: Report, experiment: str) -> str:
 def chart_jobs(report: Report) -> list[drawing.Chart]:
     """Every chart of the report (``drawing.Chart``: its file stem, the function that draws it and
     that function's arguments; nothing is drawn here and matplotlib is not imported). Per
-    experiment and comparable group (task x dataset x budget): a comparison chart and a convergence chart of the cells
+    experiment and comparable group (task x dataset x budget): a comparison chart (dots and
+    intervals), a bar chart (``bars.bar_chart``: log error axis) and a convergence chart of the cells
     evaluated on test, an accuracy chart for classification tasks, a sensitivity chart where the
     group has sweeps (validation-split cells) and a time-to-target chart per target; per
     experiment, the performance profile. Stems start with the experiment's folder (several
@@ -616,6 +648,8 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
                     tested[[*CELL_COLUMNS, "name"]], on=CELL_COLUMNS, how="inner")
                 figures.append(drawing.Chart(prefix + "comparison", "comparison_chart", (
                     tested, seeds, colours, title, main, reference_values(runs, main.name))))
+                figures.append(drawing.Chart(prefix + "bars", "bar_chart", (
+                    tested, colours, title, main, reference_values(runs, main.name))))
                 curves = section.curves[(section.curves["task"] == task) & (section.curves["dataset"] == dataset)
                                         & (section.curves["budget"] == budget) & section.curves["name"].isin(tested["name"])]
                 if not curves.empty:

@@ -9,8 +9,9 @@ optimizer in one chart (other hyperparameters, epochs, batch size or device) sha
 differ by marker or line style. A chart of many cells shows each optimizer's best (``shown``).
 
 Value axes are linear from zero unless the values span more than ``LOG_SPREAD`` times
-(``log_scale``), and a log axis says so and why in its label; comparisons are dots with interval
-whiskers, never bars on a log axis. Reference values the task stored with its runs (least-squares
+(``log_scale``), and a log axis says so and why in its label; comparisons here are dots with
+interval whiskers (the bar chart, whose log axis starts its bars at a stated decade floor, is
+``optbench.report.bars``). Reference values the task stored with its runs (least-squares
 optimum, noise floor, chance accuracy) are drawn as grey lines named in the legend. Legends sit
 outside the axes: right of them when short, below them in columns when long.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -33,6 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
 from optbench.metrics import Metric, metric as registry_metric
+from optbench.report.naming import slug
 
 LINE_STYLES = ["-", "--", ":", "-."]
 VARIANT_MARKERS = ["o", "s", "^", "D"]
@@ -190,7 +193,7 @@ def _interval_panel(ax: Axes, cells: pd.DataFrame, seeds: pd.DataFrame, colours:
                         markersize=6 if cut else 9, markeredgewidth=1.6, label="_interval")
         ax.plot([mean[i]], [yi], linestyle="none", marker=VARIANT_MARKERS[style % len(VARIANT_MARKERS)],
                 markersize=7, color=colour, markeredgecolor="white", markeredgewidth=0.8, label=cell["name"],
-                zorder=3)
+                zorder=3, gid=f"mean-{column}-{slug(cell['name'])}")  # an id in the SVG
         ax.annotate(_format(mean[i], metric), (data_hi, yi), xytext=(8, 0), textcoords="offset points",
                     va="center", fontsize=8, color="#333333")
     unit = "%" if percent else metric.unit
@@ -298,6 +301,8 @@ def _value_axis(ax: Axes, which: str, values: np.ndarray, label: str) -> None:
     axis = ax.yaxis if which == "y" else ax.xaxis
     set_scale, set_label, set_lim = ((ax.set_yscale, ax.set_ylabel, ax.set_ylim) if which == "y"
                                      else (ax.set_xscale, ax.set_xlabel, ax.set_xlim))
+    if which == "y":  # a label longer than the axis is tall would be cut at both ends: wrapped instead
+        set_label = lambda text: ax.set_ylabel(_wrap_to_height(ax, text))
     if log:
         set_scale("log")
         set_label(f"{label} (log scale: the values span {spread:,.0f}x)")
@@ -309,6 +314,14 @@ def _value_axis(ax: Axes, which: str, values: np.ndarray, label: str) -> None:
         finite = values[np.isfinite(values)]
         if len(finite) and finite.min() >= 0:
             set_lim(0, float(finite.max()) * 1.05 or 1.0)
+
+
+def _wrap_to_height(ax: Axes, text: str) -> str:
+    """``text`` broken between words into lines that fit along a y axis: about 75% of the figure's
+    height at the label's font size (0.6 em per character)."""
+    size = ax.yaxis.label.get_fontsize()
+    width = max(16, int(ax.figure.get_figheight() * 72 * 0.75 / (size * 0.6)))
+    return "\n".join(textwrap.wrap(text, width)) if len(text) > width else text
 
 
 def accuracy_chart(cells: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, str], title: str,

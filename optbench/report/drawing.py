@@ -33,10 +33,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from optbench.files import write_atomic
+from optbench.files import Refused, parse_json, read_regular, write_atomic
 
 # In the output folder: what was drawn from what (one JSON object per chart stem).
 INDEX_FILE = ".charts.json"
+# Past these sizes the index or a chart file is not read (it is not one this code wrote): the
+# charts are drawn again. An index entry is about 250 bytes; a chart a few hundred KiB.
+MAX_INDEX_BYTES = 16 * 2**20
+MAX_INDEX_DEPTH = 4
+MAX_CHART_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,11 @@ class Chart:
 
     def build(self) -> Any:
         """The matplotlib ``Figure`` (imports matplotlib)."""
-        from optbench.report import charts
-
-        return getattr(charts, self.kind)(*self.args)
+        for name in CHART_MODULES:
+            module = importlib.import_module(name)
+            if hasattr(module, self.kind):
+                return getattr(module, self.kind)(*self.args)
+        raise AttributeError(f"no chart function {self.kind} in {', '.join(CHART_MODULES)}")
 
     def digest(self) -> str:
         """What the chart's files depend on: its arguments and the code and libraries that draw it.
@@ -61,35 +68,58 @@ class Chart:
         return hashlib.sha256(pickle.dumps((self.kind, self.args, _code_version()), protocol=5)).hexdigest()
 
 
+# The modules whose functions draw charts (``Chart.kind`` names one of them).
+CHART_MODULES = ("optbench.report.charts", "optbench.report.bars")
+
+
 @cache
 def _code_version() -> tuple[str, ...]:
-    spec = importlib.util.find_spec("optbench.report.charts")
-    source = Path(spec.origin).read_bytes() if spec and spec.origin else b""
-    return (hashlib.sha256(source).hexdigest(), importlib.metadata.version("matplotlib"))
+    digests = []
+    for name in CHART_MODULES:
+        spec = importlib.util.find_spec(name)
+        source = Path(spec.origin).read_bytes() if spec and spec.origin else b""
+        digests.append(hashlib.sha256(source).hexdigest())
+    return (*digests, importlib.metadata.version("matplotlib"))
 
 
 class ChartIndex:
-    """The output folder's record of the charts drawn into it (``INDEX_FILE``)."""
+    """The output folder's record of the charts drawn into it (``INDEX_FILE``).
+
+    Everything here is read with ``files.read_regular`` (regular files only, size-capped, opened
+    without blocking): a named pipe or a link to ``/dev/zero`` in place of the index or of a chart
+    is never waited on. An index that is not what this code writes (not JSON, not an object of
+    ``{"digest": str, "files": {format: str}}`` entries) is set aside whole: ``problem`` says why,
+    and every chart is drawn again. A chart file that is not a regular file is not fresh: it is
+    drawn again, and the new file replaces it (``write_atomic`` renames over it, link or pipe).
+    """
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / INDEX_FILE
+        self.entries: dict[str, Any] = {}
+        self.problem: str | None = None
+        if not os.path.lexists(self.path):
+            return  # none yet: every chart is drawn
         try:
-            self.entries: dict[str, Any] = json.loads(self.path.read_text())
-            if not isinstance(self.entries, dict):
-                self.entries = {}
-        except (OSError, ValueError):  # none yet, or unreadable: every chart is drawn
-            self.entries = {}
+            doc = parse_json(read_regular(self.path, MAX_INDEX_BYTES), MAX_INDEX_DEPTH)
+        except Refused as exc:
+            self.problem = f"chart index refused: {exc}; every chart is drawn again"
+            return
+        bad = _index_shape(doc)
+        if bad:
+            self.problem = f"chart index damaged ({bad}); every chart is drawn again"
+            return
+        self.entries = doc
 
     def fresh(self, chart: Chart, digest: str, formats: Sequence[str]) -> bool:
         """Whether the files of ``chart`` in every one of ``formats`` are there, as drawn from ``digest``."""
         entry = self.entries.get(chart.stem)
         if not isinstance(entry, dict) or entry.get("digest") != digest:
             return False
-        files = entry.get("files", {})
+        files = entry["files"]
         for fmt in formats:
             try:
-                data = (self.path.parent / f"{chart.stem}.{fmt}").read_bytes()
-            except OSError:
+                data = read_regular(self.path.parent / f"{chart.stem}.{fmt}", MAX_CHART_BYTES)
+            except Refused:  # missing, a pipe, a device, a folder or too large: drawn again
                 return False
             if files.get(fmt) != hashlib.sha256(data).hexdigest():
                 return False
@@ -103,6 +133,18 @@ class ChartIndex:
 
     def save(self) -> None:
         write_atomic(self.path, json.dumps(self.entries, indent=1, sort_keys=True).encode())
+
+
+def _index_shape(doc: Any) -> str | None:
+    """Why ``doc`` is not an index as ``ChartIndex.save`` writes it, or None when it is."""
+    if not isinstance(doc, dict):
+        return f"a JSON {type(doc).__name__}, not an object"
+    for stem, entry in doc.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str) \
+                or not isinstance(entry.get("files"), dict) \
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in entry["files"].items()):
+            return f"its entry for {stem[:80]} is not {{digest: text, files: {{format: text}}}}"
+    return None
 
 
 # At most this many workers: a container may see every core of its host and be allowed two.
@@ -129,7 +171,8 @@ def draw(charts: Sequence[Chart], formats: Sequence[str]) -> Iterator[tuple[Char
         for chart in charts:
             yield chart, _render(chart, formats)
         return
-    importlib.import_module("optbench.report.charts")  # matplotlib once, here, not in every worker
+    for name in CHART_MODULES:  # matplotlib once, here, not in every worker
+        importlib.import_module(name)
 
     _CHARTS, _FORMATS = charts, tuple(formats)
     try:

@@ -19,7 +19,7 @@ from optbench.report import profile
 from optbench.errors import UserError, did_you_mean
 from optbench.metrics import held_out_variants
 from optbench.execution.selection import Choice, choose
-from optbench.spec import RunSpec
+from optbench.spec import RunSpec, format_hparams
 from optbench.spec.targets import Target, parse_target, time_to_target
 from optbench.tasks import TASKS
 
@@ -110,6 +110,82 @@ def tuning_rows(choices: list[Choice], cells: pd.DataFrame) -> list[dict[str, An
         rows.append({"choice": c, "default": default,
                      "tuned": by_hash(tuned_spec.cell_hash()) if tuned_spec else None})
     return rows
+
+
+# --- near ties ----------------------------------------------------------------------------------
+
+# With one selection seed per candidate there is no measured noise: a winner ahead of the runner-up
+# by at most this fraction of the winner's value is flagged as a near tie.
+NEAR_TIE_MARGIN = 0.01
+
+
+@dataclass(frozen=True)
+class NearTie:
+    """A selection whose top two candidates are within their seed noise: the winner's and the
+    runner-up's swept values, validation means, how far apart (a fraction of the winner's value),
+    the fewest seeds either had, and which rule flagged it (``intervals``: their 95% confidence
+    intervals overlap, two or more seeds each; ``margin``: within ``NEAR_TIE_MARGIN``, one seed)."""
+
+    winner: str
+    runner_up: str
+    winner_value: float
+    runner_up_value: float
+    gap: float
+    seeds: int
+    rule: str
+
+    def text(self, name: str) -> str:
+        """``adam: lr=0.001 chosen over lr=0.003 by 0.2% on 1 seed, within 1%: a coin toss``."""
+        if self.rule == "intervals":
+            why = f"on {self.seeds} seeds each, their 95% intervals overlap"
+        else:
+            why = f"on 1 seed, within the {NEAR_TIE_MARGIN:.0%} margin used when there is no seed noise to compare"
+        return (f"near tie: {name}: {self.winner} chosen over {self.runner_up} by {self.gap * 100:.2g}% {why}; "
+                "a coin toss, not a clear winner")
+
+
+def near_tie(choice: Choice, cells: pd.DataFrame) -> NearTie | None:
+    """Whether ``choice``'s winner is within seed noise of its runner-up, read from the validation
+    cells (``aggregate.cell_stats`` over every selection seed of each candidate: one or many).
+
+    The runner-up is the best other candidate with a value (none of its seeds diverged or failed).
+    With two or more seeds each, the tie is
+    that their 95% confidence intervals of the mean overlap; with one seed either side (no noise
+    measured), that they differ by at most ``NEAR_TIE_MARGIN`` of the winner's value. None when
+    nothing was chosen, there is no runner-up, or the lead is clear."""
+    if choice.best is None or cells.empty:
+        return None
+    val = cells[cells["split"] == "validation"] if "split" in cells else cells
+    by_hash = {h: row for h, row in zip(val["cell_hash"], (r for _, r in val.iterrows()))}
+    candidates = {}
+    for c in choice.candidates:  # only candidates that could have been chosen (every seed finished)
+        row = by_hash.get(c.spec.cell_hash()) if c.value is not None else None
+        if row is not None and row["n"] > 0 and math.isfinite(row[f"{choice.metric}_mean"]):
+            candidates.setdefault(c.spec.cell_hash(), (c.spec, row))
+    winner_hash = choice.best.spec.cell_hash()
+    if winner_hash not in candidates:
+        return None
+    spec, win = candidates[winner_hash]
+    others = [v for h, v in candidates.items() if h != winner_hash]
+    if not others:
+        return None
+    sign = -1 if choice.higher_is_better else 1
+    other_spec, other = min(others, key=lambda v: sign * v[1][f"{choice.metric}_mean"])
+    m = choice.metric
+    a, b = float(win[f"{m}_mean"]), float(other[f"{m}_mean"])
+    gap = abs(a - b) / abs(a) if a else math.inf
+    seeds = int(min(win["n"], other["n"]))
+    if seeds >= 2:
+        tie = win[f"{m}_ci95_low"] <= other[f"{m}_ci95_high"] and other[f"{m}_ci95_low"] <= win[f"{m}_ci95_high"]
+        rule = "intervals"
+    else:
+        tie, rule = gap <= NEAR_TIE_MARGIN, "margin"
+    if not tie:
+        return None
+    keys = choice.swept() or sorted(spec.hparams)
+    def values(s: RunSpec) -> str:
+        return format_hparams({k: s.hparams[k] for k in keys if k in s.hparams}) or "the defaults"
+    return NearTie(values(spec), values(other_spec), a, b, gap, seeds, rule)
 
 
 # --- time to target ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,10 @@ from optbench.report.aggregate import main_metric
 from optbench.report.naming import PROFILE_DATASET, PROFILE_STEM, PROFILE_TASK, VARIANT_COLUMNS, budget_text, \
     chart_prefix, stored_label, varying
 
+# Under a table with runtimes shared by a vectorized group (``aggregate.shared_groups``).
+SHARED_NOTE = ("shared: trained in one vectorized group, so the runtime is the group's seconds divided among its "
+               "replicas; it has no spread of its own (no ±) and is not ranked")
+
 # Seconds to target are shown as the runtime column shows seconds.
 SECONDS = metric("train_seconds")
 
@@ -28,7 +33,7 @@ class GroupTable:
     (rich, markdown, HTML) only add markup.
 
     ``best`` holds the (row, column) positions of each metric's best mean; ``warnings`` the rows
-    with diverged or failed runs; ``kind`` which of ``build.TABLE_KINDS`` it is; ``charts`` the file-stem
+    with diverged or failed runs; ``notes`` lines of text shown under the table; ``kind`` which of ``build.TABLE_KINDS`` it is; ``charts`` the file-stem
     prefix of its group's charts.
     """
 
@@ -44,6 +49,8 @@ class GroupTable:
     experiment: str = ""
     kind: str = "cells"
     charts: str = ""
+    # Plain-words notes shown under the table (shared runtimes, near-tie selections).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -122,8 +129,10 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
         title=f"{task} on {dataset}" + (f" ({', '.join(constant)})" if constant else "")
               + (": sweep candidates on the validation split" if validation else ""),
         caption=(f"mean ± std over n seeds (ok runs only); sorted by {main.title}, "
-                 f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold"),
+                 f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold, with every cell "
+                 f"within seed noise of it (Welch's t-test, p >= {TIE_P:g})"),
         columns=columns, numeric=numeric, rows=[], kind="validation" if validation else "cells",
+        notes=[SHARED_NOTE] if "runtime_shared" in group and group["runtime_shared"].any() else [],
         charts=group["charts"].iloc[0] if "charts" in group else chart_prefix(task, dataset),
     )
     first_metric = 2 + len(vary)
@@ -135,12 +144,38 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
         table.rows.append(row)
         if cell["n_diverged"] or cell["n_failed"]:
             table.warnings.add(r)
+    shared = group["runtime_shared"].astype(bool) if "runtime_shared" in group else pd.Series(False, index=group.index)
     for j, m in enumerate(metrics):
         means = group[f"{m.name}_mean"]
+        if m.runtime:  # shares of a group's time are never ranked, against each other or eager runs
+            means = means.where(~shared)
         if means.notna().sum() >= 2:
             best = means.max() if m.higher_is_better else means.min()
-            table.best |= {(r, first_metric + j) for r in group.index[means == best]}
+            leader = group.index[means == best][0]
+            tied = [r for r in group.index if pd.notna(means[r]) and (means[r] == best or _tied(group, m, r, leader))]
+            table.best |= {(r, first_metric + j) for r in tied}
     return table
+
+
+# A cell is bolded with the best when a Welch t-test cannot tell their means apart at this level.
+TIE_P = 0.05
+
+
+def _tied(group: pd.DataFrame, m: Metric, r: Any, leader: Any) -> bool:
+    """Whether cell ``r``'s mean of ``m`` is within seed noise of the best cell's (``leader``): both
+    have 2+ ok runs and Welch's t-test gives p >= TIE_P. One seed on either side cannot be judged."""
+    from scipy.stats import ttest_ind_from_stats
+
+    n1, n2 = int(group.at[r, "n"]), int(group.at[leader, "n"])
+    s1, s2 = group.at[r, f"{m.name}_std"], group.at[leader, f"{m.name}_std"]
+    if n1 < 2 or n2 < 2 or not (np.isfinite(s1) and np.isfinite(s2)):
+        return False
+    if s1 == 0 and s2 == 0:
+        return bool(group.at[r, f"{m.name}_mean"] == group.at[leader, f"{m.name}_mean"])
+    with np.errstate(all="ignore"):
+        p = ttest_ind_from_stats(group.at[r, f"{m.name}_mean"], s1, n1, group.at[leader, f"{m.name}_mean"], s2, n2,
+                                 equal_var=False).pvalue
+    return bool(np.isfinite(p) and p >= TIE_P)
 
 
 def _header(m: Metric) -> str:
@@ -157,6 +192,8 @@ def format_stat(cell: pd.Series, m: Metric) -> str:
     """``mean ± std`` when the cell has more than one ok run, ``mean`` with one, ``-`` with none."""
     mean, std = cell[f"{m.name}_mean"], cell[f"{m.name}_std"]
     text = format_number(mean, m)
+    if m.runtime and cell.get("runtime_shared", False) and pd.notna(mean):
+        return f"{text} shared"  # a vectorized group's time per replica: no spread of its own
     if cell["n"] > 1 and pd.notna(std) and pd.notna(mean):
         text += f" ± {format_number(std, m, spread=True)}"
     return text
@@ -200,8 +237,9 @@ def _tuning_table(task: str, dataset: str, sweeps: list[Choice], section: Sectio
                "tuned: n", f"tuned: {main.title}"]
     table = GroupTable(
         task=task, dataset=dataset, title=f"{task} on {dataset}: default vs tuned",
-        caption=(f"each candidate ran once on the validation split; the best by {val.title} was re-run on test, "
-                 "as were the defaults (mean ± std over seeds); '-': not run on test"),
+        caption=(f"each candidate ran on the validation split ({_selection_seeds(sweeps, section.cells)}); "
+                 f"the best by {val.title} was re-run on test, as were the defaults (mean ± std over seeds); "
+                 "'-': not run on test"),
         columns=columns, numeric=[False, False, True, False, True, True, True, True, True], rows=[],
         kind="default_vs_tuned")
     names = fair.sweep_names(sweeps)
@@ -216,7 +254,20 @@ def _tuning_table(task: str, dataset: str, sweeps: list[Choice], section: Sectio
                            chosen, value, *cells])
         if c.best is None:
             table.warnings.add(r)
+        tie = fair.near_tie(c, section.cells)
+        if tie is not None:
+            table.notes.append(tie.text(names[r]))
+            table.rows[r][3] += " (near tie)"
     return table
+
+
+def _selection_seeds(sweeps: list[Choice], cells: pd.DataFrame) -> str:
+    """``1 seed`` or ``3 seeds`` (``1-3 seeds`` where candidates differ): how many seeds each sweep
+    candidate ran with, from its validation cell."""
+    hashes = {c.spec.cell_hash() for choice in sweeps for c in choice.candidates}
+    counts = cells.loc[cells["cell_hash"].isin(hashes), "runs"].astype(int) if "runs" in cells else pd.Series([], dtype=int)
+    lo, hi = (int(counts.min()), int(counts.max())) if len(counts) else (1, 1)
+    return f"{lo} seed" if hi == 1 else (f"{hi} seeds" if lo == hi else f"{lo}-{hi} seeds")
 
 
 def _time_to_target_table(task: str, dataset: str, ttt: pd.DataFrame) -> GroupTable:
