@@ -85,6 +85,8 @@ TASK_METRICS: tuple[Metric, ...] = (
     Metric("rmse", "RMSE", "target units", tolerance=_QUALITY),
     # Accuracy in absolute points: 0.02 is two points, 20 test images in 1,000.
     Metric("accuracy", "accuracy", "fraction", higher_is_better=True, fmt=".2%", tolerance="warn:abs=0.01,fail:abs=0.02"),
+    # Bits per character: a language model's cross-entropy in bits (loss / ln 2), checked as its loss is.
+    Metric("bpc", "bits/char", "bits per character", tolerance=_QUALITY),
 )
 SPLIT_TITLES = {"test": "test", "val": "validation"}
 SPLITS = tuple(SPLIT_TITLES)
@@ -110,6 +112,8 @@ RUN_METRICS: tuple[Metric, ...] = (
     Metric("noise_floor_rmse", "noise floor (noise σ)", "target units", reference_of="test_rmse"),
     Metric("chance_accuracy", "chance", "fraction", higher_is_better=True, fmt=".1%", reference_of="test_accuracy"),
     Metric("chance_loss", "chance (uniform guess)", "loss", reference_of="test_loss"),
+    Metric("chance_bpc", "uniform guess", "bits per character", reference_of="test_bpc"),
+    Metric("unigram_bpc", "character frequencies (no context)", "bits per character", reference_of="test_bpc"),
     Metric("time_to_target_s", "time to target", "s", runtime=True),
     Metric("epochs_to_target", "epochs to target", "epochs", fmt="d"),
     Metric("peak_memory_mb", "peak memory", "MiB"),

@@ -11,7 +11,8 @@ from optbench.config.hparams import parse_optimizer_arg
 from optbench.optim.hparams import resolve_hparams
 from optbench.optim.registry import REGISTRY
 
-ALL = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax"]
+ALL = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "amsgrad", "nadam", "radam", "adamax",
+       "muon"]
 
 
 def test_every_documented_optimizer_is_registered_and_builds():

@@ -20,7 +20,7 @@ from optbench.optim.registry import REFERENCE, REGISTRY
 from optbench.spec import RunSpec
 from optbench.optim.registry import spec_label
 
-ELIGIBLE = sorted(REGISTRY) + sorted(REFERENCE)
+ELIGIBLE = sorted(name for name, opt in REGISTRY.items() if opt.elementwise) + sorted(REFERENCE)  # not muon
 
 
 def defaults(name: str) -> dict:

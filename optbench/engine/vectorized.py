@@ -64,12 +64,16 @@ from optbench.optim.registry import spec_label
 
 # Tasks whose models are small dense stacks that vmap well; the CNN gains little on a CPU.
 TASKS = ("regression", "mlp")
+# Why another task is not, where there is more to say than that.
+NOT_VECTORIZED = {"charlm": "its per-position outputs would need a stacked loss and evaluation of their own, "
+                            "and vmap over attention is untried"}
 
 
 def ineligible(spec: RunSpec) -> str | None:
     """Why ``spec`` cannot be trained by the vectorized engine, or None when it can."""
     if spec.task not in TASKS:
-        return f"task '{spec.task}' is not vectorized (only {', '.join(TASKS)})"
+        why = NOT_VECTORIZED.get(spec.task)
+        return f"task '{spec.task}' is not vectorized (only {', '.join(TASKS)})" + (f": {why}" if why else "")
     if not get_optimizer(spec.optimizer).elementwise:
         return (f"optimizer '{spec.optimizer}' is not declared elementwise (a step on stacked replicas "
                 "would not equal separate steps)")

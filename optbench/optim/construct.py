@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from optbench.errors import UserError, did_you_mean
+from optbench.optim.muon import marked_hidden
 from optbench.optim.registry import OptimizerDef, class_path, get_optimizer
 from optbench.spec.vocabulary import IMPLS
 
@@ -23,8 +24,10 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], hparams: Ma
     params = list(params)
     impl = resolve_impl(name, impl, _device_of(params))
     if opt.matrix_groups and all(isinstance(p, torch.Tensor) for p in params):
-        groups = ({"params": [p for p in params if p.ndim >= 2], "use_muon": True},
-                  {"params": [p for p in params if p.ndim < 2], "use_muon": False})
+        # Matrices by the roles the model marks (charlm: embeddings and output layer on AdamW), else by dimension.
+        hidden = marked_hidden(params) or [p.ndim >= 2 for p in params]
+        groups = ({"params": [p for p, h in zip(params, hidden) if h], "use_muon": True},
+                  {"params": [p for p, h in zip(params, hidden) if not h], "use_muon": False})
         params = [g for g in groups if g["params"]]
     return opt.load_class()(params, **{**hparams, **opt.fixed, **_impl_arguments(opt, impl)})
 

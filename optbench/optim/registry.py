@@ -81,8 +81,10 @@ class OptimizerDef:
     # never guessed: true for the built-ins and reference optimizers, plugins opt in.
     elementwise: bool = False
     # Hybrid optimizers (Muon and its kin in pytorch_optimizer) take two parameter groups: their
-    # own update for matrices (``use_muon=True``: parameters of 2 or more dimensions) and AdamW,
-    # with the ``adamw_*`` hyperparameters, for the rest (biases, scalars). Recognised by ``adamw_lr``.
+    # own update for matrices (``use_muon=True``: parameters of 2 or more dimensions; where the model
+    # marks roles, its hidden matrices only: optbench.optim.muon.marked_hidden) and AdamW, with the
+    # ``adamw_*`` hyperparameters, for the rest (biases, scalars, marked embeddings and output layers).
+    # Recognised by ``adamw_lr``.
     matrix_groups: bool = False
 
     @classmethod
@@ -159,7 +161,7 @@ def _import_class(path: str) -> type:
 
 
 O = "torch.optim:"
-# Every built-in is elementwise: each step on stacked parameters is bit-identical to separate steps.
+# These built-ins are elementwise: each step on stacked parameters is bit-identical to separate steps.
 REGISTRY: dict[str, OptimizerDef] = {
     d.name: replace(d, elementwise=True)
     for d in [
@@ -183,6 +185,14 @@ REGISTRY: dict[str, OptimizerDef] = {
         OptimizerDef("adamax", O + "Adamax", {"lr": 0.002, "betas": (0.9, 0.999)}, "Adam with the infinity norm"),
     ]
 }
+# Muon on the hidden weight matrices, AdamW on the rest (optbench.optim.muon), with the defaults of
+# Keller Jordan's MuonWithAuxAdam. Not elementwise (a matrix's update depends on the whole matrix),
+# so the vectorized engine never trains it.
+REGISTRY["muon"] = OptimizerDef(
+    "muon", "optbench.optim.muon:MuonAdamW",
+    {"lr": 0.02, "momentum": 0.95, "adamw_lr": 3e-4, "adamw_betas": (0.9, 0.95)},
+    "Muon (Jordan 2024) on hidden weight matrices, AdamW on embeddings, output layer, biases and norms",
+    source="optbench")
 
 # The from-scratch optimizers of optbench.optim.reference, each with the defaults of its
 # torch counterpart above, so `ref-adam` and `adam` run the same maths by default.

@@ -42,6 +42,7 @@ from optbench.spec import format_hparams
 from optbench.store.frame import CELL_COLUMNS, records_frame
 from optbench.spec import STATUSES, RunSpec
 from optbench.store.records import RUNS, Problem, load_records
+from optbench.tasks.catalog import TASKS
 
 REPORT_DIR = "report"
 
@@ -653,7 +654,8 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
                 curves = section.curves[(section.curves["task"] == task) & (section.curves["dataset"] == dataset)
                                         & (section.curves["budget"] == budget) & section.curves["name"].isin(tested["name"])]
                 if not curves.empty:
-                    loss = "training loss, cross-entropy" if classification else "training loss, MSE on standardised target"
+                    cross_entropy = classification or (task in TASKS and TASKS[task].kind == "classification")  # charlm: bpc
+                    loss = "training loss, cross-entropy" if cross_entropy else "training loss, MSE on standardised target"
                     figures.append(drawing.Chart(prefix + "convergence", "convergence_chart", (
                         tested, curves, colours, title, loss, reference_values(runs, "test_loss"))))
                     if classification:

@@ -1,7 +1,8 @@
 """Time to target: the first training time and epoch at which a run's test metric reached a goal.
 
 A target is ``METRIC=VALUE``: ``loss`` (test loss, reached when <= value), ``rmse`` (regression
-tasks, <= value, in target units) or ``accuracy`` (classification tasks, >= value, a fraction).
+tasks, <= value, in target units), ``accuracy`` (classification tasks, >= value, a fraction) or
+``bpc`` (the language model charlm, <= value, bits per character).
 It does not change training, so it is not part of the spec: it is computed from the run's curve
 (``time_s`` is cumulative training seconds at the end of each epoch), stored with the record, and
 can be recomputed from any stored curve by the report.

@@ -40,5 +40,11 @@ Split = Literal["test", "validation"]
 SPLITS: tuple[str, ...] = ("test", "validation")
 
 # The metrics a time-to-target goal can name (optbench.spec.targets).
-TargetMetric = Literal["loss", "rmse", "accuracy"]
-TARGET_METRICS: tuple[str, ...] = ("loss", "rmse", "accuracy")
+TargetMetric = Literal["loss", "rmse", "accuracy", "bpc"]
+TARGET_METRICS: tuple[str, ...] = ("loss", "rmse", "accuracy", "bpc")
+
+# What a model parameter is, for optimizers that treat hidden weight matrices apart from the rest
+# (Muon: optbench.optim.muon): a task sets the attribute ``PARAM_ROLE`` on a parameter, e.g. "embedding"
+# or "head" (the roles that are not hidden matrices); see optbench.tasks.charlm.
+PARAM_ROLE = "optbench_role"
+NOT_HIDDEN_ROLES: tuple[str, ...] = ("embedding", "head")

@@ -71,6 +71,17 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in [
          "synthetic": "built in: CIFAR-shaped, 5,000 train / 1,000 test, learnable classes"},
         default_dataset="cifar10", default_epochs=10, implementation="optbench.tasks.cifar10:CIFAR10Classification",
         metrics=("accuracy", LOSS)),
+    TaskInfo(
+        "charlm", "classification",
+        "character-level language model: decoder-only transformer (2 pre-LayerNorm blocks, width 64, 4 heads, "
+        "context 64), next-character cross-entropy; main metric bits per character",
+        {"synthetic": "built in: 300,000 characters of seeded Markov text (400 words, 33 characters); "
+                      "rows=N: training windows (64 characters) per epoch, default 4,096",
+         "tinyshakespeare": "tiny-shakespeare (char-rnn's input.txt, 1.1 MB, public domain; <data-dir>/tinyshakespeare.txt, "
+                            "downloaded once with checksum); blocks 90/5/5% train/val/test; rows=N: training windows per epoch"},
+        default_dataset="synthetic", default_epochs=6, default_batch_size=32,
+        implementation="optbench.tasks.charlm:CharLanguageModel", metrics=("bpc", LOSS, "accuracy"),
+        dataset_options={"synthetic": ("rows",), "tinyshakespeare": ("rows",)}),
 ]}
 
 
