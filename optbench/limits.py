@@ -57,6 +57,8 @@ MAX_LOCAL_FILES = 100
 # diamonds.csv is 2.7 MB (53,940 rows); the CIFAR-10 archive 170 MB (163 MiB), its extracted batches 178 MB.
 MAX_TABLE_BYTES = 256 * 2**20
 MAX_DOWNLOAD_BYTES = 512 * 2**20
+# A text corpus read whole (optbench.datasets.text); tiny-shakespeare is 1.1 MB.
+MAX_TEXT_BYTES = 64 * 2**20
 # A download that sends nothing for this long, or takes longer than the second figure in all, is abandoned.
 DOWNLOAD_STALL_S = 60.0
 DOWNLOAD_TOTAL_S = 3600.0
@@ -108,28 +110,26 @@ def check_runs(count: int, what: str) -> None:
 
 
 def download_stall_s() -> float:
-    raw = os.environ.get(DOWNLOAD_STALL_VARIABLE)
-    if not raw:
-        return DOWNLOAD_STALL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise UserError(f"{DOWNLOAD_STALL_VARIABLE}={raw!r} is not a positive number of seconds; unset it or set e.g. {DOWNLOAD_STALL_VARIABLE}=120")
-    return value
+    """DOWNLOAD_STALL_S, or the positive number of seconds in $OPTBENCH_DOWNLOAD_TIMEOUT."""
+    return _seconds_from_env(DOWNLOAD_STALL_VARIABLE, DOWNLOAD_STALL_S, float("inf"), 120)
 
 
 def ray_connect_timeout_s() -> float:
     """RAY_CONNECT_TIMEOUT_S, or the positive number of seconds in $OPTBENCH_RAY_CONNECT_TIMEOUT."""
-    raw = os.environ.get(RAY_CONNECT_TIMEOUT_VARIABLE)
+    return _seconds_from_env(RAY_CONNECT_TIMEOUT_VARIABLE, RAY_CONNECT_TIMEOUT_S, 3600, 60)
+
+
+def _seconds_from_env(variable: str, default: float, most: float, example: int) -> float:
+    """``default``, or the number of seconds in (0, ``most``] that environment ``variable`` holds;
+    anything else is a UserError naming the variable and an ``example`` value."""
+    raw = os.environ.get(variable)
     if not raw:
-        return RAY_CONNECT_TIMEOUT_S
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if not 0 < value <= 3600:
-        raise UserError(f"{RAY_CONNECT_TIMEOUT_VARIABLE}={raw!r} is not a number of seconds in (0, 3600]; "
-                        f"unset it or set e.g. {RAY_CONNECT_TIMEOUT_VARIABLE}=60")
+    if not 0 < value <= most or value == float("inf"):
+        bound = "a positive number of seconds" if most == float("inf") else f"a number of seconds in (0, {most:g}]"
+        raise UserError(f"{variable}={raw!r} is not {bound}; unset it or set e.g. {variable}={example}")
     return value

@@ -187,7 +187,7 @@ def _bars(ax: Axes, cells: pd.DataFrame, colours: dict[str, str], panel: Panel, 
     ax.set_axisbelow(True)
 
 
-def _wrapped(*lines: str, width: int = 44) -> str:
+def _wrapped(*lines: str, width: int = 50) -> str:
     """Axis-label lines broken between words to fit under one panel (half the figure's width,
     less the optimizer names beside the first), so constrained layout never pushes a panel off."""
     return "\n".join(part for line in lines for part in textwrap.wrap(line, width))
