@@ -229,3 +229,26 @@ def test_zoo_muon_splits_charlm_the_same_way():
     model = CharTransformer(vocab=40)
     groups = groups_by_name(build_optimizer("po:muon", model.parameters(), resolve_hparams("po:muon", {})), model)
     assert groups[True] == BLOCK_MATRICES and "token.weight" in groups[False] and "head.weight" in groups[False]
+
+
+def test_the_cli_in_real_processes_runs_reports_and_gates_charlm(tmp_path):
+    # As a user types it: run, report (json), baseline save and check, each a process of its own.
+    import json
+    import subprocess
+    import sys
+
+    def optbench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "optbench", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    run = optbench("run", *TINY, "--opt", "adamw", "muon", "--quiet", "--json")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert {r["spec"]["optimizer"] for r in json.loads(run.stdout)} == {"adamw", "muon"}
+    report = optbench("report", "--format", "json", "--no-charts", "--table", "cells")
+    assert report.returncode == 0, report.stderr
+    cells = json.loads(report.stdout)
+    assert {c["optimizer"] for c in cells} == {"adamw", "muon"} and {c["metric_name"] for c in cells} == {"bpc"}
+    assert optbench("baseline", "save", "--out", "baseline.json").returncode == 0
+    check = optbench("check", "--baseline", "baseline.json", "--confirm", "0", "--all")
+    assert check.returncode == 0 and "PASS: 2 cell(s)" in check.stdout, check.stdout + check.stderr
+    assert "test_bpc" in check.stdout  # the gate judges the task's own metric
