@@ -8,13 +8,12 @@ published file's SHA-256.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from optbench.datasets.download import fetch_or_fail
+from optbench.datasets.download import ensure_file
 from optbench.errors import UserError
 from optbench.files import Refused, read_regular
 from optbench.limits import MAX_ABS_VALUE, MAX_TABLE_BYTES, MIN_TABLE_ROWS
@@ -37,12 +36,8 @@ CATEGORICAL = {
 
 def ensure_diamonds(data_dir: Path) -> Path:
     """Path to diamonds.csv in ``data_dir``, downloading and verifying it first if missing."""
-    path = Path(data_dir) / FILENAME
-    if path.exists() or path.is_symlink():
-        return path
-    url = os.environ.get(URL_VARIABLE) or URL
-    return fetch_or_fail(url, path, "sha256", SHA256, str(path),
-                         "copy diamonds.csv there or pass --data-dir DIR that holds it", max_bytes=MAX_DIAMONDS_BYTES)
+    return ensure_file(Path(data_dir) / FILENAME, URL_VARIABLE, URL, SHA256,
+                       "copy diamonds.csv there or pass --data-dir DIR that holds it", MAX_DIAMONDS_BYTES)
 
 
 def load_diamonds(data_dir: Path, rows: int | None = None) -> pd.DataFrame:

@@ -103,3 +103,13 @@ def fetch_or_fail(url: str, dest: Path, algorithm: str, expected: str, what: str
         return download(url, dest, algorithm, expected, **limits)  # type: ignore[arg-type]
     except DownloadFailed as exc:
         raise UserError(f"{what} not found and the download from {url} failed ({exc}); nothing was saved; {fix}") from None
+
+
+def ensure_file(path: Path, url_variable: str, url: str, sha256: str, fix: str, max_bytes: int) -> Path:
+    """``path`` when something is there (a file, or a link: its reader judges it), else the file
+    downloaded from $``url_variable`` or ``url`` with its SHA-256 checked; a failure is one line
+    ending in ``fix``."""
+    if path.exists() or path.is_symlink():
+        return path
+    return fetch_or_fail(os.environ.get(url_variable) or url, path, "sha256", sha256, str(path), fix, max_bytes=max_bytes)
+

@@ -10,10 +10,9 @@ tiny-shakespeare, and results on it would carry the wrong name.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-from optbench.datasets.download import fetch_or_fail
+from optbench.datasets.download import ensure_file
 from optbench.errors import UserError
 from optbench.files import Refused, read_regular
 from optbench.limits import MAX_TEXT_BYTES
@@ -28,13 +27,9 @@ FILENAME = "tinyshakespeare.txt"
 
 def ensure_tinyshakespeare(data_dir: Path) -> Path:
     """Path to tinyshakespeare.txt in ``data_dir``, downloading and verifying it first if missing."""
-    path = Path(data_dir) / FILENAME
-    if path.exists() or path.is_symlink():
-        return path
-    url = os.environ.get(URL_VARIABLE) or URL
-    return fetch_or_fail(url, path, "sha256", SHA256, str(path),
-                         "copy the tiny-shakespeare text (char-rnn's input.txt) there under that name, pass --data-dir "
-                         "DIR that holds it, or use --dataset synthetic for an offline run", max_bytes=TEXT_BYTES)
+    return ensure_file(Path(data_dir) / FILENAME, URL_VARIABLE, URL, SHA256,
+                       "copy the tiny-shakespeare text (char-rnn's input.txt) there under that name, pass --data-dir "
+                       "DIR that holds it, or use --dataset synthetic for an offline run", TEXT_BYTES)
 
 
 def load_tinyshakespeare(data_dir: Path) -> str:
