@@ -133,3 +133,13 @@ def test_bold_marks_the_best_and_every_cell_within_seed_noise_of_it_never_a_coin
     rmse = rows
     assert rmse["sgd(lr=0.05)"].startswith("**") and rmse["sgd(lr=0.0501)"].startswith("**"), rows
     assert not rmse["sgd(lr=0.001)"].startswith("**"), rows
+
+
+def test_a_label_longer_than_the_usual_cap_stays_whole_where_the_table_has_room(cli, monkeypatch):
+    # 29 characters: past the label column's usual 28, but this table's numbers leave room at 80 columns
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli.run("--opt", "momentum:lr=0.1,clip_value=1", "sgd", "--epochs", "1", "-q").exit_code == 0
+    result = cli("report", "--results-dir", str(cli.results_dir), "--no-charts")
+    assert result.exit_code == 0, result.output
+    assert "momentum(lr=0.1,clip_value=1)" in result.stdout, result.stdout
+    assert all(len(line) <= 80 for line in _lines(result.stdout)), result.stdout

@@ -36,6 +36,11 @@ def _needed(table: GroupTable, c: int, whole_header: bool = False) -> int:
     return max([header, *(len(_cell_text(table, r, c)) for r in range(len(table.rows)))])
 
 
+def _others_width(table: GroupTable, cols: list[int], whole: bool) -> int:
+    """Terminal columns a table of ``cols`` takes besides its label column's text."""
+    return _BORDER + _PER_COLUMN + sum(_needed(table, c, whole) + _PER_COLUMN for c in cols if c != 0)
+
+
 def column_groups(table: GroupTable, width: int | None) -> list[list[int]]:
     """The column indices of each table to print: all of them when they fit in ``width``,
     else the label column plus as many of the others, in order, as fit whole."""
@@ -86,8 +91,9 @@ def report_tables(table: GroupTable, width: int | None = None) -> list[Renderabl
         for c in cols:
             # Within a terminal's width every column gets exactly the width column_groups counted
             # (Rich's own collapsing can leave a table wider than the terminal, which then crops it).
-            if c == 0:
-                fixed = min(_needed(table, 0, whole), LABEL_MAX) if width is not None else None
+            if c == 0:  # up to LABEL_MAX, or wider where this table's other columns leave room
+                fixed = min(_needed(table, 0, whole), max(LABEL_MAX, width - _others_width(table, cols, whole))) \
+                    if width is not None else None
                 rich.add_column(table.columns[c], overflow="fold", width=fixed,
                                 min_width=None if fixed else min(_needed(table, 0), LABEL_MIN))
             else:
