@@ -127,7 +127,7 @@ def test_bold_marks_the_best_and_every_cell_within_seed_noise_of_it_never_a_coin
     assert result.exit_code == 0, result.output
     report = cli("report", "--results-dir", str(cli.results_dir), "--format", "markdown", "--no-charts")
     assert report.exit_code == 0, report.output
-    assert "within seed noise of it (Welch's t-test, p >= 0.05)" in report.stdout
+    assert "within seed noise of it (their 95% intervals overlap)" in report.stdout
     rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in report.stdout.splitlines()
             if line.startswith("| sgd(")}
     rmse = rows

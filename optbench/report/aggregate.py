@@ -31,6 +31,17 @@ STATS = ("mean", "std", "ci95_low", "ci95_high")
 CURVE_FIELDS = ("train_loss", "test_loss", "test_metric")
 
 
+def within_noise(a: pd.Series, b: pd.Series, metric: str) -> bool:
+    """Whether two cells' means of ``metric`` are within their seed noise of each other: both have
+    two or more ok runs and their 95% confidence intervals of the mean overlap (the error bars the
+    charts draw). The one rule the report uses to call a difference a tie (bold in the tables,
+    near ties of a selection); one run on either side has no measured noise (False)."""
+    low, high = f"{metric}_ci95_low", f"{metric}_ci95_high"
+    if min(a["n"], b["n"]) < 2 or not all(math.isfinite(float(x)) for x in (a[low], a[high], b[low], b[high])):
+        return False
+    return bool(a[low] <= b[high] and b[low] <= a[high])
+
+
 def main_metric(task: str, runs: pd.DataFrame | None = None) -> Metric:
     """The metric a task's cells are ranked by: its main held-out metric on the test split (test RMSE,
     lower is better; accuracy, higher), from the registry.

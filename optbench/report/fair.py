@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from optbench.report import profile
+from optbench.report.aggregate import within_noise
 from optbench.errors import UserError, did_you_mean
 from optbench.metrics import held_out_variants
 from optbench.execution.selection import Choice, choose
@@ -176,8 +177,7 @@ def near_tie(choice: Choice, cells: pd.DataFrame) -> NearTie | None:
     gap = abs(a - b) / abs(a) if a else math.inf
     seeds = int(min(win["n"], other["n"]))
     if seeds >= 2:
-        tie = win[f"{m}_ci95_low"] <= other[f"{m}_ci95_high"] and other[f"{m}_ci95_low"] <= win[f"{m}_ci95_high"]
-        rule = "intervals"
+        tie, rule = within_noise(win, other, m), "intervals"
     else:
         tie, rule = gap <= NEAR_TIE_MARGIN, "margin"
     if not tie:

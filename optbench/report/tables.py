@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from optbench.metrics import SPLITS, Metric, held_out, metric, summarised_metric
 from optbench.execution.selection import Choice
 from optbench.report import fair
 from optbench.report import profile as perf_profile
-from optbench.report.aggregate import main_metric
+from optbench.report.aggregate import main_metric, within_noise
 from optbench.report.naming import PROFILE_DATASET, PROFILE_STEM, PROFILE_TASK, VARIANT_COLUMNS, budget_text, \
     chart_prefix, stored_label, varying
 
@@ -130,7 +129,7 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
               + (": sweep candidates on the validation split" if validation else ""),
         caption=(f"mean ± std over n seeds (ok runs only); sorted by {main.title}, "
                  f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold, with every cell "
-                 f"within seed noise of it (Welch's t-test, p >= {TIE_P:g})"),
+                 "within seed noise of it (their 95% intervals overlap)"),
         columns=columns, numeric=numeric, rows=[], kind="validation" if validation else "cells",
         notes=[SHARED_NOTE] if "runtime_shared" in group and group["runtime_shared"].any() else [],
         charts=group["charts"].iloc[0] if "charts" in group else chart_prefix(task, dataset),
@@ -152,30 +151,9 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
         if means.notna().sum() >= 2:
             best = means.max() if m.higher_is_better else means.min()
             leader = group.index[means == best][0]
-            tied = [r for r in group.index if pd.notna(means[r]) and (means[r] == best or _tied(group, m, r, leader))]
+            tied = [r for r in group.index if pd.notna(means[r]) and (means[r] == best or within_noise(group.loc[r], group.loc[leader], m.name))]
             table.best |= {(r, first_metric + j) for r in tied}
     return table
-
-
-# A cell is bolded with the best when a Welch t-test cannot tell their means apart at this level.
-TIE_P = 0.05
-
-
-def _tied(group: pd.DataFrame, m: Metric, r: Any, leader: Any) -> bool:
-    """Whether cell ``r``'s mean of ``m`` is within seed noise of the best cell's (``leader``): both
-    have 2+ ok runs and Welch's t-test gives p >= TIE_P. One seed on either side cannot be judged."""
-    from scipy.stats import ttest_ind_from_stats
-
-    n1, n2 = int(group.at[r, "n"]), int(group.at[leader, "n"])
-    s1, s2 = group.at[r, f"{m.name}_std"], group.at[leader, f"{m.name}_std"]
-    if n1 < 2 or n2 < 2 or not (np.isfinite(s1) and np.isfinite(s2)):
-        return False
-    if s1 == 0 and s2 == 0:
-        return bool(group.at[r, f"{m.name}_mean"] == group.at[leader, f"{m.name}_mean"])
-    with np.errstate(all="ignore"):
-        p = ttest_ind_from_stats(group.at[r, f"{m.name}_mean"], s1, n1, group.at[leader, f"{m.name}_mean"], s2, n2,
-                                 equal_var=False).pvalue
-    return bool(np.isfinite(p) and p >= TIE_P)
 
 
 def _header(m: Metric) -> str:
