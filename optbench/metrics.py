@@ -32,7 +32,12 @@ class Metric:
     ``summarised``: the report aggregates it per cell (mean, spread, interval over seeds) and shows it
     in its tables where some cell has it; ``beside`` names the metric it is shown beside (``rmse_gap``
     in parentheses after ``test_rmse`` in the run table, the next column in the report); ``split``
-    is a task metric's held-out split (``test`` or ``val``; None for run metrics and bare names)."""
+    is a task metric's held-out split (``test`` or ``val``; None for run metrics and bare names);
+    ``exact`` marks a deterministic count (a size in bytes): it has no seed noise, so the report shows
+    it without a spread and ``optbench check`` compares it exactly, any worsening a regression, with
+    no tolerance (``tolerance`` stays None; ``checked_metrics`` includes it). ``fmt`` ``bytes`` shows
+    a size in binary units (``0 B``, ``12.5 KiB``, ``1.21 MiB``). ``description``: what it measures and
+    how, in a sentence or two, for the documentation (docs/results-schema.md) and a table's note."""
 
     name: str
     title: str
@@ -45,6 +50,8 @@ class Metric:
     summarised: bool = False
     beside: str | None = None
     split: str | None = None
+    exact: bool = False
+    description: str = ""
 
     @property
     def bare(self) -> str:
@@ -70,6 +77,8 @@ class Metric:
             return format(value, self.fmt.lstrip("+"))
         if self.fmt == "d":
             return f"{round(value):,d}"
+        if self.fmt == "bytes":
+            return binary_size(value)
         if abs(value) >= (100 if spread else 1000):
             return f"{value:,.0f}"
         # Trailing zeros kept (``0.3540``, ``2.000``), so values in one column show the same number
@@ -116,7 +125,21 @@ RUN_METRICS: tuple[Metric, ...] = (
     Metric("unigram_bpc", "character frequencies (no context)", "bits per character", reference_of="test_bpc"),
     Metric("time_to_target_s", "time to target", "s", runtime=True),
     Metric("epochs_to_target", "epochs to target", "epochs", fmt="d"),
-    Metric("peak_memory_mb", "peak memory", "MiB"),
+    Metric("peak_memory_mb", "peak memory", "MiB", description=(
+        "CUDA only: torch's peak allocated device memory during training (max_memory_allocated after a "
+        "reset at set-up), less the step clock's reference copy of the parameters")),
+    # optbench.engine.memory says how these are measured.
+    Metric("peak_rss_mb", "peak resident memory", "MiB", description=(
+        "CPU on Linux only: the process's peak resident set (VmHWM) over training and its evaluations, "
+        "reset through /proc/self/clear_refs before the first epoch; the whole process's (data, model, "
+        "torch's allocator caches), a vectorized group's on each of its runs; absent where it cannot be reset")),
+    Metric("optimizer_state_bytes", "state", "bytes", fmt="bytes", summarised=True, exact=True, description=(
+        "the optimizer's state per run, in bytes of its state tensors, the same for every seed and device; "
+        "the sum of numel x element size over the tensors in optimizer.state once it has stepped, read after "
+        "the first epoch; non-tensor state (a Python int) counts 0; a vectorized run counts its 1/K share of "
+        "the stacked per-element state and a scalar step fully, which equals its eager run's")),
+    Metric("parameter_bytes", "parameters", "bytes", fmt="bytes", description=(
+        "the trained parameters' bytes per run (numel x element size of the optimizer's parameters)")),
 )
 
 
@@ -188,8 +211,24 @@ def higher_is_better(name: str) -> bool:
 
 
 def checked_metrics() -> dict[str, Metric]:
-    """The metrics ``optbench check`` compares by default (those with a tolerance)."""
-    return {name: m for name, m in METRICS.items() if m.tolerance is not None}
+    """The metrics ``optbench check`` compares by default: those with a tolerance, and the exact ones."""
+    return {name: m for name, m in METRICS.items() if m.tolerance is not None or m.exact}
+
+
+BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def binary_size(value: float) -> str:
+    """A size in bytes in binary units, 3 significant digits: ``0 B``, ``512 B``, ``12.5 KiB``, ``1.21 MiB``,
+    ``1,023 KiB``."""
+    size, unit = float(value), 0
+    while abs(size) >= 1024 and unit < len(BINARY_UNITS) - 1:
+        size, unit = size / 1024, unit + 1
+    if round(size) >= 1024 and unit < len(BINARY_UNITS) - 1:  # 1023.9 KiB reads 1.00 MiB
+        size, unit = size / 1024, unit + 1
+    if unit == 0 or abs(size) >= 999.5:  # whole numbers from 1,000 (1,023 KiB), never 1.02e+03
+        return f"{size:,.0f} {BINARY_UNITS[unit]}"
+    return f"{size:#.3g}".rstrip(".") + f" {BINARY_UNITS[unit]}"
 
 
 def signed_percent(fraction: float, digits: int = 1) -> str:

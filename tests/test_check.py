@@ -96,7 +96,8 @@ def test_baseline_file_is_small_readable_json_with_fingerprint_hash_and_per_seed
         "regression", "synthetic", "adam", 2, 64, "cpu")
     assert adam["hparams"]["lr"] == 0.001 and len(adam["cell_hash"]) == 16
     assert [r["seed"] for r in adam["runs"]] == [0, 1, 2, 3, 4]
-    assert set(adam["runs"][0]) == {"seed", "status", "train_seconds", "step_cost", "final_train_loss", "test_loss", "test_rmse"}
+    assert set(adam["runs"][0]) == {"seed", "status", "train_seconds", "step_cost", "final_train_loss",
+                                    "optimizer_state_bytes", "test_loss", "test_rmse"}
 
 
 def test_identical_results_pass(suite, tmp_path):
@@ -105,7 +106,7 @@ def test_identical_results_pass(suite, tmp_path):
     assert result.exit_code == 0, result.output
     assert "PASS: 2 cell(s) compared" in result.stdout
     assert {v for _, _, v in verdicts(tmp_path / "c.json")} == {"pass"}
-    assert len(verdicts(tmp_path / "c.json")) == 10  # 2 cells x (run time, step cost, final loss, test loss, RMSE)
+    assert len(verdicts(tmp_path / "c.json")) == 12  # 2 cells x (run time, step cost, final loss, state, test loss, RMSE)
     assert "test_rmse" not in result.stdout  # passing rows are folded: the table shows what needs a look
     listed = check(baseline, results, "--all")
     assert listed.stdout.count("test_rmse") == 2 and "PASS: 2 cell(s) compared" in listed.stdout
@@ -336,7 +337,7 @@ def test_junit_xml_has_one_case_per_cell_and_metric_and_counts_failures(results,
     assert result.exit_code == 1
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == 10 and suite.get("tests") == "10"
+    assert len(cases) == 12 and suite.get("tests") == "12"
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert sorted(failed) == ["adam [cpu] test_loss", "adam [cpu] test_rmse"] and suite.get("failures") == "2"
     warned = [c for c in cases if c.find("system-out") is not None]

@@ -129,7 +129,8 @@ def test_a_task_declares_its_held_out_metrics_main_one_first(perplexity: Metric,
     monkeypatch.setitem(catalog.TASKS, "lm", lm)
     assert main_metric("lm").name == "test_perplexity"  # from the catalog, no record needed
     assert validation_metric(main_metric("lm")).name == "val_perplexity"
-    assert sampled_metrics("lm") == ["train_seconds", "step_cost", "final_train_loss", "test_loss", "test_perplexity"]
+    assert sampled_metrics("lm") == ["train_seconds", "step_cost", "final_train_loss", "optimizer_state_bytes",
+                                     "test_loss", "test_perplexity"]
     results = [replace(r, metric_name="test_metric") for r in lm_results(tmp_path)]  # what the record says is not asked
     assert [m.name for m in main_columns(results)] == ["test_perplexity"]
 

@@ -17,7 +17,9 @@ A cell is a spec without its seed; ``cell_hash`` is the records' ``cell_hash`` o
 samples are keyed by metric name: those ``optbench check`` compares (the registry's metrics with a
 tolerance, ``optbench.metrics``), for the cell's task (``sampled_metrics``: ``train_seconds``,
 ``step_cost``, ``final_train_loss``, ``test_loss`` and ``test_rmse`` or ``test_accuracy`` today).
-Samples are rounded to 6 significant digits; a diverged or failed run keeps its status and null metrics.
+Samples are rounded to 6 significant digits, but exact sizes (``optimizer_state_bytes``), kept to the
+byte; a diverged or failed run keeps its status and null metrics. A baseline saved before a metric
+was sampled lacks it and still loads (check: not comparable; for an exact size the guard is skipped).
 When a results directory holds several records of one cell and seed, the newest finished one counts
 (``optbench.store.records.newest_per_spec``). When it holds several code versions of one cell (a
 plugin edited between runs into the same folder), only the current code counts (``current_code``):
@@ -177,10 +179,12 @@ class Baseline(BaseModel):
         return cell.environment if cell.environment is not None else self.environment
 
 
-def _round(value: Any) -> float | None:
+def _round(value: Any, exact: bool = False) -> float | None:
+    """A sample to ``SIGNIFICANT_DIGITS``; an exact size (``Metric.exact``) as it is, so that one
+    byte more is seen."""
     if value is None:
         return None
-    return float(f"{float(value):.{SIGNIFICANT_DIGITS}g}")
+    return float(value) if exact else float(f"{float(value):.{SIGNIFICANT_DIGITS}g}")
 
 
 def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +204,9 @@ def cells_from_records(records: list[dict[str, Any]]) -> list[Cell]:
         spec = RunSpec.from_dict(recs[0]["spec"])
         metric_name = recs[0].get("metric_name") or _measured_main_metric(recs)
         keys = sampled_metrics(spec.task, metric_name)
-        runs = [SeedRun(seed=r["spec"]["seed"], status=r["status"], **{k: _round(r["metrics"].get(k)) for k in keys})
+        checked = checked_metrics()
+        runs = [SeedRun(seed=r["spec"]["seed"], status=r["status"],
+                        **{k: _round(r["metrics"].get(k), checked[k].exact) for k in keys})
                 for r in recs]
         fields = {k: v for k, v in spec.cell().items() if k in CELL_SPEC_FIELDS}  # defaults are left out
         cells.append(Cell(**fields, label=recs[0].get("label") or spec_label(spec), cell_hash=cell_hash,

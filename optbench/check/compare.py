@@ -24,6 +24,10 @@ Deciding, per compared cell:
   means with a confidence interval, failing only beyond the fail level with the interval above 1x,
   and only on the same runtime fingerprint; a cell that would fail is re-measured first by
   ``check_results`` (see ``optbench.check.runtime`` and ``optbench.check.confirm``).
+- exact sizes (``Metric.exact``: ``optimizer_state_bytes``): deterministic, so there is no noise and
+  no tolerance; any increase over the baseline (the largest over seeds on each side) fails, a
+  decrease passes. A baseline saved before the size was measured has none: the guard is skipped for
+  its cells, and a note says so (``optbench baseline update`` adds it).
 - reproduction (``exact``): on the same torch build, thread count and CPU, every seed's quality
   numbers must equal the baseline's; a difference means the baseline is stale, and fails.
 
@@ -231,6 +235,7 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
                              note="not in the current results" + (" (--strict)" if strict else "")))
     suspects: list[Cell] = []
     unchecked: dict[str, int] = {}  # environment change -> cells whose exact reproduction it prevents
+    unguarded: dict[str, int] = {}  # exact metric -> cells whose baseline predates it
     for base, cur in pairs:
         base_env = baseline.cell_environment(base)
         other = other_runs.get(cur.code_free_key, 0)
@@ -242,6 +247,8 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
             notes.append(f"{cur.name} ({cur.device}): its current code is the baseline's; {_other_text(other)}")
         same_code_exact = exact and not code_changed
         cell_rows = compare_cell(base, base_env, cur, tolerances, same_code_exact, (remeasured or {}).get(cur.cell_hash, {}))
+        for name in _unguarded(base, cur):
+            unguarded[name] = unguarded.get(name, 0) + 1
         change = fingerprint_change(base_env, cur.environment or {}, EXACT_KEYS)
         if same_code_exact and cur.device == "cpu" and change:
             unchecked[change] = unchecked.get(change, 0) + 1
@@ -255,6 +262,8 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
     rows.sort(key=lambda r: VERDICTS.index(r.verdict))
     notes += [f"exact reproduction not checked for {n} cell(s): another environment ({change}); the tolerances decided"
               for change, n in unchecked.items()]
+    notes += [f"{name} not guarded for {n} cell(s): the baseline was saved before it was measured; "
+              "optbench baseline update adds it" for name, n in unguarded.items()]
     if superseded:
         notes.append(f"the baseline holds {superseded} cell(s) of other code beside the code compared; "
                      "optbench baseline update replaces them")
@@ -280,6 +289,10 @@ def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: To
         c = _samples(cur, metric)
         if not c:
             continue  # no finished run: the status row says why
+        if registry_metric(metric).exact:
+            if b:  # none: a baseline from before it was measured, said once in a note (compare)
+                rows.append(_exact_row(cur, metric, b, c))
+            continue
         tol = tolerances.for_cell(metric, cur.task, cur.label, cur.optimizer)
         if not b:
             finished = any(r.status in SUCCESS for r in base.runs)
@@ -338,6 +351,34 @@ def _quality_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, floa
         verdict, note = "pass", "better beyond the warn level; consider updating the baseline" if tol.warn.exceeded(mc, mb, higher) else ""
     return _row(cell, metric, verdict, baseline=mb, current=mc, change=change, change_text=text, note=note,
                 tolerance=str(tol), n_baseline=len(b), n_current=len(c))
+
+
+def _unguarded(base: Cell, cur: Cell) -> list[str]:
+    """The exact metrics the current runs of a cell have and its baseline runs lack."""
+    return [m for m in sampled_metrics(cur.task, cur.metric_name)
+            if registry_metric(m).exact and _samples(cur, m) and not _samples(base, m)]
+
+
+def _exact_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, float]) -> Row:
+    """An exact size (``Metric.exact``) against the baseline: the largest over seeds on each side
+    (a size is the same for every seed); any increase fails, with no tolerance and no noise."""
+    m = registry_metric(metric)
+    mb, mc = max(b.values()), max(c.values())
+    change = (mc - mb) / mb if mb else None
+    grown = m.format(abs(mc - mb))
+    percent = f" ({signed_percent(change)})" if change is not None and abs(change) >= 0.0005 else ""
+    text = ("+" if mc > mb else "-") + grown + percent
+    # Where the units round a difference away (38.5 KiB on both sides), the note gives the bytes.
+    exact = f" ({mb:,.0f} B -> {mc:,.0f} B)" if m.format(mb) == m.format(mc) else ""
+    if mc > mb:
+        verdict, note = "fail", (f"the optimizer's state grew by {grown}{exact}: an exact size with no seed noise, "
+                                 "so any increase is a regression (no tolerance)")
+    elif mc < mb:
+        verdict, note = "pass", f"the optimizer's state shrank by {grown}{exact}; consider updating the baseline"
+    else:
+        verdict, note, text = "pass", "", "same"
+    return _row(cell, metric, verdict, baseline=mb, current=mc, change=change, change_text=text,
+                note=note, tolerance="exact", n_baseline=len(b), n_current=len(c))
 
 
 def _runtime_row(cell: Cell, metric: str, b: list[float], c: list[float], tol: Tolerance, env_change: str,

@@ -13,6 +13,7 @@ either half alone (``fail:off``), or a bare ``VALUE``: the fail level, with warn
 (``10%`` = ``warn:5%,fail:10%``; ``1.5x`` = ``warn:1.25x,fail:1.5x``; ``abs=0.02`` = ``warn:abs=0.01,fail:abs=0.02``).
 The glob is matched against ``task/optimizer-label`` and ``task/optimizer`` (``cifar10/*``, ``*/adam``).
 Rules apply in order over the defaults (suite config first, then ``--tol`` flags); the last match wins.
+An exact size (``optimizer_state_bytes``) takes no tolerance: any increase fails (optbench.check.compare).
 """
 
 from __future__ import annotations
@@ -134,7 +135,10 @@ def parse_rule(text: str, known: bool = True) -> Rule:
     if not sep or not spec.strip():
         raise UserError(f"bad tolerance '{text}': {_SYNTAX}")
     metric, _, glob = target.strip().partition("@")
-    if known and metric not in (checked := checked_metrics()):
+    if known and (exact := checked_metrics().get(metric)) is not None and exact.exact:
+        raise UserError(f"bad tolerance '{text}': {metric} is compared exactly (any increase fails) and takes no "
+                        "tolerance; leave it out")
+    if known and metric not in (checked := tolerated_metrics()):
         raise unknown(f"metric in tolerance '{text}'", metric, checked)
     if "@" in target and "/" not in glob:
         raise UserError(f"bad tolerance '{text}': the scope after @ is TASK/OPTIMIZER, e.g. @cifar10/* or @*/adam")
@@ -149,6 +153,11 @@ def parse_rule(text: str, known: bool = True) -> Rule:
             raise UserError(f"bad tolerance '{text}': '{part}' should be warn:VALUE or fail:VALUE, each at most once")
         levels[name.strip()] = parse_level(value, text)
     return Rule(metric, glob or None, levels.get("warn"), levels.get("fail"), text)
+
+
+def tolerated_metrics() -> dict[str, Metric]:
+    """The checked metrics a tolerance applies to: all but the exact ones (``Metric.exact``)."""
+    return {name: m for name, m in checked_metrics().items() if not m.exact}
 
 
 class Tolerances:

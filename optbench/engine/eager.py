@@ -1,7 +1,9 @@
 """The run engine: ``run(spec) -> RunResult``, the one place a model is trained.
 
 Timing covers the training steps only; data loading, model construction and evaluation are
-outside the clock, and on CUDA the device is synchronised before every clock read.
+outside the clock, and on CUDA the device is synchronised before every clock read. Memory (the
+optimizer's state and parameter bytes, the peak resident set on CPU: ``optbench.engine.memory``)
+is read outside the clock too.
 
 Training options (``spec.training``, see ``optbench.spec.training``) cost nothing per step when unused:
 the learning rate is set once per epoch, before its first step, and only when a schedule or warm-up
@@ -24,6 +26,7 @@ import torch
 from optbench.devices import synchronize
 from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
+from optbench.engine.memory import PeakRSS, memory_metrics
 from optbench.engine.steptime import StepClock
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer, resolve_impl
@@ -137,8 +140,14 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
     """
     book = RunBook(spec, get_task(spec.task).metric_name)
     s = set_up(spec, data_dir)
+    memory: dict[str, float] = {}
+    rss = PeakRSS()
+    if s.device.type == "cpu":
+        rss.start()
     for epoch in range(1, spec.epochs + 1):
         seconds, train_loss, lr = train_epoch(s, epoch, spec.batch_size)
+        if epoch == 1:  # the state the first step created, read with the clock stopped
+            memory = memory_metrics([s.optimizer], [p for g in s.optimizer.param_groups for p in g["params"]])
         going = book.record_epoch(epoch, seconds, train_loss, lr, lambda: s.task.evaluate(s.model, s.data))
         if book.status != "diverged":
             if on_epoch:
@@ -147,7 +156,11 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
         if not going:
             break
     n = len(s.data.x_train)
+    peak_rss = rss.peak_mb()
     metrics = book.metrics(math.ceil(n / spec.batch_size), n, s.clock.times.metrics(book.train_seconds))
+    metrics.update(memory)
+    if peak_rss is not None:
+        metrics["peak_rss_mb"] = peak_rss
     if s.device.type == "cuda":  # without the reference step's copy of the parameters
         metrics["peak_memory_mb"] = (torch.cuda.max_memory_allocated(s.device) - s.clock.control_bytes) / 2**20
     return book.result(metrics, spec.device, s.impl)

@@ -34,6 +34,10 @@ read); each epoch's seconds are shared equally among the replicas trained in it,
 ``train_seconds`` is the cost of that run when its group trained together (the group's seconds
 divided by K when no replica stopped early), the records' ``train_seconds`` add up to the group's,
 ``group_train_seconds`` is the group's own and ``group_size`` K.
+
+Memory (``optbench.engine.memory``): a run's ``optimizer_state_bytes`` and ``parameter_bytes`` are
+its share of its value's stacked state and leaves (per-element state 1/K, a scalar ``step`` fully),
+equal to its eager run's; ``peak_rss_mb`` on CPU is the whole group's peak, on every run of it.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from optbench.devices import synchronize
 from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.eager import describe, load_data
+from optbench.engine.memory import PeakRSS, memory_metrics
 from optbench.engine.stacked import Forward, Loss, stacked_forward, stacked_loss
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer, resolve_impl
@@ -232,6 +237,10 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
     n = len(x_train)
     batch_size = first.batch_size
     group_seconds = 0.0
+    memory: dict[int, dict[str, float]] = {}  # replica -> its optimizer state and parameter bytes
+    rss = PeakRSS()
+    if device.type == "cpu":
+        rss.start()
     for epoch in range(1, first.epochs + 1):
         if schedule.active:
             factor = schedule.factor(epoch)
@@ -262,6 +271,10 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
         synchronize(device)
         seconds = time.perf_counter() - t0
         group_seconds += seconds
+        if epoch == 1:  # each value's optimizer state after its first steps, per replica (clock stopped)
+            for g in groups:
+                counted = memory_metrics([g.optimizer], g.leaf.values(), len(g.members))
+                memory.update({r: counted for r in g.members})
         train_losses = (torch.stack(losses).sum(dim=0) / len(losses)).tolist()
         # Batched evaluation: once per epoch, and only when some replica is evaluated.
         held_out = functools.cache(lambda: _evaluate(task, forward, loss_fn, _stacked_params(groups, names), data))
@@ -282,8 +295,11 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
             break
 
     steps_per_epoch = math.ceil(n / batch_size)
-    extra = {"group_size": k, "group_train_seconds": group_seconds}
-    by_replica = [book.result(book.metrics(steps_per_epoch, n, extra), first.device, impl) for book in books]
+    peak_rss = rss.peak_mb()
+    extra = {"group_size": k, "group_train_seconds": group_seconds,
+             **({"peak_rss_mb": peak_rss} if peak_rss is not None else {})}
+    by_replica = [book.result(book.metrics(steps_per_epoch, n, {**extra, **memory.get(r, {})}), first.device, impl)
+                  for r, book in enumerate(books)]
     return [by_replica[r] for r in sorted(range(k), key=order.__getitem__)]  # back in the order given
 
 

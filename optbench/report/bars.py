@@ -11,6 +11,10 @@ A bar's length is what it shows, so each axis states where the bars start:
   value drawn (10^k < every mean and interval end). A bar's length is then "how many times the
   floor", the same for every bar of the chart, and the axis label names the floor.
 
+- **Optimizer state** (third panel, where the records carry ``optimizer_state_bytes``): the bytes of
+  the optimizer's state per run on a linear axis, bars from 0 (SGD without momentum holds none: a
+  log axis could not draw it), in binary units. An exact size, the same for every seed: no error bar.
+
 Per bar: the mean over the cell's ok runs, an error bar over the 95% confidence interval of that
 mean (Student t, ``aggregate.cell_stats``; none with one seed), and the mean as text at its end.
 A runtime shared by a vectorized group (``runtime_shared``: the group's seconds divided among its
@@ -31,8 +35,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-from optbench.metrics import Metric
+from optbench.metrics import BINARY_UNITS, Metric, binary_size, metric as registry_metric
 from optbench.report.charts import (
     MAX_ROWS,
     _log_ticks,
@@ -61,6 +66,7 @@ class Panel:
     title: str
     unit: str
     percent: bool = False
+    size: bool = False  # bytes, shown in binary units (12.5 KiB)
 
 
 def error_panel(cells: pd.DataFrame, metric: Metric) -> Panel:
@@ -79,6 +85,19 @@ def runtime_panel(cells: pd.DataFrame) -> Panel:
     return Panel("runtime", mean, low, high, "runtime", "training seconds")
 
 
+STATE = "optimizer_state_bytes"
+
+
+def state_panel(cells: pd.DataFrame) -> Panel | None:
+    """The optimizer's state per run (exact: no interval), or None where no cell has it (records
+    from before it was measured)."""
+    if f"{STATE}_mean" not in cells or not cells[f"{STATE}_mean"].notna().any():
+        return None
+    mean = cells[f"{STATE}_mean"].to_numpy(dtype=float)
+    none = np.full(len(mean), np.nan)
+    return Panel("state", mean, none, none, f"optimizer {registry_metric(STATE).title}", "bytes per run", size=True)
+
+
 def decade_floor(values: np.ndarray) -> float:
     """The power of ten at or below the smallest positive finite value, one decade lower where that
     value is itself a power of ten (so that no bar has zero length); 1 when there is none."""
@@ -94,12 +113,14 @@ def bar_chart(cells: pd.DataFrame, colours: dict[str, str], title: str, metric: 
               references: list[tuple[Metric, float]] | tuple = ()) -> Figure:
     """Two horizontal bar panels sharing the optimizer axis: runtime (linear, from 0) and the main
     error metric (log, from the decade floor), each bar with its 95% interval; ``references``
-    (least-squares optimum, noise floor, chance) as grey lines on the error panel. Cells in the
-    given order, top to bottom; a cell with no ok run gets a note instead of bars."""
+    (least-squares optimum, noise floor, chance) as grey lines on the error panel; and a third, the
+    optimizer's state in bytes (linear, from 0), where the cells have it. Cells in the given order,
+    top to bottom; a cell with no ok run gets a note instead of bars."""
     cells, note = shown(cells, MAX_ROWS)
     k = len(cells)
-    fig = Figure(figsize=(11, 2.5 + 0.4 * k), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    state = state_panel(cells)
+    fig = Figure(figsize=(11 if state is None else 15, 2.5 + 0.4 * k), layout="constrained")
+    axes = fig.subplots(1, 2 if state is None else 3, sharey=True)
     y = np.arange(k)[::-1]
     shared = cells["runtime_shared"].to_numpy(dtype=bool) if "runtime_shared" in cells else np.zeros(k, bool)
     error = error_panel(cells, metric)
@@ -109,6 +130,8 @@ def bar_chart(cells: pd.DataFrame, colours: dict[str, str], title: str, metric: 
     runtime = runtime_panel(cells)
     _bars(axes[0], cells, colours, runtime, y, shared, log=False)
     _bars(axes[1], cells, colours, error, y, np.zeros(k, bool), log=True, references=[v for _, v in refs])
+    if state is not None:
+        _bars(axes[2], cells, colours, state, y, np.zeros(k, bool), log=False)
     ref_handles = _reference_lines(axes[1], refs, "x")
     axes[0].set_yticks(y, [_tick_label(cell) for _, cell in cells.iterrows()])
     axes[0].set_ylim(-0.7, k - 0.3)
@@ -121,7 +144,8 @@ def bar_chart(cells: pd.DataFrame, colours: dict[str, str], title: str, metric: 
                *ref_handles]
     fig.legend([h for h, _ in handles], [lab for _, lab in handles], loc="outside lower center",
                ncol=2 if len(handles) == 4 else min(len(handles), 3), fontsize=8.5, frameon=False)
-    fig.suptitle(f"{title}: runtime and {error.title.split(' (')[0]} per optimizer (bars)"
+    fig.suptitle(f"{title}: runtime{',' if state else ' and'} {error.title.split(' (')[0]}"
+                 f"{' and optimizer state' if state else ''} per optimizer (bars)"
                  + (f"\n{note}" if note else ""), fontsize=11)
     return fig
 
@@ -181,10 +205,23 @@ def _bars(ax: Axes, cells: pd.DataFrame, colours: dict[str, str], panel: Panel, 
                                f"every bar starts at {_value_text(floor, panel)}, the power of ten below the smallest value"))
     else:
         ax.set_xlim(0, right)
-        ax.set_xlabel(_wrapped(f"{panel.title} ({panel.unit}), linear;", "bars start at 0"))
+        if panel.size:
+            _size_ticks(ax, right)
+        ax.set_xlabel(_wrapped(f"{panel.title} ({panel.unit}), linear;",
+                               "bars start at 0; exact, the same for every seed" if panel.size else "bars start at 0"))
     ax.grid(axis="x", which="major", alpha=0.35)
     ax.grid(axis="x", which="minor", alpha=0.12)
     ax.set_axisbelow(True)
+
+
+def _size_ticks(ax: Axes, right: float) -> None:
+    """Round ticks in one binary unit (0, 10, 20, 30 KiB), not round numbers of bytes (4.88 KiB)."""
+    power = 0
+    while right / 1024 ** (power + 1) >= 1 and power < len(BINARY_UNITS) - 1:
+        power += 1
+    scale = 1024**power
+    ticks = [t * scale for t in MaxNLocator(nbins=5).tick_values(0, right / scale) if 0 <= t * scale <= right]
+    ax.set_xticks(ticks, [f"{t / scale:g} {BINARY_UNITS[power]}" if t else "0" for t in ticks])
 
 
 def _wrapped(*lines: str, width: int = 50) -> str:
@@ -196,4 +233,6 @@ def _wrapped(*lines: str, width: int = 50) -> str:
 def _value_text(value: float, panel: Panel) -> str:
     if panel.percent:
         return f"{value * 100:.3g}%"
+    if panel.size:
+        return binary_size(value)
     return _short(value, digits=True) + (" s" if panel.name == "runtime" else "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,8 @@ class Section:
     choices: list[Choice] = field(default_factory=list)
     time_to_target: pd.DataFrame = field(default_factory=pd.DataFrame)
     profile: fair.Profile | None = None
+    # Tuning-budget curves of the sweeps (``budget.BudgetCurve``, one per choice with candidates).
+    budget: list[Any] = field(default_factory=list)
 
 
 def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
@@ -92,7 +95,8 @@ def validation_metric(main: Metric) -> Metric:
 def _columns_for(main: Metric, group: pd.DataFrame) -> list[Metric]:
     """The metric columns of a table ranked by ``main``: every metric the report summarises that some
     cell of ``group`` has, ``main`` first, then what is shown beside it, the held-out metrics (test,
-    then validation), the run's quality and its speed; registry order within each."""
+    then validation), the run's quality, its speed and its memory (the exact sizes: the optimizer's
+    state); registry order within each."""
     def place(m: Metric) -> int:
         if m.name == main.name:
             return 0
@@ -100,7 +104,7 @@ def _columns_for(main: Metric, group: pd.DataFrame) -> list[Metric]:
             return 1
         if m.split is not None:
             return 2 + SPLITS.index(m.split)
-        return 2 + len(SPLITS) + m.runtime
+        return 2 + len(SPLITS) + (2 if m.exact else m.runtime)
     shown = [m for m in summarised_metrics() if m.name == main.name or group[f"{m.name}_mean"].notna().any()]
     return sorted(shown, key=place)
 
@@ -120,6 +124,7 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
     named_by_code = "code" in vary
     vary = [c for c in vary if c != "code"]
     metrics = _columns_for(main, group)
+    sizes = [m for m in metrics if m.exact]
     variant_titles = {"epochs": "epochs", "batch_size": "batch", "device": "device", "training": "training"}
     columns = ["optimizer", *(variant_titles[c] for c in vary), "n", *(_header(m) for m in metrics), "status"]
     numeric = [False, *(c not in ("device", "training") for c in vary), True, *(True for _ in metrics), False]
@@ -131,7 +136,8 @@ def _group_table(group: pd.DataFrame, runs: pd.DataFrame, main: Metric | None = 
                  f"{'higher' if main.higher_is_better else 'lower'} is better; best in bold, with every cell "
                  "within seed noise of it (their 95% intervals overlap)"),
         columns=columns, numeric=numeric, rows=[], kind="validation" if validation else "cells",
-        notes=[SHARED_NOTE] if "runtime_shared" in group and group["runtime_shared"].any() else [],
+        notes=([SHARED_NOTE] if "runtime_shared" in group and group["runtime_shared"].any() else [])
+              + [f"{m.title}: {(m.description or m.unit).partition(';')[0]} (no spread)" for m in sizes],
         charts=group["charts"].iloc[0] if "charts" in group else chart_prefix(task, dataset),
     )
     first_metric = 2 + len(vary)
@@ -167,9 +173,12 @@ def format_number(value: float, m: Metric, spread: bool = False) -> str:
 
 
 def format_stat(cell: pd.Series, m: Metric) -> str:
-    """``mean ± std`` when the cell has more than one ok run, ``mean`` with one, ``-`` with none."""
+    """``mean ± std`` when the cell has more than one ok run, ``mean`` with one, ``-`` with none; an
+    exact size (``Metric.exact``) without a spread: it has no seed noise."""
     mean, std = cell[f"{m.name}_mean"], cell[f"{m.name}_std"]
     text = format_number(mean, m)
+    if m.exact:
+        return text
     if m.runtime and cell.get("runtime_shared", False) and pd.notna(mean):
         return f"{text} shared"  # a vectorized group's time per replica: no spread of its own
     if cell["n"] > 1 and pd.notna(std) and pd.notna(mean):
