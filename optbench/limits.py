@@ -30,6 +30,9 @@ MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 2**24
 # Seeds per learning rate in the --select sweep (selection_seeds; DeepOBS uses 1).
 MAX_SELECTION_SEEDS = 100
+# Trials per optimizer of `optbench tune` (--trials; AlgoPerf runs 5 per study): beyond this a
+# search is better split into several studies (each is also bounded by MAX_RUNS).
+MAX_TRIALS = 1000
 # A run's time budget: 7 days of training seconds.
 MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
 # Ray resources one run reserves.
@@ -85,6 +88,12 @@ RAY_CONNECT_TIMEOUT_VARIABLE = "OPTBENCH_RAY_CONNECT_TIMEOUT"
 RAY_RESUBMITS = 2
 # Starting a local Ray cluster: attempts before giving up (a busy machine can miss Ray's 30 s start-up wait).
 RAY_START_ATTEMPTS = 2
+
+# --- notices -------------------------------------------------------------------------------------
+
+# Set (to anything but empty or 0) to hide the one-line notice that training runs on the CPU with
+# torch's CUDA build installed and no GPU (optbench.devices.unused_cuda_build; the CLI prints it).
+CUDA_BUILD_NOTICE_VARIABLE = "OPTBENCH_NO_CUDA_NOTICE"
 
 
 def max_runs() -> int:

@@ -14,7 +14,8 @@ from optbench.cli.fit import Column, fitted_tables
 from optbench.execution.driver import CampaignEvents
 
 from optbench.execution import selection
-from optbench.spec import RunResult, RunSpec
+from optbench.spec import RunResult, RunSpec, format_hparams
+from optbench.spec.vocabulary import TUNE
 from optbench.metrics import Metric, beside, held_out_variants, metric
 from optbench.tasks.catalog import main_metric_name
 from optbench.optim.registry import spec_label
@@ -148,19 +149,26 @@ def results_table(results: list[RunResult], width: int | None = None) -> list[Ta
     return fitted_tables("optbench results", columns, rows, width)
 
 
-def selection_table(choices: list[selection.Choice], width: int | None = None) -> list[Table]:
-    """What ``--select`` chose: per task x optimizer the winning candidate and its validation metric."""
-    columns = [Column("task", hoist=True), Column("dataset", hoist=True), Column("optimizer"), Column("swept"),
-               Column("candidates", value=True, justify="right"), Column("chosen"),
+def selection_table(choices: list[selection.Choice], width: int | None = None, protocol: str | None = None) -> list[Table]:
+    """What ``--select`` chose: per task x optimizer the winning candidate and its validation metric
+    (``optbench tune``, protocol TUNE: the winning trial, with every hyperparameter it searched)."""
+    tune = protocol == TUNE
+    columns = [Column("task", hoist=True), Column("dataset", hoist=True), Column("optimizer"),
+               *([] if tune else [Column("swept")]),
+               Column("trials" if tune else "candidates", value=True, justify="right"),
+               Column("chosen (the values searched)" if tune else "chosen"),
                Column("validation metric", value=True, justify="right")]
     rows = []
     for c in choices:
         finished = f"{c.finished} of {len(c.candidates)}"
         if c.best is None:
             chosen, value = "[red]none finished[/]", "-"
-        else:
-            chosen = escape(spec_label(c.best.spec))
+        else:  # tune: one searched value a line, whole
+            chosen = escape("\n".join(format_hparams({k: c.best.spec.hparams[k]}) for k in c.swept()) if tune
+                            else spec_label(c.best.spec))
             value = f"{c.metric.removeprefix('val_')} {metric(c.metric).format(c.best.value)}"
-        rows.append([escape(c.task), escape(c.dataset), escape(c.optimizer), escape(", ".join(c.swept()) or "-"),
-                     finished, chosen, value])
-    return fitted_tables("selection: best candidate on the validation split, re-run on test", columns, rows, width)
+        swept = [] if tune else [escape(", ".join(c.swept()) or "-")]
+        rows.append([escape(c.task), escape(c.dataset), escape(c.optimizer), *swept, finished, chosen, value])
+    title = ("tuning: best trial on the validation split, re-run on test" if tune
+             else "selection: best candidate on the validation split, re-run on test")
+    return fitted_tables(title, columns, rows, width)

@@ -15,6 +15,7 @@ from rich.text import Text
 from optbench.optim import plugins
 from optbench.optim import registry as optimizers
 from optbench.spec import format_hparams
+from optbench.spec import search
 from optbench.spec.vocabulary import IMPLS
 from optbench.config.presets import PRESETS
 from optbench.tasks import TASKS
@@ -59,6 +60,22 @@ def optimizers_table() -> Table:
 def _spaced(hparams: Mapping[str, Any]) -> str:
     """``lr=0.01, momentum=0.9``: a narrow column wraps between values, not inside one."""
     return ", ".join(format_hparams({k: v}) for k, v in hparams.items())
+
+
+def spaces_table() -> Table:
+    """Each built-in optimizer's default search space for ``optbench tune`` and where it comes from
+    (``optbench.optim.registry.default_space``)."""
+    caption = ("Other optimizers (plugins, po:NAME): " + optimizers.AROUND_DEFAULT_LR + ". Replace a space with "
+               "--space \"adam:lr=log(1e-4,1e-2),weight_decay=log(5e-3,1)\" or [search.adam] in a suite file; "
+               "one_minus_beta1 sets betas[0] (or momentum) to 1 - x.")
+    table = Table(title="search spaces (optbench tune)", title_justify="left", caption=Text(caption), caption_justify="left")
+    table.add_column("optimizer", overflow="fold")
+    table.add_column("default search space", no_wrap=True)  # one dimension a line, whole
+    table.add_column("source", overflow="fold")
+    for opt in [*optimizers.REGISTRY.values(), *optimizers.REFERENCE.values()]:
+        space, source = optimizers.default_space(opt)
+        table.add_row(opt.name, Text(search.describe(space, "\n")), Text(source))
+    return table
 
 
 def presets_table() -> Table:

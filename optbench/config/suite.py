@@ -24,6 +24,15 @@ Fair comparisons (optbench.spec.training, optbench.config.sweep, optbench.execut
     time_budget_s = 60
     target = "loss=0.5"  # time to target for every task; a task table may set its own target
     protocol = "deepobs" # a named preset (optbench.config.presets): lr grid, select, seeds, engine
+
+optbench tune only (optbench.config.search; docs/tuning.md)::
+
+    trials = 20          # trials per optimizer, the same for every one
+    method = "halton"    # halton, sobol or random
+    search_seed = 0
+    [search.adam]        # replaces adam's default search space
+    lr = {log = [1e-4, 1e-2]}
+    one_minus_beta1 = {log = [4e-3, 0.1]}
 """
 
 from __future__ import annotations
@@ -42,10 +51,10 @@ from optbench.optim.hparams import check_hparams, coerce_hparams
 from optbench.optim.registry import code_version
 from optbench.spec import RunSpec
 from optbench.spec.training import PER_OPTIMIZER
-from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS
+from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS, SEARCH_METHODS
 from optbench.files import Refused, nesting, read_regular
 from optbench.limits import (MAX_BATCH_SIZE, MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_CPUS_PER_RUN, MAX_EPOCHS,
-                             MAX_GPUS_PER_RUN, MAX_NESTING, MAX_SEED, MAX_SELECTION_SEEDS, check_runs)
+                             MAX_GPUS_PER_RUN, MAX_NESTING, MAX_SEED, MAX_SELECTION_SEEDS, MAX_TRIALS, check_runs)
 from optbench.config.presets import apply_preset
 from optbench.config.sweep import count, expand
 from optbench.spec.targets import Target, parse_target
@@ -161,6 +170,13 @@ class SuiteConfig(_SuiteTraining):  # type: ignore[misc, valid-type]
     cpus_per_run: float = Field(default=1.0, gt=0, le=MAX_CPUS_PER_RUN, strict=True, allow_inf_nan=False)
     gpus_per_run: float = Field(default=0.0, ge=0, le=MAX_GPUS_PER_RUN, strict=True, allow_inf_nan=False)
     check: CheckConfig | None = None
+    # optbench tune (optbench.config.search): per optimizer its search space ([search.adam] lr =
+    # {log = [1e-4, 1e-2]}), the trials per optimizer, how they are drawn and the draw's seed.
+    # `optbench run` refuses them.
+    search: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    trials: int | None = Field(default=None, ge=1, le=MAX_TRIALS, strict=True)
+    method: Literal[SEARCH_METHODS] | None = None  # type: ignore[valid-type]
+    search_seed: int | None = Field(default=None, ge=0, le=MAX_SEED, strict=True)
 
     def training(self) -> dict[str, Any]:
         """The training options as given (None: not given), by their TrainingOptions names."""

@@ -27,7 +27,7 @@ from optbench.execution.base import Executor, WorkUnit
 from optbench.execution.campaign import validate_campaign
 from optbench.config.presets import get_preset
 from optbench.execution.selection import SWEEP, Choice, Protocol
-from optbench.spec.vocabulary import ENGINE_CHOICES
+from optbench.spec.vocabulary import ENGINE_CHOICES, TUNE
 from optbench.spec import RunContext, RunResult, RunSpec
 from optbench.spec.identity import group_key
 from optbench.spec.targets import Target
@@ -152,7 +152,8 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
     outcome = CampaignOutcome()
     context = RunContext(experiment=campaign.experiment, protocol=campaign.protocol,
                          targets=tuple(campaign.targets.items()), git_commit=git_commit(), command=campaign.command)
-    preset = get_preset(campaign.protocol) if campaign.protocol else None
+    # optbench tune (TUNE) is --select over its trials, with its default stage; a preset says its own.
+    preset = get_preset(campaign.protocol) if campaign.protocol not in (None, TUNE) else None
     select = campaign.select or preset is not None
     protocol = Protocol.from_specs(campaign.specs, preset.default_stage if preset else True,
                                    campaign.selection_seeds) if select else None

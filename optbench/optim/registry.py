@@ -43,6 +43,7 @@ from typing import Any
 from optbench.optim import plugins
 from optbench.errors import UserError, unknown
 from optbench.spec import RunSpec, format_hparams
+from optbench.spec.search import ONE_MINUS_BETA1, Dimension, LogUniform
 
 HParamValue = bool | int | float | str | tuple
 HParams = dict[str, HParamValue]
@@ -202,6 +203,46 @@ REFERENCE: dict[str, OptimizerDef] = {
     for twin, cls in [("sgd", "SGD"), ("momentum", "MomentumSGD"), ("rmsprop", "RMSprop"),
                       ("adam", "Adam"), ("adamw", "AdamW")]
 }
+
+# Default search spaces of `optbench tune` (optbench.spec.search, optbench.config.search), with
+# their sources. AlgoPerf: MLCommons algorithmic-efficiency, baselines/nadamw and
+# baselines/nesterov tuning_search_space.json (its warm-up, label smoothing, dropout and schedule
+# keys are not optimizer hyperparameters here). Weight decay only where the source states it.
+_NADAMW = {"lr": LogUniform(1e-4, 1e-2), ONE_MINUS_BETA1: LogUniform(4e-3, 0.1)}
+_NESTEROV = {"lr": LogUniform(2e-2, 5.0), ONE_MINUS_BETA1: LogUniform(5e-3, 0.3), "weight_decay": LogUniform(1e-7, 5e-5)}
+_ALGOPERF_NADAMW = "AlgoPerf NadamW baseline"
+SEARCH_SPACES: dict[str, tuple[dict[str, Dimension], str]] = {
+    "sgd": ({"lr": LogUniform(2e-3, 0.5), "weight_decay": LogUniform(1e-7, 5e-5)},
+            "AlgoPerf Nesterov baseline without momentum: its lr range x 0.1 (1 - its typical beta1 0.9)"),
+    "momentum": (_NESTEROV, "AlgoPerf Nesterov baseline"),
+    "nesterov": (_NESTEROV, "AlgoPerf Nesterov baseline"),
+    "adam": (_NADAMW, _ALGOPERF_NADAMW + " without its decoupled weight decay (Adam's is L2)"),
+    "adamw": ({**_NADAMW, "weight_decay": LogUniform(5e-3, 1.0)}, _ALGOPERF_NADAMW),
+    "nadam": (_NADAMW, _ALGOPERF_NADAMW + " without its decoupled weight decay (NAdam's is L2)"),
+    "amsgrad": (_NADAMW, _ALGOPERF_NADAMW),
+    "radam": (_NADAMW, _ALGOPERF_NADAMW),
+    "adamax": (_NADAMW, _ALGOPERF_NADAMW),
+}
+for _twin in ("sgd", "momentum", "adam", "adamw"):
+    SEARCH_SPACES[f"ref-{_twin}"] = SEARCH_SPACES[_twin]
+# Every other optimizer (rmsprop, adagrad, adadelta, muon, plugins, the zoo): lr log-uniform over one
+# decade either side of its default (``default_space``).
+AROUND_DEFAULT_LR = "lr log-uniform from its default lr / 10 to x 10 (no published space)"
+
+
+def default_space(opt: OptimizerDef) -> tuple[dict[str, Dimension], str]:
+    """The search space ``optbench tune`` uses for ``opt`` unless given one, and its source; UserError
+    for an optimizer without a numeric default learning rate (give it a space)."""
+    if opt.name in SEARCH_SPACES:
+        return SEARCH_SPACES[opt.name]
+    lr = opt.defaults.get("lr")
+    if lr is None:
+        with contextlib.suppress(Exception):
+            lr = opt.reference_value("lr")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        raise UserError(f"optimizer '{opt.name}' has no default learning rate to search around; give it a space, "
+                        f"e.g. --space \"{opt.name}:lr=log(1e-4,1e-2)\" ([search.\"{opt.name}\"] in a suite file)")
+    return {"lr": LogUniform(float(f"{lr / 10:.6g}"), float(f"{lr * 10:.6g}"))}, AROUND_DEFAULT_LR
 
 
 def get_optimizer(name: str) -> OptimizerDef:

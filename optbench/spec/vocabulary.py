@@ -32,6 +32,13 @@ IMPLS: tuple[str, ...] = ("auto", "forloop", "foreach", "fused")
 Stage = Literal["sweep", "final", "default"]
 SWEEP, FINAL, DEFAULT = "sweep", "final", "default"
 STAGES: tuple[str, ...] = (SWEEP, FINAL, DEFAULT)
+# The protocol name ``optbench tune`` stores in every record of its runs (the presets of
+# optbench.config.presets store theirs): its sweep's candidates are the trials of a search space.
+TUNE = "tune"
+# How ``optbench tune`` draws its trials (optbench.config.search): scrambled Halton or Sobol
+# (quasi-random, scipy.stats.qmc) or plain random (numpy), each seeded by --search-seed.
+SearchMethod = Literal["halton", "sobol", "random"]
+SEARCH_METHODS: tuple[str, ...] = ("halton", "sobol", "random")
 
 # Learning-rate schedules (optbench.engine.schedules) and evaluation splits (optbench.spec.training).
 Schedule = Literal["none", "step", "cosine", "plateau"]
