@@ -162,7 +162,8 @@ def test_json_and_csv_exports_carry_every_table_the_terminal_shows(selected):
 
     cli, _ = selected
     shown = build_report([cli.results_dir], draw_charts=False).tables
-    assert {t.kind for t in shown} == {"cells", "validation", "default_vs_tuned", "time_to_target", "profile"}
+    assert {t.kind for t in shown} == {"cells", "validation", "default_vs_tuned", "time_to_target", "profile",
+                                       "trials_needed"}
     result = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--format", "json")
     assert result.exit_code == 0, result.output
     tables = json.loads(result.stdout)["tables"]

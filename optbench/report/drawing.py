@@ -69,7 +69,7 @@ class Chart:
 
 
 # The modules whose functions draw charts (``Chart.kind`` names one of them).
-CHART_MODULES = ("optbench.report.charts", "optbench.report.bars")
+CHART_MODULES = ("optbench.report.charts", "optbench.report.bars", "optbench.report.budget_chart")
 
 
 @cache
