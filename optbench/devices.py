@@ -46,6 +46,19 @@ def remote_device(requested: str, gpus_per_run: float) -> str:
     return requested
 
 
+# PyTorch's CPU-only wheels: a few hundred MB, where the default (CUDA) build pulls several GB of CUDA libraries.
+CPU_ONLY_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+def unused_cuda_build(device: str) -> str | None:
+    """The CUDA version of the installed torch when runs on ``device`` train on the CPU although torch
+    is a CUDA build and this machine has no usable GPU (the CPU-only build would do the same work in a
+    fraction of the disk); None otherwise. Saying so is the CLI's business."""
+    if device != "cpu" or not torch.version.cuda or torch.cuda.is_available():
+        return None
+    return str(torch.version.cuda)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued kernels, so a clock read after this covers the work before it."""
     if device.type == "cuda":

@@ -9,6 +9,9 @@ from pathlib import Path
 # every worker and process spins waiting for a core another one holds: about a third of the suite's
 # CPU time on a busy 2-core machine. Set OMP_NUM_THREADS yourself to test with more.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# This machine may train on the CPU with torch's CUDA build: the one-line notice saying so would be
+# in every test's stderr; tests/test_cuda_notice.py unsets it.
+os.environ.setdefault("OPTBENCH_NO_CUDA_NOTICE", "1")
 
 import pytest
 from typer.testing import CliRunner

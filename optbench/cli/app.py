@@ -31,7 +31,7 @@ from optbench.limits import MAX_CONFIRM_ROUNDS
 from optbench.config.presets import PRESETS
 from optbench.optim.registry import spec_label
 from optbench.spec.training import SCHEDULE_PARAMS
-from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS, SCHEDULES, SPLITS
+from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS, SCHEDULES, SEARCH_METHODS, SPLITS
 
 PRESETS_HELP = "; ".join(p.describe() for p in PRESETS.values())
 # none, step[:step_size=V,gamma=V], cosine, plateau[:factor=V,patience=V]
@@ -185,7 +185,7 @@ def main_options(
 @app.command(cls=MultiValueCommand)
 @user_errors
 def run(
-    tasks: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s): regression, mlp, cifar10. Several after one flag, repeated, or comma-separated.", show_default="regression")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s): regression, mlp, cifar10, charlm (see `optbench list`). Several after one flag, repeated, or comma-separated.", show_default="regression")] = None,
     optimizers: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) with inline hyperparameters, e.g. --opt adam sgd or "adam:lr=3e-4,betas=0.9/0.98,weight_decay=1e-4"; "|" sweeps alternatives: "adam:lr=1e-4|1e-3|1e-2"; per-optimizer clipping: "sgd:lr=0.1,clip_value=1" (or clip_norm).', show_default="sgd momentum rmsprop adam")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset for every task (see `optbench list`), with options: diamonds:rows=20000 samples 20,000 rows (seeded).", show_default="each task's default")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.", show_default="each task's default")] = None,
@@ -226,17 +226,35 @@ def run(
     # Every parameter named like a suite key (``SuiteConfig``: tasks, epochs, early_stop_delta, ...)
     # overrides it; None: not given. One name per setting, from the flag to the record.
     given = dict(locals())
+    from optbench.config.search import refuse_search
+
+    suite = _load_suite(given, config)
+    refuse_search(suite, config)
+    _run_suite(suite, config, results_dir, data_dir, force, quiet, json_out)
+
+
+def _load_suite(given: dict[str, Any], config: Path | None) -> Any:
+    """The suite of ``run`` or ``tune``: the suite file with the flags over it (every parameter named
+    like a suite key, ``SuiteConfig``, overrides it; None: not given)."""
+    from optbench.config.suite import SuiteConfig, load_suite, read_config
+
+    overrides = {key: value for key, value in given.items() if key in SuiteConfig.model_fields}
+    overrides.update(tasks=split_list(given["tasks"]), optimizers=split_list(given["optimizers"], split_optimizers=True))
+    raw = read_config(config) if config else None
+    return load_suite(raw, overrides, source=str(config) if config else "options")
+
+
+def _run_suite(suite: Any, config: Path | None, results_dir: Path, data_dir: Path, force: bool, quiet: bool,
+               json_out: bool) -> None:
+    """Run a loaded suite to its end and print what it did: the body of ``run`` and ``tune``."""
     from optbench.cli.console import LiveProgress, QuietProgress, results_table, selection_table
+    from optbench.cli.notices import cuda_build_notice
     from optbench.execution import make_executor
     from optbench.execution.driver import Campaign, run_campaign
     from optbench.config.experiment import command_line, experiment_name
-    from optbench.config.suite import SuiteConfig, build_specs, load_suite, read_config, targets_for
+    from optbench.config.suite import build_specs, targets_for
     from optbench.store.records import RUNS, load_records
 
-    overrides = {key: value for key, value in given.items() if key in SuiteConfig.model_fields}
-    overrides.update(tasks=split_list(tasks), optimizers=split_list(optimizers, split_optimizers=True))
-    raw = read_config(config) if config else None
-    suite = load_suite(raw, overrides, source=str(config) if config else "options")
     if suite.check is not None:  # the whole suite file is checked before anything runs, [check] too
         from optbench.check.tolerance import Tolerances
 
@@ -245,6 +263,8 @@ def run(
         except UserError as exc:
             raise UserError(f"{config}: [check] {exc}") from None
     specs = build_specs(suite)
+    if suite.executor == "local" and specs:
+        cuda_build_notice(specs[0].device)
     campaign = Campaign(specs, results_dir, data_dir, force=force, select=suite.select, targets=targets_for(suite),
                         experiment=experiment_name(suite.name, config, specs, suite.protocol, suite.select),
                         engine=suite.engine, protocol=suite.protocol, selection_seeds=suite.selection_seeds,
@@ -291,7 +311,7 @@ def run(
     if not (json_out and quiet):
         for table in (results_table(results, out.width) if results else []):
             out.print(table)
-        for table in (selection_table(outcome.choices, out.width) if suite.select else []):
+        for table in (selection_table(outcome.choices, out.width, suite.protocol) if suite.select else []):
             out.print(table)
         for r in results:
             if r.status == "failed":
@@ -307,15 +327,77 @@ def run(
         raise typer.Exit(1)
 
 
+class TuneCommand(MultiValueCommand):
+    """``--space`` also takes several values after one flag (one optimizer's space each)."""
+
+    multi_flags = (*MultiValueCommand.multi_flags, "--space")
+
+
+@app.command(cls=TuneCommand)
+@user_errors
+def tune(
+    tasks: Annotated[list[str] | None, typer.Option("--task", "-t", help="Task(s), as for optbench run.", show_default="regression")] = None,
+    optimizers: Annotated[list[str] | None, typer.Option("--opt", "-o", help='Optimizer(s) to tune, each named once; a value given inline ("adam:eps=1e-6") is fixed and leaves the default space.', show_default="sgd momentum rmsprop adam")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", metavar="N", help="Trials per optimizer: every optimizer gets exactly N distinct ones.", show_default="20")] = None,
+    method: Annotated[str | None, typer.Option("--method", metavar="|".join(SEARCH_METHODS), help="How trials are drawn: scrambled Halton or Sobol (quasi-random, scipy), or random (numpy).", show_default="halton")] = None,
+    search_seed: Annotated[int | None, typer.Option("--search-seed", help="Seed of the draw: the same seed gives the same trials on every machine and worker count.", show_default="0")] = None,
+    space: Annotated[list[str] | None, typer.Option("--space", metavar="OPT:KEY=DIM,...", help='Search space replacing an optimizer\'s default (optbench list --spaces), e.g. "adam:lr=log(1e-4,1e-2),weight_decay=log(5e-3,1)"; DIM: log(lo,hi), uniform(lo,hi), int(lo,hi), choice(a,b,...) or a value (fixed); one_minus_beta1 sets betas[0] or momentum to 1 - x.')] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset for every task, as for optbench run.", show_default="each task's default")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs per run.", show_default="each task's default")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.", show_default="each task's default")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="First seed.", show_default="0")] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Seeds of each winner's re-run on test (seed, seed+1, ...).", show_default="1")] = None,
+    selection_seeds: Annotated[int | None, typer.Option("--selection-seeds", min=1, help="Seeds per trial; a trial is judged by their mean validation metric.", show_default="1")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.", show_default="auto")] = None,
+    impl: Annotated[str | None, typer.Option(metavar="|".join(IMPLS), help="Optimizer implementation for every optimizer.", show_default="auto")] = None,
+    config: Annotated[Path | None, typer.Option(help="Suite file (TOML) with [search.NAME] tables, trials, method, search_seed; flags override it.", dir_okay=False)] = None,
+    data_dir: Annotated[Path, typer.Option(help="Where datasets are read from and downloaded to.")] = Path("data"),
+    results_dir: Annotated[Path, typer.Option(help="Where run records are written (under runs/).")] = Path("results"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the records of these runs as a JSON array on stdout, nothing else.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-run trials and runs that already have a finished record (default: skip them, so a re-run resumes).")] = False,
+    schedule: Annotated[str | None, typer.Option(metavar="NAME[:K=V,...]", help=f"Learning-rate schedule per epoch: {SCHEDULES_HELP}.", show_default="none")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option("--warmup-epochs", "--warmup", min=0, help="Linear warm-up epochs before the schedule.", show_default="0")] = None,
+    clip_norm: Annotated[float | None, typer.Option(help="Clip the gradient's global L2 norm to this before every step.")] = None,
+    clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
+    time_budget_s: Annotated[float | None, typer.Option("--time-budget-s", "--time-budget", metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
+    executor: Annotated[str | None, typer.Option(help="Where runs execute: local or ray, as for optbench run.", show_default="local")] = None,
+    address: Annotated[str | None, typer.Option(help="With --executor ray: auto or HOST:PORT of a running cluster.", show_default="a local Ray cluster in this process")] = None,
+    cpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: CPUs each run reserves.", show_default="1")] = None,
+    gpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: GPUs each run reserves.", show_default="0")] = None,
+    engine: Annotated[str | None, typer.Option(metavar="|".join(ENGINE_CHOICES), help="auto: each task x optimizer's trials in one vectorized pass where the optimizer allows, the re-runs on test eager; eager; vectorized.", show_default="auto")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Experiment name stored in every record.", show_default="the suite file's name, else the start time")] = None,
+    target: Annotated[str | None, typer.Option(metavar="METRIC=VALUE", help="Record the time to this test metric, as for optbench run.")] = None,
+) -> None:
+    """Tune every optimizer with the same budget: N trials from its search space on the validation split, the best re-run on test.
+
+    The trials are quasi-random points of each optimizer's search space (its default: optbench list
+    --spaces; docs/tuning.md), the same on every machine; each is an ordinary run of stage sweep, so a
+    re-run resumes. Each task x optimizer's best trial (mean validation metric) is re-run on test with
+    --seeds, beside the optimizer at its defaults.
+    """
+    given = dict(locals())
+    from optbench.config.search import tune_suite
+
+    suite = _load_suite(given, config)
+    if engine is None and "engine" not in suite.model_fields_set:
+        suite = suite.model_copy(update={"engine": "auto"})
+    _run_suite(tune_suite(suite, space or ()), config, results_dir, data_dir, force, quiet, json_out)
+
+
 @app.command("list")
 @one_line_paragraphs
 def list_choices(
     zoo: Annotated[bool, typer.Option("--zoo", help="Also name every third-party optimizer (po:NAME; imports pytorch_optimizer, a few seconds).")] = False,
+    spaces: Annotated[bool, typer.Option("--spaces", help="Only each optimizer's default search space for optbench tune, with its source.")] = False,
 ) -> None:
     """List tasks (with datasets), optimizers (with default hyperparameters) and protocol presets."""
-    from optbench.cli.listing import optimizers_table, presets_table, tasks_table, zoo_status
+    from optbench.cli.listing import optimizers_table, presets_table, spaces_table, tasks_table, zoo_status
 
     console = _stdout_console()
+    if spaces:
+        console.print(spaces_table())
+        return
     console.print(tasks_table())
     console.print(optimizers_table())
     console.print(presets_table())
@@ -338,7 +420,7 @@ def report(
     target: Annotated[list[str] | None, typer.Option(metavar="[TASK:]METRIC=V", help="Time-to-target goal, recomputed from the curves (repeatable): regression:rmse=1600 for that task; loss=0.5 without a task for the runs that asked for a target and the --task tasks.", show_default="the target stored with the runs")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Only these experiment(s) (optbench run --name; see optbench list-runs). Repeatable or comma-separated.")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the newest experiment.")] = False,
-    table: Annotated[str | None, typer.Option("--table", metavar="NAME", help="With csv or json: only this table (cells, default_vs_tuned, sensitivity, time_to_target, profile), as plain CSV or a JSON list.", show_default="every table")] = None,
+    table: Annotated[str | None, typer.Option("--table", metavar="NAME", help="With csv or json: only this table (cells, default_vs_tuned, sensitivity, time_to_target, profile, trials_needed, budget), as plain CSV or a JSON list.", show_default="every table")] = None,
 ) -> None:
     """Aggregate stored runs over seeds into tables (mean ± std, 95% CI) and charts.
 

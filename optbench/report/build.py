@@ -10,13 +10,10 @@ only into the output directory, each file atomically, and never touches a result
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,12 +27,15 @@ from optbench.report.tables import (GroupTable, Section, fair_tables, group_tabl
                                     validation_metric)
 
 from optbench.report import fair
+from optbench.report import budget as tuning_budget
+from optbench.report import budget_table
+from optbench.report.crossing import late_crossings
 from optbench.report import profile as perf_profile
 from optbench.report.aggregate import (STATS, cell_stats, curve_stats, main_metric, reference_values,
                                       seed_values)
 from optbench.metrics import summarised_metrics
 from optbench.errors import UserError, did_you_mean
-from optbench.files import Refused, probe_writable, read_regular, write_atomic
+from optbench.files import probe_writable, write_atomic
 from optbench.config.hparams import parse_optimizer_arg
 from optbench.optim.hparams import match_hparams, resolve_hparams
 from optbench.spec import format_hparams
@@ -73,8 +73,8 @@ class Filters:
 
 # What a display table shows, and the key of its rows in the JSON export (``--table`` names it).
 TABLE_KINDS = {"cells": "cells", "validation": "cells", "default_vs_tuned": "default_vs_tuned",
-               "time_to_target": "time_to_target", "profile": "profile"}
-EXPORT_TABLES = ("cells", "default_vs_tuned", "sensitivity", "time_to_target", "profile")
+               "time_to_target": "time_to_target", "profile": "profile", "trials_needed": "trials_needed"}
+EXPORT_TABLES = ("cells", "default_vs_tuned", "sensitivity", "time_to_target", "profile", "trials_needed", "budget")
 
 
 @dataclass
@@ -140,8 +140,6 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
             raise UserError(f"unknown chart format '{chart_format}'{did_you_mean(chart_format, CHART_FORMATS)}; "
                             f"choose from: {', '.join(CHART_FORMATS)}")
     chart_formats = list(dict.fromkeys(chart_formats))
-    if fmt == "html" and "png" not in chart_formats:
-        chart_formats.append("png")  # report.html embeds the PNGs
     if table is not None and table not in EXPORT_TABLES:
         raise UserError(f"unknown table '{table}'{did_you_mean(table, EXPORT_TABLES)}; choose from: "
                         f"{', '.join(EXPORT_TABLES)}")
@@ -171,7 +169,7 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
     writes_files = draw_charts or (export_file and fmt != "table")
     if not writes_files:
         if fmt in EXPORT_FILE:
-            report.text = _export_text(report, fmt, {}, table=table)
+            report.text = _export_text(report, fmt, table=table)
         return report
     report.out_dir = Path(out_dir) if out_dir is not None else Path(results_dirs[0]) / REPORT_DIR
     _check_out_dir(report.out_dir, results_dirs)
@@ -203,13 +201,15 @@ def _section(experiment: str, runs: pd.DataFrame, rules: list[fair.TargetRule], 
     targets = fair.cell_targets(runs, cells, rules, named_tasks)
     section.time_to_target = fair.time_to_target_cells(runs, cells, targets)
     section.profile = fair.performance_profile(section.time_to_target, cells, section.choices)
+    section.budget = tuning_budget.curves_of(section.choices)
     return section
 
 
 def section_tables(report: Report, section: Section) -> list[GroupTable]:
     """The section's display tables, a comparable group's tables together (cells, validation,
     default vs tuned, time to target), the profile last."""
-    tables = group_tables(section.cells, section.runs) + fair_tables(section)
+    tables = group_tables(section.cells, section.runs) + fair_tables(section) + _budget_tables(section)
+    _add_crossing_notes(tables, section)
     position: dict[tuple[str, str, str], int] = {}
     for t in tables:
         position.setdefault((t.task, t.dataset, t.charts), len(position))
@@ -223,9 +223,59 @@ def section_tables(report: Report, section: Section) -> list[GroupTable]:
     return tables
 
 
+def _budget_tables(section: Section) -> list[GroupTable]:
+    """Per comparable group with sweeps of more than one trial, the trials-needed table."""
+    stems = dict(zip(zip(section.cells["task"], section.cells["dataset"], section.cells["budget"]),
+                     section.cells["charts"]))
+    tables = []
+    for key, curves in budget_table.by_group(section.budget).items():
+        if max(c.trials for c in curves) < 2:
+            continue
+        table = budget_table.trials_table(key[0], key[1], curves)
+        table.charts = stems.get(key, chart_prefix(key[0], key[1]))
+        if table.charts != chart_prefix(key[0], key[1]):
+            table.title = table.title.replace(f"{key[0]} on {key[1]}", f"{key[0]} on {key[1]} ({key[2]})", 1)
+        tables.append(table)
+    return tables
+
+
+# Late crossings noted per table at most (the rest are counted); mean curves within this fraction
+# of each other count as level (the near-tie margin of ``fair``), so jitter is no swap.
+MAX_CROSSING_NOTES = 4
+CROSSING_TOLERANCE = fair.NEAR_TIE_MARGIN
+
+
+def _add_crossing_notes(tables: list[GroupTable], section: Section) -> None:
+    """Under each group's table of test cells, where two cells' mean curves (training loss; the main
+    test metric) swap places after the half-way point of the epochs (``crossing.late_crossings``)."""
+    curves = section.curves
+    if curves.empty:
+        return
+    for t in tables:
+        if t.kind != "cells":
+            continue
+        cells = section.cells[(section.cells["task"] == t.task) & (section.cells["dataset"] == t.dataset)
+                              & (section.cells["charts"] == t.charts)]
+        cells = cells[cells["split"] != "validation"] if "split" in cells else cells
+        part = curves[curves["name"].isin(cells["name"]) & (curves["task"] == t.task)
+                      & (curves["dataset"] == t.dataset) & curves["budget"].isin(cells["budget"])]
+        if part.empty:
+            continue
+        main = main_metric(t.task, section.runs)
+        epochs = float(cells["epochs"].max())
+        notes = []
+        for column, higher, what in (("train_loss_mean", False, "training loss"),
+                                     ("test_metric_mean", main.higher_is_better, main.title)):
+            points = {name: list(zip(g["epoch"].astype(float), g[column].astype(float)))
+                      for name, g in part.groupby("name", sort=False)}
+            notes += [c.text(what) for c in late_crossings(points, higher, epochs, CROSSING_TOLERANCE)]
+        t.notes += notes[:MAX_CROSSING_NOTES]
+        if len(notes) > MAX_CROSSING_NOTES:
+            t.notes.append(f"and {len(notes) - MAX_CROSSING_NOTES} more late crossings (see the convergence chart)")
+
+
 def _write_outputs(report: Report, fmt: Format, chart_formats: Sequence[str], export_file: bool,
                    table: str | None) -> None:
-    images: dict[str, bytes] = {}
     if chart_formats:
         # Charts whose inputs and code are unchanged since they were drawn into out_dir are kept.
         jobs = chart_jobs(report)
@@ -247,29 +297,19 @@ def _write_outputs(report: Report, fmt: Format, chart_formats: Sequence[str], ex
         report.charts_drawn = len(stale)
         for chart in jobs:
             report.charts += [report.out_dir / f"{chart.stem}.{ext}" for ext in chart_formats]
-        if "png" in chart_formats and fmt == "html":
-            images = {chart.stem: _read_chart(report.out_dir / f"{chart.stem}.png") for chart in jobs}
     if fmt in EXPORT_FILE:
-        report.text = _export_text(report, fmt, images, relative_links=export_file, table=table)
+        report.text = _export_text(report, fmt, relative_links=export_file, table=table)
         if export_file:
             report.export = write_atomic(report.out_dir / EXPORT_FILE[fmt], report.text.encode())
 
 
-def _read_chart(path: Path) -> bytes:
-    """A chart file just written or found fresh, read back safely (a file swapped for a pipe meanwhile is an error)."""
-    try:
-        return read_regular(path, drawing.MAX_CHART_BYTES)
-    except Refused as exc:
-        raise UserError(f"cannot read back the chart {path}: {exc}; run optbench report again") from None
-
-
-def _export_text(report: Report, fmt: Format, images: dict[str, bytes], relative_links: bool = False,
+def _export_text(report: Report, fmt: Format, relative_links: bool = False,
                  table: str | None = None) -> str:
     if fmt == "markdown":
         report.markdown = to_markdown(report, relative_links)
         return report.markdown
     return {"csv": lambda: to_csv(report, table), "json": lambda: to_json(report, table),
-            "html": lambda: to_html(report, images)}[fmt]()
+            "html": lambda: to_html(report)}[fmt]()
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -382,10 +422,16 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
     cells), ``default_vs_tuned`` (one row per sweep), ``sensitivity`` (per sweep, swept
     hyperparameter and value: the best validation metric), ``time_to_target`` (per test cell
     with a target) and ``profile`` (per experiment, optimizer and task: the cell that stood for
-    it, its seconds to target and ratio to the fastest, and its score)."""
+    it, its seconds to target and ratio to the fastest, and its score), ``trials_needed`` (per
+    sweep: its trials, expected best of 1 and of all, and the trials to come within
+    ``budget.REACH`` of the best) and ``budget`` (every tuning-budget curve point: n, expected,
+    low, high)."""
     cells = export_frame(report.cells).copy() if not report.cells.empty else pd.DataFrame()
-    tuning, sensitivity, profile_rows = [], [], []
+    tuning, sensitivity, profile_rows, needed, curve_points = [], [], [], [], []
     for section in report.sections:
+        for curves in budget_table.by_group(section.budget).values():
+            needed += [{"experiment": section.experiment, **row} for row in budget_table.rows(curves)]
+            curve_points += [{"experiment": section.experiment, **row} for row in budget_table.point_rows(curves)]
         for key, sweeps in sweeps_by_group(section).items():
             task, dataset, budget = key
             main = main_metric(task, section.runs)
@@ -427,7 +473,8 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
                                          "ratio": ratios[problem][optimizer]})
     ttt = report.time_to_target.copy()
     return {"cells": cells, "default_vs_tuned": pd.DataFrame(tuning), "sensitivity": pd.DataFrame(sensitivity),
-            "time_to_target": ttt, "profile": pd.DataFrame(profile_rows)}
+            "time_to_target": ttt, "profile": pd.DataFrame(profile_rows), "trials_needed": pd.DataFrame(needed),
+            "budget": pd.DataFrame(curve_points)}
 
 
 def _csv_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -549,65 +596,14 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
 
 
-HTML_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
-color:#222;padding:0 1rem}
-table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.92rem}
-th,td{padding:.3rem .7rem;border-bottom:1px solid #ddd;white-space:nowrap}
-th{background:#f4f4f4;text-align:left}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.warn td{background:#fff6e0}
-.caption{color:#555;font-size:.9rem}
-img{max-width:100%;height:auto;display:block;margin:.5rem 0 1.5rem;border:1px solid #eee}
-.context{color:#555;font-size:.9rem}
-.note{color:#6a4a00;font-size:.9rem;margin-top:-1rem}
-"""
-
-
-def to_html(report: Report, images: dict[str, bytes]) -> str:
-    """One self-contained page: inline CSS, tables, and every chart as a base64 PNG; no external reference."""
-    e = html.escape
-    body = ["<h1>optbench report</h1>", '<ul class="context">']
-    body += [f"<li>{e(line)}</li>" for line in _context_lines(report)]
-    body.append(f"<li>generated {e(datetime.now(UTC).isoformat(timespec='seconds'))}</li></ul>")
-    shown: set[str] = set()
-    for t in report.tables:
-        body += [f"<h2>{e(t.title)}</h2>", f'<p class="caption">{e(t.caption)}</p>', "<table><thead><tr>"]
-        body += [f'<th class="{"num" if num else ""}">{e(col)}</th>' for col, num in zip(t.columns, t.numeric)]
-        body.append("</tr></thead><tbody>")
-        for r, row in enumerate(t.rows):
-            body.append(f'<tr class="{"warn" if r in t.warnings else ""}">')
-            for c, text in enumerate(row):
-                inner = f"<strong>{e(text)}</strong>" if (r, c) in t.best else e(text)
-                if c == len(row) - 1 and r in t.warnings:
-                    inner = f"⚠ {inner}"
-                body.append(f'<td class="{"num" if t.numeric[c] else ""}">{inner}</td>')
-            body.append("</tr>")
-        body.append("</tbody></table>")
-        body += [f'<p class="note">{e(note)}</p>' for note in t.notes]
-        for stem, png in images.items():
-            if _chart_of(stem, t.charts) and stem not in shown:
-                shown.add(stem)  # a task with several tables shows its charts once, after the first
-                data = base64.b64encode(png).decode()
-                body.append(f'<img alt="{e(stem)}" src="data:image/png;base64,{data}">')
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>optbench report</title><style>{HTML_STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+def to_html(report: Report) -> str:
+    """One self-contained interactive page (``interactive.to_html``): sortable tables and plotly
+    charts with plotly.js inline; no external reference, no PNG (those are for papers: markdown)."""
+    from optbench.report import interactive  # plotly and the chart modules load only for this format
+    return interactive.to_html(report, _context_lines(report))
 
 
 # --- charts --------------------------------------------------------------------------------------
-
-def _chart_of(stem: str, prefix: str) -> bool:
-    """Whether the chart ``stem`` belongs to the group whose charts start with ``prefix``
-    (``regression-synthetic-`` owns ``regression-synthetic-comparison``, not
-    ``regression-synthetic-5ep-bs64-comparison``)."""
-    rest = stem[len(prefix):] if stem.startswith(prefix) else None
-    return rest is not None and (rest in CHART_KINDS or rest.startswith("time-to-target"))
-
-
-CHART_KINDS = ("comparison", "bars", "convergence", "accuracy", "sensitivity", "time-to-target", "performance-profile")
-
 
 def chart_folder(report: Report, experiment: str) -> str:
     """Where an experiment's charts go inside the output directory: a folder named for it when the
@@ -667,6 +663,10 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
             if sweeps:
                 figures.append(drawing.Chart(prefix + "sensitivity", "sensitivity_chart", (
                     [s for s, _ in sweeps], [n for _, n in sweeps], colours, title, validation_metric(main))))
+            trials = [c for c in section.budget if (c.task, c.dataset, c.group) == (task, dataset, budget)]
+            if any(c.trials > 1 for c in trials):
+                figures.append(drawing.Chart(prefix + "budget", "budget_chart", (
+                    trials, colours, title, validation_metric(main))))
             ttt = section.time_to_target
             if ttt.empty:
                 continue
