@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from optbench.config.inline import parse_inline
+from optbench.spec.inline import parse_value
 from optbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class OptimizerSweep:
                                 f"e.g. {parsed.name}:lr=1e-3|1e-2")
             if len(set(written)) < len(written):
                 raise UserError(f"a value is given twice in '{key}={raw}' of '{text}'")
-            values[key] = tuple(_parse_value(v) for v in written)
+            values[key] = tuple(parse_value(v) for v in written)
         return cls(parsed.name, values, text)
 
     @classmethod
@@ -162,25 +163,7 @@ def parse_optimizer_arg(text: str) -> tuple[str, HParams]:
     parsed = parse_inline(text, "hyperparameter", "adam:lr=0.01", colons_in_name=True)
     if not parsed.name:
         raise UserError(f"empty optimizer name in '{text.strip()}'; write NAME or NAME:key=value,...")
-    return parsed.name, {key: _parse_value(raw) for key, raw in parsed.items}
-
-
-def _parse_value(raw: str) -> HParamValue:
-    if "/" in raw:
-        return tuple(_parse_scalar(part.strip()) for part in raw.split("/"))
-    return _parse_scalar(raw)
-
-
-def _parse_scalar(raw: str) -> bool | int | float | str:
-    low = raw.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for convert in (int, float):
-        try:
-            return convert(raw)
-        except ValueError:
-            pass
-    return raw
+    return parsed.name, {key: parse_value(raw) for key, raw in parsed.items}
 
 
 def _is_number(v: Any) -> bool:

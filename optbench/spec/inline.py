@@ -41,3 +41,23 @@ def parse_inline(text: str, kind: str, example: str, colons_in_name: bool = Fals
             raise UserError(f"{kind} '{key}' given twice in '{text}'")
         items.append((key, raw))
     return Inline(name.strip(), tuple(items))
+
+
+def parse_value(raw: str) -> bool | int | float | str | tuple:
+    """An inline value: ``true``/``false``, an int, a float, a tuple written with ``/``
+    (``betas=0.9/0.98``), else the text itself."""
+    if "/" in raw:
+        return tuple(_scalar(part.strip()) for part in raw.split("/"))
+    return _scalar(raw)
+
+
+def _scalar(raw: str) -> bool | int | float | str:
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    return raw

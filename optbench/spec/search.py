@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optbench.errors import UserError
+from optbench.spec.inline import parse_value
 
 # Keys that are not constructor arguments but set one (AlgoPerf's parametrisation).
 ONE_MINUS_BETA1 = "one_minus_beta1"
@@ -215,12 +216,12 @@ def _split_items(text: str, rest: str) -> list[str]:
 def _parse_inline_dimension(where: str, raw: str) -> Dimension:
     kind, paren, args = raw.partition("(")
     if not paren:
-        return Fixed(_scalar_or_tuple(raw))
+        return Fixed(parse_value(raw))
     kind = kind.strip()
     if kind not in _TABLE_KINDS or not args.endswith(")"):
         raise UserError(f"{where}: '{raw}' is not a dimension; write log(lo,hi), uniform(lo,hi), int(lo,hi), "
                         "choice(a,b,...) or a plain value")
-    return _dimension(where, kind, [_scalar_or_tuple(a.strip()) for a in args[:-1].split(",") if a.strip()])
+    return _dimension(where, kind, [parse_value(a.strip()) for a in args[:-1].split(",") if a.strip()])
 
 
 def _dimension(where: str, kind: str, args: list[Any]) -> Dimension:
@@ -245,24 +246,6 @@ def _dimension(where: str, kind: str, args: list[Any]) -> Dimension:
             raise UserError(f"{where}: int needs whole numbers, got int({_value(lo)},{_value(hi)})")
         return IntUniform(lo, hi)
     return Uniform(float(lo), float(hi))
-
-
-def _scalar_or_tuple(raw: str) -> Any:
-    if "/" in raw:
-        return tuple(_scalar(part.strip()) for part in raw.split("/"))
-    return _scalar(raw)
-
-
-def _scalar(raw: str) -> Any:
-    low = raw.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for convert in (int, float):
-        try:
-            return convert(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 def _tuple(value: Any) -> Any:
