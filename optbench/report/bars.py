@@ -126,7 +126,7 @@ def bar_chart(cells: pd.DataFrame, colours: dict[str, str], title: str, metric: 
     error = error_panel(cells, metric)
     refs = [(m, 1 - v if error.percent else v) for m, v in references]
     if error.percent:
-        refs = [(_as_error(m), v) for m, v in refs]
+        refs = [(as_error(m), v) for m, v in refs]
     runtime = runtime_panel(cells)
     _bars(axes[0], cells, colours, runtime, y, shared, log=False)
     _bars(axes[1], cells, colours, error, y, np.zeros(k, bool), log=True, references=[v for _, v in refs])
@@ -150,7 +150,7 @@ def bar_chart(cells: pd.DataFrame, colours: dict[str, str], title: str, metric: 
     return fig
 
 
-def _as_error(ref: Metric) -> Metric:
+def as_error(ref: Metric) -> Metric:
     """A reference accuracy (chance) named as the error it stands for."""
     from dataclasses import replace
 

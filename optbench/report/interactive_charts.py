@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from optbench.metrics import Metric, metric as registry_metric
-from optbench.report.bars import Panel, decade_floor, error_panel, runtime_panel
+from optbench.report.bars import Panel, as_error, decade_floor, error_panel, runtime_panel
 from optbench.report.charts import MAX_LINES, MAX_ROWS, SEED_ALPHA, SEED_BAND, log_scale, shown
 from optbench.report.tables import status_text
 
@@ -206,7 +206,7 @@ def bars(cells: pd.DataFrame, colours: dict[str, str], title: str, main: Metric,
         "runtime (training seconds), linear: bars start at 0",
         f"{error.title}{unit}, log scale: bars start at {_panel_text(floor, error)}"))
     y = np.arange(k)[::-1].astype(float)
-    _references(fig, references, 2, (-0.7, k - 0.3), (lambda v: 1 - v) if error.percent else None)
+    _references(fig, [(as_error(m), v) for m, v in refs] if error.percent else refs, 2, (-0.7, k - 0.3))
     for col, panel, base in ((1, runtime, 0.0), (2, error, floor)):
         for i, ((_, cell), variant) in enumerate(zip(cells.iterrows(), variants(cells))):
             name, optimizer = cell["name"], cell["optimizer"]
