@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from optbench.config.inline import parse_inline
 from optbench.spec.inline import parse_value
+from optbench.spec.search import round6
 from optbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class Range:
         n = self.num
         points = [a] if n == 1 else [a + (b - a) * i / (n - 1) for i in range(n)]
         values = [10**p if self.kind == "log" else p for p in points]
-        return tuple(dict.fromkeys(float(f"{v:.6g}") for v in values))
+        return tuple(dict.fromkeys(round6(v) for v in values))
 
     def describe(self) -> str:
         """``36 log-spaced values from 1e-5 to 1e2``."""

@@ -43,7 +43,7 @@ from typing import Any
 from optbench.optim import plugins
 from optbench.errors import UserError, unknown
 from optbench.spec import RunSpec, format_hparams
-from optbench.spec.search import ONE_MINUS_BETA1, Dimension, LogUniform
+from optbench.spec.search import ONE_MINUS_BETA1, Dimension, LogUniform, round6
 
 HParamValue = bool | int | float | str | tuple
 HParams = dict[str, HParamValue]
@@ -242,7 +242,7 @@ def default_space(opt: OptimizerDef) -> tuple[dict[str, Dimension], str]:
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise UserError(f"optimizer '{opt.name}' has no default learning rate to search around; give it a space, "
                         f"e.g. --space \"{opt.name}:lr=log(1e-4,1e-2)\" ([search.\"{opt.name}\"] in a suite file)")
-    return {"lr": LogUniform(float(f"{lr / 10:.6g}"), float(f"{lr * 10:.6g}"))}, AROUND_DEFAULT_LR
+    return {"lr": LogUniform(round6(lr / 10), round6(lr * 10))}, AROUND_DEFAULT_LR
 
 
 def get_optimizer(name: str) -> OptimizerDef:

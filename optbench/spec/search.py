@@ -45,36 +45,32 @@ def round6(value: float) -> float:
 
 
 @dataclass(frozen=True)
-class LogUniform:
+class _Interval:
+    """A continuous range [lo, hi]: endless values, its two ends checked against the optimizer."""
+
     lo: float
     hi: float
-
-    def at(self, u: float) -> float:
-        return round6(math.exp(math.log(self.lo) + u * (math.log(self.hi) - math.log(self.lo))))
 
     def size(self) -> int | None:
         return None
 
     def extremes(self) -> tuple[Any, ...]:
         return (self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class LogUniform(_Interval):
+    def at(self, u: float) -> float:
+        return round6(math.exp(math.log(self.lo) + u * (math.log(self.hi) - math.log(self.lo))))
 
     def describe(self) -> str:
         return f"log({_num(self.lo)},{_num(self.hi)})"
 
 
 @dataclass(frozen=True)
-class Uniform:
-    lo: float
-    hi: float
-
+class Uniform(_Interval):
     def at(self, u: float) -> float:
         return round6(self.lo + u * (self.hi - self.lo))
-
-    def size(self) -> int | None:
-        return None
-
-    def extremes(self) -> tuple[Any, ...]:
-        return (self.lo, self.hi)
 
     def describe(self) -> str:
         return f"uniform({_num(self.lo)},{_num(self.hi)})"
