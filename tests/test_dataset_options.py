@@ -62,6 +62,12 @@ def test_training_uses_the_sampled_rows_80_20(cli):
     assert record["metrics"]["steps"] == 1  # 40 training rows: one batch of 64
     shown = cli("report", "--results-dir", str(cli.results_dir), "--no-charts").stdout
     assert "regression on diamonds:rows=50" in shown
+    # --dataset names the dataset: every sample of it matches, as does the exact value
+    for wanted in ("diamonds", "diamonds:rows=50"):
+        assert "regression on diamonds:rows=50" in cli("report", "--results-dir", str(cli.results_dir), "--no-charts",
+                                                      "--dataset", wanted).stdout
+    missed = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--dataset", "diamonds:rows=60")
+    assert missed.exit_code == 2 and "the results hold: diamonds:rows=50" in missed.stderr
 
 
 def test_the_real_table_sampled_as_the_article(diamonds_dir):

@@ -370,7 +370,10 @@ def filter_runs(runs: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     for column, wanted, flag in (("task", filters.tasks, "--task"), ("dataset", filters.datasets, "--dataset"),
                                  ("device", filters.devices, "--device")):
         if wanted:
-            runs = _keep(runs, runs[column].isin(wanted), flag, wanted, runs[column])
+            mask = runs[column].isin(wanted)
+            if column == "dataset":  # a name matches every variant of it: diamonds matches diamonds:rows=20000
+                mask |= runs[column].str.split(":", n=1).str[0].isin(wanted)
+            runs = _keep(runs, mask, flag, wanted, runs[column])
     if filters.optimizers:
         mask = pd.Series(False, index=runs.index)
         for value in filters.optimizers:
