@@ -55,6 +55,20 @@ def test_tables_too_wide_for_the_terminal_split_and_repeat_the_labels():
     assert [c.header for c in wide.columns][0] == "task"
 
 
+def test_long_labels_wrap_between_values_never_inside_a_number():
+    columns = [Column("optimizer"), Column("stage"),
+               *(Column(f"metric {i}", value=True, justify="right") for i in range(4)), Column("status", value=True)]
+    label = "adamw(betas=0.981895/0.999,lr=0.000259687,weight_decay=0.0605253) [vectorized]"
+    rows = [[label, "sweep", "0.02377", "1.070", "7,151 (+386.8%)", "6,620", "ok"]]
+    console = Console(width=80, record=True)
+    for table in fitted_tables("results", columns, rows, 80):
+        console.print(table)
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in _lines(text))
+    for word in ("adamw(betas=0.981895/0.999,", "lr=0.000259687,", "weight_decay=0.0605253)", "7,151 (+386.8%)"):
+        assert word in text, text
+
+
 @pytest.mark.parametrize("command", [["list"]])
 def test_list_at_80_columns_cuts_no_value(cli, monkeypatch, command):
     monkeypatch.setenv("COLUMNS", "80")

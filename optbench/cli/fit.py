@@ -5,10 +5,11 @@ cut, never wrapped). Where the whole table does not fit the width it is given:
 
 1. label columns whose value is the same in every row move into the title (``task regression``);
 2. the box loses its edges (a rule under the header, as ``optbench check`` prints at that width),
-   labels wrap, value columns keep exactly the width their longest value needs (headers wrap
-   between words);
-3. if the values still do not fit beside the labels, they are split over several tables that each
-   repeat the label columns.
+   labels wrap between words (after a comma: one hyperparameter a line), value columns keep exactly
+   the width their longest value needs (headers wrap between words);
+3. if the values do not fit beside labels as wide as their longest word (``lr=0.00259687,``; at
+   most ``LABEL_WORD_MAX``), they are split over several tables that each repeat the label columns,
+   so a value is never folded in the middle of a number.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from rich.text import Text
 BORDER, PER_COLUMN = 1, 3
 # The narrow layout (the check table's): a rule under the header, no outer edge, no edge padding.
 NARROW_BORDER = -3
-# The narrowest a wrapping label column gets (a longer word folds onto the next line).
-LABEL_MIN = 8
+# The narrowest a wrapping label column gets, and the longest word it keeps whole (a longer word
+# folds onto the next line).
+LABEL_MIN, LABEL_WORD_MAX = 8, 28
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,18 @@ def _len(cell: str) -> int:
 def _need(header: str, cells: list[str]) -> int:
     """Width for every cell whole; the header may wrap between words."""
     return max([max((len(w) for w in header.split()), default=1), *(_len(c) for c in cells)])
+
+
+def _label_width(header: str, cells: list[str]) -> int:
+    """A wrapping label column's width: its longest word whole (``LABEL_MIN`` to ``LABEL_WORD_MAX``),
+    never wider than the column needs unwrapped."""
+    words = [len(w) for c in cells for w in _wrappable(Text.from_markup(c).plain).split()]
+    return min(_need(header, cells), max(LABEL_MIN, min(max(words, default=0), LABEL_WORD_MAX)))
+
+
+def _wrappable(label: str) -> str:
+    """A label that may break after a comma rather than inside a value: ``adam(lr=0.003, betas=0.8/0.95)``."""
+    return re.sub(r",(?=\S)", ", ", label)
 
 
 def _natural(header: str, cells: list[str]) -> int:
@@ -63,7 +77,7 @@ def fitted_tables(title: str, columns: list[Column], rows: list[list[str]], widt
         keep = [c for c in keep if c not in constant]
     labels = [c for c in keep if not columns[c].value]
     values = [c for c in keep if columns[c].value]
-    label_width = NARROW_BORDER + sum(min(_need(columns[c].header, cells[c]), LABEL_MIN) + PER_COLUMN for c in labels)
+    label_width = NARROW_BORDER + sum(_label_width(columns[c].header, cells[c]) + PER_COLUMN for c in labels)
     groups: list[list[int]] = []
     current: list[int] = []
     used = label_width
@@ -91,9 +105,9 @@ def _table(title: str, columns: list[Column], rows: list[list[str]], keep: list[
         elif col.value:  # a fixed width: Rich never narrows it; the header wraps inside it
             table.add_column(col.header, justify=col.justify, width=_need(col.header, [r[c] for r in rows]),  # type: ignore[arg-type]
                              no_wrap=False, overflow="fold")
-        else:
-            table.add_column(col.header, justify=col.justify, overflow="fold")  # type: ignore[arg-type]
+        else:  # at least its longest word (up to LABEL_WORD_MAX) wide: values were split to leave it that room
+            table.add_column(col.header, justify=col.justify, overflow="fold",  # type: ignore[arg-type]
+                             min_width=_label_width(col.header, [r[c] for r in rows]))
     for row in rows:
-        # a wrapping label breaks after a comma rather than inside a value: adam(lr=0.003, betas=0.8/0.95)
-        table.add_row(*(row[c] if columns[c].value or not wrap else re.sub(r",(?=\S)", ", ", row[c]) for c in keep))
+        table.add_row(*(row[c] if columns[c].value or not wrap else _wrappable(row[c]) for c in keep))
     return table
