@@ -10,24 +10,34 @@
     least as long as the engine's timed training did, so on a shared machine both are measured
     over windows of the same length (a loop timed for a millisecond can slip between two
     preemptions, one timed for tens of milliseconds cannot).
+(c) MLP, Adam, 36 learning rates against 36 seeds of one rate, the engine's timed training
+    (``group_train_seconds``), alternated ``--repeats`` times, best of each:
+    ``grid_vs_seeds=<x>`` (target <= 1.3; the grid steps as one stack, optbench.engine.rowwise).
+(d) the (b) group at K=1024 and K=4096 against K=256, replica-steps/s of the timed training, best
+    of ``--repeats`` rounds: ``k1024_vs_k256=<x>``, ``k4096_vs_k256=<x>`` (targets >= 1; torch's
+    thread count from the thread policy, optbench.engine.threads, unless OMP_NUM_THREADS is set).
 
 The load average is printed with the figures: on a busy machine both move.
 
 Usage: python benchmarks/bench_vectorized.py [--epochs-mlp N] [--epochs-reg N] [--repeats N]
-       [--only a|b] [--device cpu|cuda]
+       [--only a|b|c|d] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from optbench.engine import vectorized
 from optbench.engine.eager import load_data, run
 from optbench.engine.vectorized import train_group
 from optbench.optim.registry import REGISTRY
@@ -41,6 +51,56 @@ def specs(task: str, k: int, epochs: int, batch: int, device: str) -> list[RunSp
     hparams = dict(REGISTRY["adam"].defaults)
     return [RunSpec(task, "synthetic", "adam", hparams, epochs, batch, seed, device, engine="vectorized")
             for seed in range(k)]
+
+
+def grid(task: str, k: int, epochs: int, batch: int, device: str) -> list[RunSpec]:
+    """``k`` learning rates, log-spaced over two decades around Adam's default, seed 0."""
+    hparams = dict(REGISTRY["adam"].defaults)
+    return [RunSpec(task, "synthetic", "adam", {**hparams, "lr": hparams["lr"] * 10 ** (-1 + 2 * i / (k - 1))},
+                    epochs, batch, 0, device, engine="vectorized") for i in range(k)]
+
+
+def bench_grid(epochs: int, repeats: int, device: str) -> float:
+    load_data(get_task("mlp"), "synthetic", DATA, device)
+    train_group(specs("mlp", 2, 1, 64, device), DATA)  # warm-up
+    seeds = values = per_value = math.inf
+
+    def seconds(group: list[RunSpec]) -> float:
+        return train_group(group, DATA)[0].metrics["group_train_seconds"]
+
+    for _ in range(repeats):
+        seeds = min(seeds, seconds(specs("mlp", 36, epochs, 64, device)))
+        values = min(values, seconds(grid("mlp", 36, epochs, 64, device)))
+        with one_optimizer_per_value():
+            per_value = min(per_value, seconds(grid("mlp", 36, epochs, 64, device)))
+    print(f"(c) mlp adam x {epochs} epochs, best of {repeats}, timed training: 36 seeds {seeds:.3f}s, 36 learning "
+          f"rates {values:.3f}s; the same grid with one optimizer per value (the engine's way before "
+          f"optbench.engine.rowwise, and still for other optimizers) {per_value:.3f}s = {per_value / seeds:.2f}x seeds")
+    return values / seeds
+
+
+@contextlib.contextmanager
+def one_optimizer_per_value() -> Iterator[None]:
+    """The vectorized engine with its per-row step switched off: one leaf and optimizer per value."""
+    saved = vectorized.unsupported
+    vectorized.unsupported = lambda *args: "switched off"
+    try:
+        yield
+    finally:
+        vectorized.unsupported = saved
+
+
+def bench_scaling(epochs: int, repeats: int, device: str) -> dict[int, float]:
+    train_group(specs("regression", 2, 1, 64, device), DATA)  # warm-up
+    rates = dict.fromkeys((256, 1024, 4096), 0.0)
+    for _ in range(repeats):
+        for k in rates:
+            m = train_group(specs("regression", k, epochs, 64, device), DATA)[0]
+            rates[k] = max(rates[k], m.metrics["steps"] * k / m.metrics["group_train_seconds"])
+    policy = f"{m.environment['torch_threads']} thread(s): {m.environment.get('thread_policy', 'torch default')}"
+    print(f"(d) regression adam batch 64 x {epochs} epochs, best of {repeats}, replica-steps/s: "
+          + ", ".join(f"K={k} {r:,.0f}" for k, r in rates.items()) + f" (K=4096 on {policy})")
+    return {k: r / rates[256] for k, r in rates.items()}
 
 
 def bench_speedup(epochs: int, device: str) -> float:
@@ -104,15 +164,21 @@ def main() -> None:
     parser.add_argument("--epochs-mlp", type=int, default=2)
     parser.add_argument("--epochs-reg", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5, help="rounds of (b); the best of each side counts")
-    parser.add_argument("--only", choices=["a", "b"], help="run only one of the two measurements")
+    parser.add_argument("--only", choices=["a", "b", "c", "d"], help="run only one of the measurements")
+    parser.add_argument("--epochs-grid", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    if args.only != "b":
-        print(f"speedup={bench_speedup(args.epochs_mlp, args.device):.1f}")
-    if args.only != "a":
-        print(f"vs_numpy={bench_vs_numpy(args.epochs_reg, args.repeats, args.device):.1f}")
+    if args.only in (None, "a"):
+        print(f"speedup={bench_speedup(args.epochs_mlp, args.device):.1f} (target >= 10)")
+    if args.only in (None, "b"):
+        print(f"vs_numpy={bench_vs_numpy(args.epochs_reg, args.repeats, args.device):.1f} (target >= 5)")
+    if args.only in (None, "c"):
+        print(f"grid_vs_seeds={bench_grid(args.epochs_grid, args.repeats, args.device):.2f} (target <= 1.3)")
+    if args.only in (None, "d"):
+        ratios = bench_scaling(args.epochs_reg, min(args.repeats, 3), args.device)
+        print(f"k1024_vs_k256={ratios[1024]:.2f} (target >= 1), k4096_vs_k256={ratios[4096]:.2f} (target >= 1)")
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 

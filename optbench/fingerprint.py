@@ -48,7 +48,6 @@ def _static() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": _cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "git_commit": git_commit(),
@@ -59,6 +58,19 @@ def _cpu_count() -> int | None:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+# Why torch runs with its thread count now, where an engine's thread policy chose it
+# (optbench.engine.threads); None elsewhere.
+_THREAD_POLICY: list[str | None] = [None]
+
+
+def thread_policy_note(reason: str | None) -> None:
+    """Record why torch's thread count is what it is (None: no policy applies any more)."""
+    _THREAD_POLICY[0] = reason
+
+
 def environment(device: str) -> dict[str, Any]:
-    """Versions, hardware and git commit; ``device_name`` is the GPU's name on CUDA, else ``cpu``."""
-    return {**_static(), "device": device, "device_name": device_name(device)}
+    """Versions, hardware and git commit; ``device_name`` is the GPU's name on CUDA, else ``cpu``;
+    ``torch_threads`` the thread count now, and ``thread_policy`` why, where an engine chose it."""
+    policy = {"thread_policy": _THREAD_POLICY[0]} if _THREAD_POLICY[0] is not None else {}
+    return {**_static(), "torch_threads": torch.get_num_threads(), **policy, "device": device,
+            "device_name": device_name(device)}

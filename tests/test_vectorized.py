@@ -14,6 +14,8 @@ import torch
 from optbench.engine.eager import run
 from optbench.engine.vectorized import VectorizedEngine, train_group
 from optbench.engine.base import RunEvents
+from optbench.engine.memory import optimizer_state_bytes
+from optbench.engine.rowwise import RowwiseOptimizer, covered
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer
 from optbench.optim.registry import REFERENCE, REGISTRY
@@ -118,16 +120,27 @@ def test_optimizer_step_on_stacked_parameters_is_bit_identical_to_separate_steps
         assert torch.equal(p.detach(), torch.stack([separate[i][j].detach() for i in range(4)]))
 
 
-def test_the_comparison_fails_for_a_replica_trained_at_another_learning_rate(monkeypatch):
+@pytest.mark.parametrize("path", ["one optimizer per value", "rowwise"])
+def test_the_comparison_fails_for_a_replica_trained_at_another_learning_rate(monkeypatch, path):
     """The tolerances are tight enough to matter: one replica whose optimizer runs at 1.01 times its
-    learning rate (one value of three, trained alone) is caught, on each task."""
+    learning rate (one value of three) is caught, on each task, in both ways of stepping a grid."""
     from optbench.engine import vectorized
 
-    def off_by_one_percent(name, params, hparams, impl="auto"):
-        hparams = {**hparams, "lr": hparams["lr"] * 1.01} if hparams["lr"] == 3e-3 else hparams
-        return build_optimizer(name, params, hparams, impl)
+    def off(hparams):
+        return {**hparams, "lr": hparams["lr"] * 1.01} if hparams["lr"] == 3e-3 else hparams
 
-    monkeypatch.setattr(vectorized, "build_optimizer", off_by_one_percent)
+    def off_by_one_percent(name, params, hparams, impl="auto"):
+        return build_optimizer(name, params, off(hparams), impl)
+
+    class RowwiseOffByOnePercent(RowwiseOptimizer):
+        def __init__(self, name, params, rows, impl="forloop"):
+            super().__init__(name, params, [off(h) for h in rows], impl)
+
+    if path == "rowwise":
+        monkeypatch.setattr(vectorized, "RowwiseOptimizer", RowwiseOffByOnePercent)
+    else:
+        monkeypatch.setattr(vectorized, "unsupported", lambda *args: "one optimizer per value")
+        monkeypatch.setattr(vectorized, "build_optimizer", off_by_one_percent)
     for task in ("regression", "mlp"):
         group = [spec(task=task, hparams={**defaults("adam"), "lr": lr}, seed=seed, epochs=1, batch_size=512)
                  for lr, seed in ((1e-3, 0), (1e-3, 1), (3e-3, 0))]
@@ -270,3 +283,123 @@ def test_the_stacked_forward_and_loss_are_each_replicas_own():
             assert losses.shape == (3,)
             for k in range(3):
                 assert torch.allclose(losses[k], task.loss(head[k], y[k]), rtol=1e-6)
+
+
+def grid_rows(name: str, k: int) -> list[dict]:
+    """``k`` replicas of ``name`` that differ in every hyperparameter a row may set."""
+    d, rows = defaults(name), []
+    for i in range(k):
+        h = {**d, "lr": d["lr"] * (0.3 + 0.37 * i), "weight_decay": 1e-3 * (i % 3)}
+        if "betas" in d:
+            h.update(betas=(0.9 - 0.01 * i, 0.999 - 1e-4 * (i % 2)), eps=1e-8 * (1 + i))
+        if name in ("momentum", "nesterov", "sgd"):
+            h.update(momentum=0.9 - 0.05 * i if "momentum" in d else 0.0)
+            h.update({} if name == "nesterov" else {"dampening": 0.1 * (i % 2)})
+        if name == "rmsprop":
+            h.update(alpha=0.99 - 0.01 * i, eps=1e-8 * (1 + i), momentum=0.5 + 0.1 * i, centered=True)
+        if name == "adagrad":
+            h.update(lr_decay=1e-3 * i, initial_accumulator_value=0.1 * i, eps=1e-10 * (1 + i))
+        rows.append(h)
+    return rows
+
+
+@pytest.mark.parametrize("varied", ["every hyperparameter", "lr"])
+@pytest.mark.parametrize("impl", ["forloop", "foreach"])
+@pytest.mark.parametrize("name", covered(ELIGIBLE))
+def test_a_step_with_a_hyperparameter_grid_is_bit_identical_to_torch_optim_per_replica(name, impl, varied):
+    """One step over a stack whose rows have their own learning rate (and betas, eps, momentum,
+    dampening, weight decay, ...) equals torch.optim stepping each replica alone, bit for bit, over
+    four steps of a decaying learning-rate schedule, with one replica leaving the stack after the
+    second (its rows cut from parameters, state and hyperparameters); each replica's share of the
+    state is its own optimizer's."""
+    from optbench.engine.vectorized import ValueGroup
+
+    k, shapes = 5, [(5, 37, 3), (5, 64), (5, 1, 1)]  # vectorized kernels and their scalar tails
+    gen = torch.Generator().manual_seed(0)
+    rows = grid_rows(name, k) if varied != "lr" else [{**defaults(name), "lr": defaults(name)["lr"] * (1 + i)}
+                                                       for i in range(k)]
+    params = [torch.randn(s, generator=gen) for s in shapes]
+    stacked = [p.clone().requires_grad_(True) for p in params]
+    separate = [[p[i].clone().requires_grad_(True) for p in params] for i in range(k)]
+    grid = RowwiseOptimizer(name, stacked, rows, impl)
+    alone = [build_optimizer(name, ps, h, impl) for ps, h in zip(separate, rows)]
+    stack = ValueGroup(list(range(k)), dict(enumerate(stacked)), grid, [])
+    for step, factor in enumerate((1.0, 0.5, 0.31, 0.07)):
+        if step == 2:
+            stack.shrink([0, 2, 3, 4])
+            stacked, k = list(stack.leaf.values()), 4
+            del separate[1], alone[1], rows[1]
+        grid.set_lr_factor(factor)
+        grads = [torch.randn((k, *s[1:]), generator=gen) for s in shapes]
+        for p, g in zip(stacked, grads):
+            p.grad = g.clone()
+        grid.step()
+        for i, (ps, opt) in enumerate(zip(separate, alone)):
+            for group in opt.param_groups:
+                group["lr"] = rows[i]["lr"] * factor
+            for p, g in zip(ps, grads):
+                p.grad = g[i].clone()
+            opt.step()
+        assert grid.lrs() == [h["lr"] * factor for h in rows]
+    for j, p in enumerate(stacked):
+        assert torch.equal(p.detach(), torch.stack([separate[i][j].detach() for i in range(k)])), (name, j)
+    assert optimizer_state_bytes(grid, k) == optimizer_state_bytes(alone[0])
+
+
+def test_a_grid_group_steps_as_one_stack_and_equals_one_optimizer_per_value(monkeypatch):
+    """A learning-rate grid (three values, two seeds) with early stopping, so the stack loses rows:
+    trained as one stack with per-row hyperparameters, every record equals the one-optimizer-per-value
+    path's (regression: bit-identical parameters, so equal curves), memory figures included."""
+    from optbench.engine import vectorized
+    from optbench.spec.training import TrainingOptions
+
+    options = TrainingOptions(early_stop_delta=0.05, schedule="cosine")
+    group = [spec(hparams={**defaults("adam"), "lr": lr}, seed=s, epochs=6, training=options)
+             for lr in (0.1, 0.01, 1e-3) for s in (0, 1)]
+    built = []
+
+    class Counted(RowwiseOptimizer):
+        def __init__(self, *args):
+            built.append(1)
+            super().__init__(*args)
+
+    monkeypatch.setattr(vectorized, "RowwiseOptimizer", Counted)
+    one_stack = train_group(group, "data")
+    assert built == [1]
+    monkeypatch.setattr(vectorized, "unsupported", lambda *args: "one optimizer per value")
+    per_value = train_group(group, "data")
+    assert len({r.metrics.get("stopped_epoch") for r in one_stack}) > 1
+    for a, b in zip(one_stack, per_value):
+        assert a.status == b.status
+        untimed = [[dataclasses.replace(p, time_s=0.0) for p in r.curve] for r in (a, b)]
+        assert untimed[0] == untimed[1]
+        for key in ("optimizer_state_bytes", "parameter_bytes", "test_rmse", "stopped_epoch", "epochs_completed"):
+            assert a.metrics.get(key) == b.metrics.get(key), key
+
+
+def test_small_work_runs_on_one_thread_unless_the_user_chose_and_records_say_so(monkeypatch):
+    """Dense models with little work per step train on one torch thread in both engines (a second
+    stalls on a busy CPU); a CNN, work past SMALL_WORK, CUDA or the user's own setting keep theirs."""
+    from torch import nn
+
+    from optbench.engine import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_INITIAL", torch.get_num_threads())
+    mlp = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+    assert threads.work_of(mlp, 64, replicas=36) == 36 * 64 * 64
+    assert threads.work_of(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten()), 64) is None
+    assert threads.choose(threads.SMALL_WORK, "cpu") == (1, "small work: 1 thread")
+    assert threads.choose(threads.SMALL_WORK + 1, "cpu")[1] == "torch default"
+    assert threads.choose(None, "cpu")[1] == "torch default"
+    assert threads.choose(10, "cuda")[1] == "torch default"
+    before = torch.get_num_threads()
+    for result in (train_group([spec(epochs=1)], "data")[0], run(eager_twin(spec(epochs=1)))):
+        env = result.environment
+        assert (env["torch_threads"], env["thread_policy"]) == (1, "small work: 1 thread")
+        assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.choose(10, "cpu") == (before, "OMP_NUM_THREADS=3")
+    env = train_group([spec(epochs=1)], "data")[0].environment
+    assert (env["torch_threads"], env["thread_policy"]) == (before, "OMP_NUM_THREADS=3")

@@ -5,9 +5,13 @@ How it stays equal to the eager engine (``optbench.engine.eager``):
 
 - every replica's model is built exactly as its eager run builds it (``torch.manual_seed(seed)``
   then ``Task.build_model``), and the K models are stacked with ``torch.func.stack_module_state``;
-- one parameter leaf per hyperparameter value, stacked over the seeds that share it, and one
-  optimizer per value built by the same registry call as eager: an elementwise optimizer's step on
-  ``[K, ...]`` tensors is bit-identical to K separate steps (``OptimizerDef.elementwise``);
+- a group of several hyperparameter values of an optimizer ``optbench.engine.rowwise`` covers
+  (sgd, momentum, nesterov, rmsprop, adagrad, adam, adamw, amsgrad) is one leaf per parameter for
+  the whole group, stepped by ``RowwiseOptimizer`` with each row's own hyperparameters,
+  bit-identical to torch.optim on each replica alone;
+- otherwise one parameter leaf per hyperparameter value, stacked over the seeds that share it, and
+  one optimizer per value built by the same registry call as eager: an elementwise optimizer's step
+  on ``[K, ...]`` tensors is bit-identical to K separate steps (``OptimizerDef.elementwise``);
 - the forward pass and the loss are batched over replicas (``optbench.engine.stacked``: one
   ``baddbmm`` per Linear layer, ``vmap`` for other models), the loss of each replica its batch
   mean, ``losses.sum().backward()`` gives each replica its own gradient;
@@ -28,6 +32,9 @@ from the parameters and from the optimizer's per-element state, so the others go
 (exact: the step is elementwise). Its record is the state at the epoch it stopped, as eager's is.
 An optimizer with state that is neither per element nor scalar cannot be cut; its stopped replicas
 stay in the stack, trained but never recorded.
+
+Threads: the group trains under the thread policy (``optbench.engine.threads``): one torch thread
+where its per-step work is small, so that no operation waits for a descheduled second thread.
 
 Time: the group's training steps are timed once per epoch (device synchronised before each clock
 read); each epoch's seconds are shared equally among the replicas trained in it, so a record's
@@ -58,12 +65,15 @@ from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.eager import describe, load_data
 from optbench.engine.memory import PeakRSS, memory_metrics
+from optbench.engine.rowwise import RowwiseOptimizer, unsupported
+from optbench.engine.threads import ThreadScope, thread_policy, work_of
 from optbench.engine.stacked import Forward, Loss, stacked_forward, stacked_loss
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer, resolve_impl
 from optbench.optim.registry import get_optimizer
 from optbench.engine.schedules import LRSchedule
 from optbench.spec import RunResult, RunSpec
+from optbench.spec.vocabulary import FLOAT32
 from optbench.tasks import Task, TaskData, get_task
 from optbench.optim.registry import spec_label
 
@@ -89,6 +99,8 @@ def ineligible(spec: RunSpec) -> str | None:
         return "gradient norm clipping is per run, not elementwise"
     if t.schedule == "plateau":
         return "the plateau schedule follows each run's own loss"
+    if t.precision != FLOAT32:
+        return f"--precision {t.precision} (autocast) is trained by the eager engine only"
     return None
 
 
@@ -142,8 +154,22 @@ class ValueGroup:
 
     members: list[int]
     leaf: dict[str, torch.Tensor]
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | RowwiseOptimizer
     base_lrs: list[Any]
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Every member at its base learning rate times ``factor``."""
+        if isinstance(self.optimizer, RowwiseOptimizer):
+            self.optimizer.set_lr_factor(factor)
+            return
+        for pg, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            pg["lr"] = lr * factor
+
+    def lrs(self) -> list[float | None]:
+        """Each member's learning rate now, in ``members`` order."""
+        if isinstance(self.optimizer, RowwiseOptimizer):
+            return self.optimizer.lrs()
+        return [_lr(self.optimizer)] * len(self.members)
 
     def shrink(self, keep: list[int]) -> None:
         """Keep only rows ``keep`` (positions in ``members``): the leaves and every per-element
@@ -158,6 +184,8 @@ class ValueGroup:
                                              for key, value in state.items()}
                 group["params"][i] = new
                 self.leaf[renamed[id(old)]] = new
+        if isinstance(self.optimizer, RowwiseOptimizer):
+            self.optimizer.keep(index)
         self.members = [self.members[i] for i in keep]
 
     def can_shrink(self) -> bool:
@@ -185,7 +213,13 @@ def _stacked_params(groups: list[ValueGroup], names: list[str]) -> dict[str, tor
 
 
 def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None = None) -> list[RunResult]:
-    """Train ``specs`` (one group) together; one result per spec, in the order given."""
+    """Train ``specs`` (one group) together; one result per spec, in the order given. Torch's thread
+    count is the thread policy's for the group's work (``optbench.engine.threads``) until it returns."""
+    with thread_policy() as threads:
+        return _train_group(specs, data_dir, events, threads)
+
+
+def _train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None, threads: ThreadScope) -> list[RunResult]:
     events = events or RunEvents()
     first = specs[0]
     task = get_task(first.task)
@@ -205,6 +239,7 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
         # without queueing a lazy CUDA seed (with its stack trace) per replica.
         torch.default_generator.manual_seed(spec.seed)
         models.append(task.build_model(data).to(device))
+    threads.choose(work_of(models[0], first.batch_size, k), device)
     stacked, buffers = stack_module_state(models)
     if buffers:
         raise ValueError(f"task '{task.name}' has buffers; the vectorized engine trains buffer-free models only")
@@ -215,7 +250,13 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
     impl = resolve_impl(first.optimizer, first.impl, device)
     groups: list[ValueGroup] = []
     start = 0
-    for idx in values.values():
+    rows = [spec.hparams for spec in replicas]
+    if len(values) > 1 and unsupported(first.optimizer, rows, impl) is None:
+        # One leaf per parameter for the whole group, each row stepped with its own hyperparameters.
+        leaf = {n: stacked[n].detach().clone().requires_grad_(True) for n in names}
+        groups.append(ValueGroup(list(range(k)), leaf, RowwiseOptimizer(first.optimizer, list(leaf.values()), rows,
+                                                                         impl), []))
+    for idx in [] if groups else values.values():
         members = list(range(start, start + len(idx)))
         leaf = {n: stacked[n][start : start + len(idx)].detach().clone().requires_grad_(True) for n in names}
         start += len(idx)
@@ -245,10 +286,9 @@ def train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None =
         if schedule.active:
             factor = schedule.factor(epoch)
             for g in groups:
-                for pg, lr in zip(g.optimizer.param_groups, g.base_lrs):
-                    pg["lr"] = lr * factor
+                g.set_lr_factor(factor)
         stack = [r for g in groups for r in g.members]
-        lrs = [_lr(g.optimizer) for g in groups for _ in g.members]
+        lrs = [lr for g in groups for lr in g.lrs()]
         perms = torch.stack([torch.randperm(n, generator=generators[r]) for r in stack]).to(device)
         block = _block_rows(len(stack), x_train, y_train, batch_size)
         losses: list[torch.Tensor] = []
