@@ -51,14 +51,14 @@ from optbench.optim.hparams import check_hparams, coerce_hparams
 from optbench.optim.registry import code_version
 from optbench.spec import RunSpec
 from optbench.spec.training import PER_OPTIMIZER
-from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS, SEARCH_METHODS
+from optbench.spec.vocabulary import BF16, ENGINE_CHOICES, FLOAT32, IMPLS, SEARCH_METHODS
 from optbench.files import Refused, nesting, read_regular
 from optbench.limits import (MAX_BATCH_SIZE, MAX_CONFIG_BYTES, MAX_CONFIRM_ROUNDS, MAX_CPUS_PER_RUN, MAX_EPOCHS,
                              MAX_GPUS_PER_RUN, MAX_NESTING, MAX_SEED, MAX_SELECTION_SEEDS, MAX_TRIALS, check_runs)
 from optbench.config.presets import apply_preset
 from optbench.config.sweep import count, expand
 from optbench.spec.targets import Target, parse_target
-from optbench.tasks import check_dataset, task_info
+from optbench.tasks import TaskInfo, check_dataset, task_info
 from optbench.config.training import TRAINING_KEYS, resolve_training, suite_fields
 
 DEFAULT_TASKS = ["regression"]
@@ -280,7 +280,6 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
     # Devices and implementations are checked against torch; reading a suite (optbench check's
     # [check] table) does not need it.
     from optbench.devices import remote_device, resolve_device
-    from optbench.optim.construct import resolve_impl
 
     check_size(suite)
     # Runs on other machines (a Ray cluster) resolve against theirs, not this machine's CUDA.
@@ -297,7 +296,10 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
                 check_hparams(entry.name, hparams)
                 checked.add(key)
             optimizers.append((entry.name, hparams, own, entry))
-        resolve_impl(entry.name, suite.impl, device)  # an optimizer without the chosen implementation fails here
+        if suite.impl != "auto":  # auto always resolves; a named implementation is checked against torch
+            from optbench.optim.construct import resolve_impl
+
+            resolve_impl(entry.name, suite.impl, device)  # an optimizer without the chosen implementation fails here
     optimizer_code = {name: code_version(name) for name, *_ in optimizers}
     specs = []
     for entry in suite.tasks:
@@ -305,6 +307,7 @@ def build_specs(suite: SuiteConfig) -> list[RunSpec]:
         task = task_info(entry.name)
         dataset = check_dataset(task, entry.dataset or suite.dataset)
         epochs = entry.epochs or suite.epochs or task.default_epochs
+        check_precision(task, suite.precision or FLOAT32, device)
         for name, hparams, own, written in optimizers:
             training = _training(epochs, suite.training(), own, written)
             code = {**optimizer_code[name], **({"task": str(task.version)} if task.version != 1 else {})}
@@ -328,6 +331,17 @@ def _training(epochs: int, suite_options: dict[str, Any], own: dict[str, Any], e
         return resolve_training(epochs, options)
     except UserError as exc:
         raise UserError(f"optimizer '{entry.written()}': {exc}") from None
+
+
+def check_precision(task: TaskInfo, precision: str, device: str) -> None:
+    """UserError when ``task`` or ``device`` cannot run in ``precision`` (``--precision bf16``)."""
+    from optbench.devices import require_bf16
+
+    if precision not in task.precisions:
+        raise UserError(f"task '{task.name}' runs in {' or '.join(task.precisions)} only, not --precision {precision}; "
+                        f"leave out --precision for it")
+    if precision == BF16:
+        require_bf16(device)
 
 
 def check_size(suite: SuiteConfig) -> None:

@@ -22,14 +22,14 @@ from optbench.config.inline import parse_inline
 from optbench.errors import UserError, did_you_mean
 from optbench.limits import MAX_TIME_BUDGET_S
 from optbench.spec.training import SCHEDULE_PARAMS, TrainingOptions
-from optbench.spec.vocabulary import SCHEDULES, SPLITS
+from optbench.spec.vocabulary import PRECISIONS, SCHEDULES, SPLITS
 
 # A schedule's own parameters are written inside ``schedule`` (``step:step_size=10``), not as keys.
 _SCHEDULE_KEYS = {key for params in SCHEDULE_PARAMS.values() for key in params}
 # The training options a user sets, in TrainingOptions' order: schedule, warmup_epochs, clip_norm, ...
 TRAINING_KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainingOptions) if f.name not in _SCHEDULE_KEYS)
 # The allowed words of the options that are words (the schedule's name is checked with its parameters).
-_CHOICES: dict[str, tuple[str, ...]] = {"split": SPLITS}
+_CHOICES: dict[str, tuple[str, ...]] = {"split": SPLITS, "precision": PRECISIONS}
 _TYPES = typing.get_type_hints(TrainingOptions)
 # The options with an upper bound (optbench.limits; docs/limits.md): every value has one, those not
 # listed are bounded by their meaning (clipping and early stopping by any finite number).

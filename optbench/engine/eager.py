@@ -8,31 +8,38 @@ is read outside the clock too.
 Training options (``spec.training``, see ``optbench.spec.training``) cost nothing per step when unused:
 the learning rate is set once per epoch, before its first step, and only when a schedule or warm-up
 is asked for; gradient clipping is the one per-step addition, inside the clock, since it is part
-of the step. Early stopping and the time budget are checked once per epoch.
+of the step. Early stopping and the time budget are checked once per epoch. ``--precision bf16``
+runs each step's forward pass and loss, and the evaluation, under ``torch.autocast`` (bfloat16);
+the backward pass follows the forward's dtypes, and the optimizer's step runs outside autocast,
+in float32 (an optimizer with matrix products of its own, such as Muon, keeps its arithmetic).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 import torch
 
-from optbench.devices import synchronize
+from optbench.devices import require_bf16, synchronize
 from optbench.engine.base import RunEvents
 from optbench.engine.bookkeeping import RunBook, failed_result, utc_now
 from optbench.engine.memory import PeakRSS, memory_metrics
 from optbench.engine.steptime import StepClock
+from optbench.engine.threads import ThreadScope, thread_policy, work_of
 from optbench.errors import UserError
 from optbench.optim.construct import build_optimizer, resolve_impl
 from optbench.engine.schedules import LRSchedule
 from optbench.spec.training import TrainingOptions
 from optbench.spec import RunResult, RunSpec
+from optbench.spec.vocabulary import BF16
 from optbench.tasks import Task, TaskData, get_task
 
 DEFAULT_DATA_DIR = Path("data")
@@ -70,6 +77,7 @@ class Session:
     clip: Callable[[], object] | None
     clock: StepClock
     shuffle: torch.Generator
+    precision: Callable[[], ContextManager[object]]  # the context of forward passes: autocast, or none
 
 
 def set_up(spec: RunSpec, data_dir: Path) -> Session:
@@ -90,7 +98,8 @@ def set_up(spec: RunSpec, data_dir: Path) -> Session:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     return Session(task, data, device, model, optimizer, impl, schedule, base_lrs, _clipper(spec.training, params),
-                   StepClock(params, device), torch.Generator().manual_seed(spec.seed))
+                   StepClock(params, device), torch.Generator().manual_seed(spec.seed),
+                   precision_context(spec.training.precision, spec.device))
 
 
 def train_epoch(s: Session, epoch: int, batch_size: int) -> tuple[float, float, float | None]:
@@ -108,22 +117,22 @@ def train_epoch(s: Session, epoch: int, batch_size: int) -> tuple[float, float, 
     x_train, y_train = s.data.x_train, s.data.y_train
     n = len(x_train)
     perm = torch.randperm(n, generator=s.shuffle).to(s.device)
-    model, optimizer, loss_fn, clip, clock = s.model, s.optimizer, s.task.loss, s.clip, s.clock
+    model, optimizer, loss_fn, clip, clock, precision = s.model, s.optimizer, s.task.loss, s.clip, s.clock, s.precision
     losses: list[torch.Tensor] = []
     synchronize(s.device)
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         idx = perm[start : start + batch_size]
-        loss = loss_fn(model(x_train[idx]), y_train[idx])
+        with precision():
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
         loss.backward()
         if clip is not None:
             clip()
-        clock.mark()
+        clock.control()  # the reference and empty steps, timed before the optimizer's (optbench.engine.steptime)
         optimizer.step()
         clock.mark()
         optimizer.zero_grad(set_to_none=True)  # grads start as None: clearing them after the step is the same
         clock.mark()
-        clock.control()
         losses.append(loss.detach())
     synchronize(s.device)
     seconds = time.perf_counter() - t0 - clock.end_epoch()
@@ -136,10 +145,17 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
 
     Phases: ``set_up`` (outside the clock), then per epoch ``train_epoch`` (timed) and the
     evaluation (outside the clock) recorded by a ``RunBook``, which stops the run on divergence
-    (``diverged``), early stopping (``converged``) or the time budget (``budget``).
+    (``diverged``), early stopping (``converged``) or the time budget (``budget``). Torch's thread
+    count is the thread policy's for the run (``optbench.engine.threads``) until it returns.
     """
+    with thread_policy() as threads:
+        return _run(spec, data_dir, on_epoch, threads)
+
+
+def _run(spec: RunSpec, data_dir: Path, on_epoch: EpochCallback | None, threads: ThreadScope) -> RunResult:
     book = RunBook(spec, get_task(spec.task).metric_name)
     s = set_up(spec, data_dir)
+    threads.choose(work_of(s.model, spec.batch_size), s.device)
     memory: dict[str, float] = {}
     rss = PeakRSS()
     if s.device.type == "cpu":
@@ -148,7 +164,7 @@ def run(spec: RunSpec, data_dir: Path = DEFAULT_DATA_DIR, on_epoch: EpochCallbac
         seconds, train_loss, lr = train_epoch(s, epoch, spec.batch_size)
         if epoch == 1:  # the state the first step created, read with the clock stopped
             memory = memory_metrics([s.optimizer], [p for g in s.optimizer.param_groups for p in g["params"]])
-        going = book.record_epoch(epoch, seconds, train_loss, lr, lambda: s.task.evaluate(s.model, s.data))
+        going = book.record_epoch(epoch, seconds, train_loss, lr, functools.partial(_evaluate, s))
         if book.status != "diverged":
             if on_epoch:
                 on_epoch(epoch, spec.epochs)
@@ -190,6 +206,20 @@ class EagerEngine:
 def describe(exc: BaseException) -> str:
     """A failed run's ``error``: the exception on its first line, then the traceback's tail."""
     return f"{type(exc).__name__}: {exc}".strip() + "\n" + traceback.format_exc(limit=-3)
+
+
+def precision_context(precision: str, device: str) -> Callable[[], ContextManager[object]]:
+    """What each forward pass runs in: ``torch.autocast`` with bfloat16 for ``bf16`` (UserError on a
+    device without bfloat16 arithmetic: a GPU before Ampere), else nothing."""
+    if precision != BF16:
+        return contextlib.nullcontext
+    require_bf16(device)
+    return functools.partial(torch.autocast, device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def _evaluate(s: Session) -> dict[str, float]:
+    with s.precision():
+        return s.task.evaluate(s.model, s.data)
 
 
 def _lr(optimizer: torch.optim.Optimizer) -> float | None:

@@ -22,6 +22,10 @@ Options (units: epochs, seconds, loss, gradient units):
 - ``split``: ``test`` (train on the training split, evaluate on test) or ``validation`` (train on
   the training split minus a validation part and evaluate on that part; the test split is never
   touched). See ``optbench.tasks.base.TaskData.validation_split``.
+- ``precision``: ``float32``, or ``bf16``: the forward passes and losses of training and evaluation
+  run under ``torch.autocast`` with bfloat16 (matrix products and convolutions in bfloat16, the
+  rest as autocast decides); parameters, gradients and the optimizer's step stay float32. Only the
+  tasks whose catalog entry lists it (``TaskInfo.precisions``) and the eager engine take it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from optbench.spec.vocabulary import SCHEDULES, SPLITS
+from optbench.spec.vocabulary import FLOAT32, SCHEDULES, SPLITS
 
 __all__ = ["PER_OPTIMIZER", "SCHEDULES", "SCHEDULE_PARAMS", "SPLITS", "TrainingOptions"]
 # The options an optimizer entry may set for itself (``--opt "sgd:lr=0.1,clip_value=1"``, or
@@ -63,6 +67,7 @@ class TrainingOptions:
     early_stop_delta: float | None = None
     time_budget_s: float | None = None
     split: str = "test"
+    precision: str = FLOAT32
 
     def to_dict(self) -> dict[str, Any]:
         """Only the options that differ from the defaults (empty for plain training)."""

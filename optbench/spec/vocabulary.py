@@ -45,10 +45,21 @@ Schedule = Literal["none", "step", "cosine", "plateau"]
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "plateau")
 Split = Literal["test", "validation"]
 SPLITS: tuple[str, ...] = ("test", "validation")
+# The arithmetic of a run's forward passes (optbench.spec.training): float32, or bf16 (torch.autocast
+# with bfloat16 on CPU or CUDA; the parameters, the gradients and the optimizer stay float32).
+Precision = Literal["float32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("float32", "bf16")
+FLOAT32, BF16 = PRECISIONS
 
 # The metrics a time-to-target goal can name (optbench.spec.targets).
 TargetMetric = Literal["loss", "rmse", "accuracy", "bpc"]
 TARGET_METRICS: tuple[str, ...] = ("loss", "rmse", "accuracy", "bpc")
+# What the report's performance profile and time-to-target ranking count to the target
+# (optbench.report.fair, ``optbench report --profile-on``): optimizer steps (the default: the machine's
+# load cannot change them), wall seconds (follow the load), or steps weighted by each step's measured
+# cost against the in-run reference step (forward and backward plus the optimizer's ``step_cost``).
+ProgressMeasure = Literal["steps", "seconds", "step-cost-adjusted"]
+PROGRESS_MEASURES: tuple[str, ...] = ("steps", "seconds", "step-cost-adjusted")
 
 # What a model parameter is, for optimizers that treat hidden weight matrices apart from the rest
 # (Muon: optbench.optim.muon): a task sets the attribute ``PARAM_ROLE`` on a parameter, e.g. "embedding"

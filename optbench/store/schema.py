@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from optbench.limits import MAX_METRIC_VALUE, MAX_SEED
 from optbench.spec import SCHEMA_VERSION, RunSpec, digest
-from optbench.spec.vocabulary import ENGINES, IMPLS, SCHEDULES, SPLITS, STAGES, STATUSES, TARGET_METRICS
+from optbench.spec.vocabulary import ENGINES, FLOAT32, IMPLS, PRECISIONS, SCHEDULES, SPLITS, STAGES, STATUSES, TARGET_METRICS
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Count = Annotated[int, Field(strict=True, ge=0)]
@@ -84,6 +84,8 @@ class TrainingModel(_Strict):
     """Stop (status budget) once the run's training seconds reach this."""
     split: Literal[SPLITS] = "test"  # type: ignore[valid-type]
     """What the run is evaluated on: test, or validation (a part of the training data)."""
+    precision: Literal[PRECISIONS] = FLOAT32  # type: ignore[valid-type]
+    """The forward passes' arithmetic: float32, or bf16 (torch.autocast with bfloat16; parameters and optimizer float32)."""
 
 
 class SpecModel(_Strict):
@@ -188,8 +190,9 @@ class RunRecord(BaseModel):
     curve: list[CurvePointModel]
     """One point per epoch."""
     environment: dict[str, Scalar]
-    """`optbench`, `torch`, `python`, `platform`, `cpu` (model name), `cpu_count`, `torch_threads`, `cuda` (the
-    CUDA version of the torch build, or null), `cudnn`, `git_commit` (HEAD of the repository the command ran
+    """`optbench`, `torch`, `python`, `platform`, `cpu` (model name), `cpu_count`, `torch_threads` (the count
+    training ran with), `thread_policy` (why: `small work: 1 thread`, `torch default` or the user's setting such as
+    `OMP_NUM_THREADS=1`), `cuda` (the CUDA version of the torch build, or null), `cudnn`, `git_commit` (HEAD of the repository the command ran
     in, `-dirty` with changes; null outside one), `device`, `device_name` (GPU name or `cpu`)."""
     started_at: StrictStr
     """UTC, ISO 8601 with milliseconds."""

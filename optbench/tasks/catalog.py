@@ -16,6 +16,7 @@ from typing import Literal
 from optbench.errors import UserError, did_you_mean, unknown
 from optbench.metrics import is_task_metric
 from optbench.spec.dataset import DatasetRef
+from optbench.spec.vocabulary import FLOAT32, PRECISIONS
 
 # What a record that names no main metric (``metric_name``) of a task this optbench does not list
 # was measured by: the first tasks were regressions.
@@ -44,6 +45,9 @@ class TaskInfo:
     version: int = 1
     # Per dataset, the options it accepts (``diamonds:rows=20000``; meanings: optbench.spec.dataset).
     dataset_options: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The precisions its runs may ask for (``--precision``; optbench.spec.training): bf16 autocast
+    # where the model's matrix products and convolutions are the work (not the 1-feature regression).
+    precisions: tuple[str, ...] = (FLOAT32,)
 
     @property
     def metric_name(self) -> str:
@@ -64,13 +68,13 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in [
         {"synthetic": "built in: Friedman #1, 5,000 rows, 10 features, noise floor RMSE 1.0",
          "diamonds": "seaborn diamonds, all columns (categoricals one-hot) -> price; rows=N: a seeded sample"},
         default_dataset="synthetic", default_epochs=20, implementation="optbench.tasks.mlp:MLPRegression",
-        metrics=("rmse", LOSS), dataset_options={"diamonds": ("rows",)}),
+        metrics=("rmse", LOSS), dataset_options={"diamonds": ("rows",)}, precisions=PRECISIONS),
     TaskInfo(
         "cifar10", "classification", "small CNN (2 conv + 2 fc layers) on 32x32 colour images, cross-entropy",
         {"cifar10": "CIFAR-10 (python pickle batches, read without torchvision; 50,000 train / 10,000 test; downloaded once with checksum)",
          "synthetic": "built in: CIFAR-shaped, 5,000 train / 1,000 test, learnable classes"},
         default_dataset="cifar10", default_epochs=10, implementation="optbench.tasks.cifar10:CIFAR10Classification",
-        metrics=("accuracy", LOSS)),
+        metrics=("accuracy", LOSS), precisions=PRECISIONS),
     TaskInfo(
         "charlm", "classification",
         "character-level language model: decoder-only transformer (2 pre-LayerNorm blocks, width 64, 4 heads, "
@@ -81,7 +85,7 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in [
                             "downloaded once with checksum); blocks 90/5/5% train/val/test; rows=N: training windows per epoch"},
         default_dataset="synthetic", default_epochs=6, default_batch_size=32,
         implementation="optbench.tasks.charlm:CharLanguageModel", metrics=("bpc", LOSS, "accuracy"),
-        dataset_options={"synthetic": ("rows",), "tinyshakespeare": ("rows",)}),
+        dataset_options={"synthetic": ("rows",), "tinyshakespeare": ("rows",)}, precisions=PRECISIONS),
 ]}
 
 
