@@ -120,3 +120,64 @@ def test_an_unknown_engine_is_a_user_error(tmp_path: Path) -> None:
 def test_run_name_is_stored_in_every_record(cli) -> None:
     assert cli.run("--opt", "sgd", "--epochs", "1", "--name", "baseline-study", "--quiet").exit_code == 0
     assert [r["experiment"] for r in cli.stored()] == ["baseline-study"]
+
+
+def finished(spec: RunSpec) -> RunResult:
+    """A finished run of ``spec`` as another process records it (no training)."""
+    import uuid
+
+    from optbench.spec import CurvePoint
+
+    return RunResult(spec, "ok", {"train_seconds": 0.1, "test_rmse": 1.0}, [CurvePoint(1, 0.1, 1.0, 1.0, 1.0)],
+                     {"device": "cpu"}, "2026-01-01T00:00:00.000+00:00", "2026-01-01T00:00:01.000+00:00",
+                     uuid.uuid4().hex[:12], metric_name="rmse")
+
+
+def test_resume_reads_the_store_once_and_still_skips_what_another_writer_records_meanwhile(tmp_path: Path) -> None:
+    """The index is read before the campaign starts; another writer (claim held, record written,
+    claim released, as a second ``optbench run`` does) then finishes specs 2 and 3: the campaign
+    runs only spec 1, seeing 2 when it claims it and 3 after waiting for its claim."""
+    import threading
+
+    from optbench.store.claims import claim
+    from optbench.store.index import RecordIndex
+    from optbench.store.records import save_result
+
+    results = tmp_path / "r"
+    one, two, three, done = specs(optimizers=["sgd", "adam", "rmsprop", "momentum"])
+    save_result(finished(done), results)  # finished before: skipped from the index alone
+    index = RecordIndex.read(results)
+    held = {s.spec_hash(): claim(results, s.spec_hash()) for s in (two, three)}  # the other writer's runs in flight
+    handed: list[RunSpec] = []
+    got_one = threading.Event()
+
+    def other_writer() -> None:  # finishes three once the campaign runs spec 1 (it waits for the claim then)
+        got_one.wait(timeout=30)
+        save_result(finished(three), results)
+        held.pop(three.spec_hash()).release()
+
+    class Recording:
+        name = "recording"
+
+        def map(self, work: Iterable[WorkUnit], data_dir: Path, events: RunEvents) -> Iterator[RunResult]:
+            for unit in work:
+                handed.extend(unit.specs)
+                if unit.specs == (one,):  # the other writer finishes two while one runs here
+                    save_result(finished(two), results)
+                    held.pop(two.spec_hash()).release()
+                    got_one.set()
+                yield from (finished(s) for s in unit.specs)
+
+        def close(self) -> None:
+            pass
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        outcome = run_campaign(Campaign([one, two, three, done], results, tmp_path / "d", index=index),
+                               executor=Recording())
+    finally:
+        writer.join(timeout=30)
+    assert handed == [one] and outcome.skipped == 3
+    assert sorted(r["spec_hash"] for r in load_records([results])[0]) == sorted(s.spec_hash() for s in (one, two, three, done))
+    assert len(load_records([results], every_run=True)[0]) == 4  # each spec recorded once

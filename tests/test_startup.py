@@ -107,3 +107,35 @@ def test_help_and_list_never_import_torch_or_pandas(args: list[str], tmp_path: P
 def test_every_builtin_optimizer_takes_weight_decay_as_list_says() -> None:
     # `optbench list` states it without reading the classes' signatures (that would import torch).
     assert all("weight_decay" in opt.accepted_keys() for opt in [*REGISTRY.values(), *REFERENCE.values()])
+
+
+def test_a_run_that_skips_every_spec_never_imports_torch(tmp_path: Path) -> None:
+    """Resume decides from the records before anything needs torch: spec building and hashing
+    (built-in optimizers at their defaults), the store read once, no data check."""
+    from optbench.config.suite import build_specs, load_suite
+
+    args = ["--opt", "sgd", "adam", "--seeds", "2", "--epochs", "3", "--device", "cpu"]
+    specs = build_specs(load_suite(None, {"optimizers": ["sgd", "adam"], "seeds": 2, "epochs": 3, "device": "cpu"}))
+    curve = [CurvePoint(epoch=e, time_s=0.5 * e, train_loss=1.0, test_loss=1.0, test_metric=1.0) for e in (1, 2, 3)]
+    for i, spec in enumerate(specs):
+        save_result(RunResult(spec, "ok", {"train_seconds": 1.5, "test_rmse": 1.0}, curve, ENVIRONMENT,
+                              "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:02+00:00", f"{i:012x}", metric_name="rmse",
+                              label=spec_label(spec)), tmp_path / "results")
+    # No data folder: nothing is to run, so no dataset is looked at.
+    proc, imported = optbench_imports("run", *args, "--results-dir", str(tmp_path / "results"), "--data-dir",
+                                      str(tmp_path / "no-data"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "skipped 4 already finished" in " ".join(proc.stdout.split())
+    assert "torch" not in imported
+    assert not (tmp_path / "no-data").exists()
+
+
+def test_every_builtin_optimizer_trains_at_its_declared_defaults() -> None:
+    # Spec building takes a built-in's declared defaults as they are, without reading or building
+    # its class (that would import torch): they must be all it needs, and values it accepts.
+    from optbench.optim.construct import probe
+
+    for opt in [*REGISTRY.values(), *REFERENCE.values()]:
+        assert opt.required_keys() == [] or set(opt.required_keys()) <= set(opt.defaults), opt.name
+        assert set(opt.defaults) <= set(opt.accepted_keys()), opt.name
+        assert probe(opt.name, dict(opt.defaults)) is None, opt.name

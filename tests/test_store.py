@@ -268,7 +268,9 @@ def test_a_folder_turned_read_only_mid_suite_stops_it_with_one_line(small_tmpfs,
 
 def test_reading_records_never_imports_the_code_they_name(record, tmp_path):
     """A record is data: one naming a plugin file in the current folder, or any importable module,
-    must not make report, check or baseline run it (code execution, output on stdout, a hang)."""
+    must not make report, check or baseline run it (code execution, output on stdout, a hang).
+    (``baseline save`` re-measures by default, which runs the suite like ``optbench run``;
+    ``--repeats 0`` saves the stored runs only, and only reads.)"""
     work = tmp_path / "work"
     work.mkdir()
     (work / "evil.py").write_text("import pathlib\npathlib.Path('IMPORTED').write_text('x')\nwhile True:\n    pass\n")
@@ -277,7 +279,7 @@ def test_reading_records_never_imports_the_code_they_name(record, tmp_path):
         spec = RunSpec.from_dict({**record["spec"], "optimizer": optimizer, "seed": seed})
         save_record(variant(record) | {"spec": spec.to_dict(), "spec_hash": spec.spec_hash(),
                                        "cell_hash": spec.cell_hash()}, results)
-    for args in (["report", "--no-charts", "--format", "markdown"], ["baseline", "save", "--out", "b.json"],
+    for args in (["report", "--no-charts", "--format", "markdown"], ["baseline", "save", "--out", "b.json", "--repeats", "0"],
                  ["check", "--baseline", "b.json"]):
         done = subprocess.run([sys.executable, "-m", "optbench", *args, "--results-dir", "results"], cwd=work,
                               capture_output=True, text=True, timeout=120)
@@ -368,3 +370,54 @@ def test_a_claim_file_that_is_not_a_regular_file_is_one_line_not_a_hang(tmp_path
                                         "not one optbench made; remove it"):
         run_campaign(Campaign([spec], tmp_path / "results", tmp_path / "data"))
     assert not (tmp_path / "results" / "runs").exists() or not list((tmp_path / "results" / "runs").iterdir())
+
+
+# --- resume reads the store once ------------------------------------------------------------------
+
+def test_the_index_decides_every_spec_exactly_as_looking_up_its_files_did(record, tmp_path):
+    """RecordIndex (one listing, each file read once) against finished_record (one listing per spec)
+    on a folder with older and newer, failed, damaged, foreign and misplaced files, and files added
+    and removed after the index was read."""
+    from optbench.store.index import RecordIndex
+    from optbench.store.records import finished_record, record_filename
+
+    results = tmp_path / "results"
+    runs = results / "runs"
+    day = lambda d: {"started_at": f"2026-01-0{d}T00:00:00.000+00:00", "finished_at": f"2026-01-0{d}T00:00:01.000+00:00"}
+    recs = {seed: variant(record, seed=seed) for seed in range(8)}
+    hashes = {seed: rec["spec_hash"] for seed, rec in recs.items()}
+    save_record(variant(recs[0], **day(1)), results)  # 0: older finished, newer failed
+    save_record(variant(recs[0], status="failed", error="E", metrics={}, curve=[], **day(2)), results)
+    save_record(variant(recs[1], status="failed", error="E", metrics={}, curve=[]), results)  # 1: only failed
+    save_record(variant(recs[2], **day(1)), results)  # 2: older and newer finished (+ a converged one in between)
+    save_record(variant(recs[2], status="converged", **day(2)), results)
+    newest = save_record(variant(recs[2], **day(3)), results)
+    good = json.loads(newest.read_text())
+    (runs / record_filename(variant(recs[3]))).write_text(json.dumps(recs[3])[:300])  # 3: a partial (damaged) file
+    (runs / f"copied_{hashes[4]}.json").write_text(json.dumps(recs[4]))  # 4: its hash not between '_'s in the name
+    misplaced = record_filename(recs[5]).replace(hashes[5], hashes[6])  # 5's record under 6's name: counts for neither
+    (runs / misplaced).write_text(json.dumps(recs[5]))
+    (runs / f"x_{hashes[7]}_dir.json").mkdir()  # 7: a folder and a link to a finished record, both named for it
+    (runs / f".hidden_{hashes[7]}_1.json").symlink_to(save_record(variant(recs[7]), tmp_path / "elsewhere"))
+    (runs / f"x_{hashes[7]}_y.json.part").write_text(json.dumps(recs[7]))  # not *.json
+    (runs / f"x_{hashes[1]}_y.json").write_text(json.dumps({**good, "metrics": {"test_rmse": "1"}}))  # 1: schema fails
+    wanted = [*hashes.values(), "0123456789abcdef"]
+
+    def decided(index):
+        return {h: (rec["run_id"] if (rec := index.finished(h)) else None) for h in wanted}
+
+    listed = {h: (rec["run_id"] if (rec := finished_record(results, h)) else None) for h in wanted}
+    index = RecordIndex.read(results)
+    assert decided(index) == listed
+    assert sum(v is not None for v in listed.values()) == 3  # 0, 2 and 7 are finished, the rest not
+    _, problems = load_records([results])
+    assert sorted(p.path.name for p in index.problems) == sorted(p.path.name for p in problems)
+
+    # Written and removed after the index was read: a refresh sees both, reading only what is new.
+    save_record(variant(recs[1], **day(4)), results)
+    newest.unlink()
+    assert decided(index)[hashes[1]] is None  # not refreshed yet
+    index.refresh()
+    listed = {h: (rec["run_id"] if (rec := finished_record(results, h)) else None) for h in wanted}
+    assert decided(index) == listed and listed[hashes[1]] is not None
+    assert listed[hashes[2]] not in (None, good["run_id"])  # the next newest finished stands for 2 now

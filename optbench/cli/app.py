@@ -31,9 +31,13 @@ from optbench.limits import MAX_CONFIRM_ROUNDS
 from optbench.config.presets import PRESETS
 from optbench.optim.registry import spec_label
 from optbench.spec.training import SCHEDULE_PARAMS
-from optbench.spec.vocabulary import ENGINE_CHOICES, IMPLS, SCHEDULES, SEARCH_METHODS, SPLITS
+from optbench.tasks.catalog import TASKS
+from optbench.spec.vocabulary import BF16, ENGINE_CHOICES, IMPLS, PRECISIONS, PROGRESS_MEASURES, SCHEDULES, SEARCH_METHODS, SPLITS
 
 PRESETS_HELP = "; ".join(p.describe() for p in PRESETS.values())
+PRECISION_HELP = ("Forward passes in float32, or bf16 (bfloat16 autocast, weights and optimizer float32; tasks "
+                  f"{', '.join(t.name for t in TASKS.values() if BF16 in t.precisions)}; eager engine; its own cell). "
+                  "Slower than float32 on a CPU without AVX-512 BF16 or AMX.")
 # none, step[:step_size=V,gamma=V], cosine, plateau[:factor=V,patience=V]
 SCHEDULES_HELP = ", ".join(name + (f"[:{','.join(f'{k}=V' for k in SCHEDULE_PARAMS[name])}]" if SCHEDULE_PARAMS[name] else "")
                            for name in SCHEDULES)
@@ -209,6 +213,7 @@ def run(
     clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step (every optimizer; \"sgd:clip_value=1\" for one).")] = None,
     early_stop_delta: Annotated[float | None, typer.Option("--early-stop-delta", "--early-stop", metavar="DELTA", help="Stop (status converged) once the epoch training loss changes by less than this fraction.")] = None,
     time_budget_s: Annotated[float | None, typer.Option("--time-budget-s", "--time-budget", metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
+    precision: Annotated[str | None, typer.Option(metavar="|".join(PRECISIONS), help=PRECISION_HELP, show_default="float32")] = None,
     executor: Annotated[str | None, typer.Option(help="Where runs execute: local (this process) or ray (a Ray cluster; pip install \"optbench[ray]\").", show_default="local")] = None,
     address: Annotated[str | None, typer.Option(help="With --executor ray: auto or HOST:PORT of a running cluster (ray start --head).", show_default="a local Ray cluster in this process")] = None,
     cpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: CPUs each run reserves.", show_default="1")] = None,
@@ -253,7 +258,8 @@ def _run_suite(suite: Any, config: Path | None, results_dir: Path, data_dir: Pat
     from optbench.execution.driver import Campaign, run_campaign
     from optbench.config.experiment import command_line, experiment_name
     from optbench.config.suite import build_specs, targets_for
-    from optbench.store.records import RUNS, load_records
+    from optbench.store.index import RecordIndex
+    from optbench.store.records import RUNS
 
     if suite.check is not None:  # the whole suite file is checked before anything runs, [check] too
         from optbench.check.tolerance import Tolerances
@@ -263,17 +269,18 @@ def _run_suite(suite: Any, config: Path | None, results_dir: Path, data_dir: Pat
         except UserError as exc:
             raise UserError(f"{config}: [check] {exc}") from None
     specs = build_specs(suite)
-    if suite.executor == "local" and specs:
+    index = RecordIndex.read(results_dir)  # the store, read once: its warnings here, resume in the driver
+    # Only when something may run: a resume that skips every spec never imports torch.
+    if suite.executor == "local" and specs and (force or any(index.finished(s.spec_hash()) is None for s in specs)):
         cuda_build_notice(specs[0].device)
     campaign = Campaign(specs, results_dir, data_dir, force=force, select=suite.select, targets=targets_for(suite),
                         experiment=experiment_name(suite.name, config, specs, suite.protocol, suite.select),
                         engine=suite.engine, protocol=suite.protocol, selection_seeds=suite.selection_seeds,
-                        command=command_line(_state["argv"]) if "argv" in _state else None)
+                        command=command_line(_state["argv"]) if "argv" in _state else None, index=index)
 
     err = Console(stderr=True)
     out = err if json_out else _stdout_console()
-    if results_dir.is_dir():
-        _warn_skipped(load_records([results_dir])[1])
+    _warn_skipped(index.problems)
     if suite.executor == "local" and (suite.address or suite.gpus_per_run or suite.cpus_per_run != 1.0):
         raise UserError("--address, --cpus-per-run and --gpus-per-run go with --executor ray")
     progress = QuietProgress() if quiet or not err.is_terminal else LiveProgress(err)
@@ -297,7 +304,7 @@ def _run_suite(suite: Any, config: Path | None, results_dir: Path, data_dir: Pat
     finally:
         runner.close()
     # In the suite's order (an executor delivers them in completion order).
-    order = {s.spec_hash(): i for i, s in enumerate(campaign.specs)}
+    order = {s.spec_hash(): i for i, s in enumerate(campaign.specs)} if outcome.results else {}  # (hashing 10,000 specs takes 0.3 s)
     results = sorted(outcome.results, key=lambda r: order.get(r.spec.spec_hash(), len(order)))
     if outcome.stopped is not None:
         err.print(
@@ -361,6 +368,7 @@ def tune(
     clip_norm: Annotated[float | None, typer.Option(help="Clip the gradient's global L2 norm to this before every step.")] = None,
     clip_value: Annotated[float | None, typer.Option(help="Clip every gradient element to [-v, v] before every step.")] = None,
     time_budget_s: Annotated[float | None, typer.Option("--time-budget-s", "--time-budget", metavar="SECONDS", help="Stop a run (status budget) once its training seconds reach this.")] = None,
+    precision: Annotated[str | None, typer.Option(metavar="|".join(PRECISIONS), help=PRECISION_HELP, show_default="float32")] = None,
     executor: Annotated[str | None, typer.Option(help="Where runs execute: local or ray, as for optbench run.", show_default="local")] = None,
     address: Annotated[str | None, typer.Option(help="With --executor ray: auto or HOST:PORT of a running cluster.", show_default="a local Ray cluster in this process")] = None,
     cpus_per_run: Annotated[float | None, typer.Option(help="With --executor ray: CPUs each run reserves.", show_default="1")] = None,
@@ -421,6 +429,7 @@ def report(
     name: Annotated[list[str] | None, typer.Option("--name", help="Only these experiment(s) (optbench run --name; see optbench list-runs). Repeatable or comma-separated.")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the newest experiment.")] = False,
     table: Annotated[str | None, typer.Option("--table", metavar="NAME", help="With csv or json: only this table (cells, default_vs_tuned, sensitivity, time_to_target, profile, trials_needed, budget), as plain CSV or a JSON list.", show_default="every table")] = None,
+    profile_on: Annotated[str | None, typer.Option("--profile-on", metavar="|".join(PROGRESS_MEASURES), help="What time to target is ranked by and the performance profile computed on: steps to target (the machine's load cannot change them), wall seconds (they include the load and each step's cost), or steps weighted by each step's cost measured against the in-run reference step.", show_default=PROGRESS_MEASURES[0])] = None,
 ) -> None:
     """Aggregate stored runs over seeds into tables (mean ± std, 95% CI) and charts.
 
@@ -437,7 +446,7 @@ def report(
     if table is not None and fmt not in ("csv", "json"):
         raise UserError("--table picks one table of a csv or json export; add --format csv or --format json")
     result = build_report(results_dir or [Path("results")], filters, out, fmt, draw_charts=charts, target=target,
-                          table=table, chart_formats=split_list(chart_format) or ["png"])
+                          table=table, chart_formats=split_list(chart_format) or ["png"], profile_on=profile_on)
 
     err = Console(stderr=True)
     for problem in result.problems:
@@ -502,17 +511,41 @@ def _warn_skipped(problems: list[Any]) -> None:
         err.print(f"warning: skipped {problem.path}: {problem.reason}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
+def _steadier(repeats: int, data_dir: Path) -> Any:
+    """``baseline save``/``update``'s re-measurement (``optbench.check.steady``), saying what it does on stderr."""
+    from optbench.check.compare import CONFIRM_ROUNDS
+    from optbench.check.steady import HIDDEN, REFUSED, steady_cells
+
+    err = Console(stderr=True)
+
+    def steady(cells: list[Any]) -> list[Any]:
+        if repeats and cells:
+            err.print(f"measuring the runtime of {len(cells)} cell(s) {repeats} more time(s) per seed, as check confirms a "
+                      "slowdown (--repeats 0: the stored runs only)", markup=False, highlight=False, soft_wrap=True)
+        steadied, noisy = steady_cells(cells, repeats, data_dir, CONFIRM_ROUNDS)
+        for cell in noisy:
+            missed = f"even a {REFUSED:g}x" if cell.smallest > REFUSED else f"a {HIDDEN:g}x"
+            err.print(f"warning: the step cost of {cell.name} varied between repeats (spread {cell.spread_text}): check "
+                      f"could miss {missed} slower step (it fails from {cell.smallest:.2f}x); save it on a quieter "
+                      "machine or with more --repeats", style="yellow", markup=False, highlight=False, soft_wrap=True)
+        return steadied
+
+    return steady
+
+
 @baseline_app.command("save")
 @user_errors
 def baseline_save(
     out: Annotated[Path, typer.Option("--out", help="Baseline file to write (JSON; commit it).", dir_okay=False)],
     results_dir: Annotated[Path, typer.Option(help="Results to take the baseline from: every record under runs/.")] = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing baseline file.")] = False,
+    repeats: Annotated[int, typer.Option(min=0, max=MAX_CONFIRM_ROUNDS, metavar="N", help="Re-measure each seed's runtime N more times and keep the median, as check confirms (0: the stored runs only).")] = 3,
+    data_dir: Annotated[Path, typer.Option(help="Datasets for re-measuring (as optbench run --data-dir).")] = Path("data"),
 ) -> None:
     """Write a baseline from stored results: per cell, its spec hash and every seed's runtime, loss and RMSE or accuracy."""
     from optbench.check.baseline import save_baseline
 
-    baseline, problems = save_baseline(results_dir, out, force)
+    baseline, problems = save_baseline(results_dir, out, force, _steadier(repeats, data_dir))
     _warn_skipped(problems)
     runs = sum(len(c.runs) for c in baseline.cells)
     _stdout_console().print(f"wrote {out}: {len(baseline.cells)} cell(s), {runs} run(s)", markup=False, highlight=False, soft_wrap=True)
@@ -525,11 +558,13 @@ def baseline_update(
     results_dir: Annotated[Path, typer.Option(help="Results to take the new samples from.")] = Path("results"),
     cell: Annotated[list[str] | None, typer.Option("--cell", metavar="GLOB", help="Only cells matching TASK/OPTIMIZER glob(s), e.g. regression/adam or 'cifar10/*' (repeatable).")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Drop (selected) baseline cells that are not in the results.")] = False,
+    repeats: Annotated[int, typer.Option(min=0, max=MAX_CONFIRM_ROUNDS, metavar="N", help="Re-measure each seed's runtime N more times and keep the median, as check confirms (0: the stored runs only).")] = 3,
+    data_dir: Annotated[Path, typer.Option(help="Datasets for re-measuring (as optbench run --data-dir).")] = Path("data"),
 ) -> None:
     """Refresh a baseline from stored results: replaced and new cells are taken from the results, the rest kept."""
     from optbench.check.baseline import update_baseline_file
 
-    updated, update, problems = update_baseline_file(baseline, results_dir, split_list(cell), prune)
+    updated, update, problems = update_baseline_file(baseline, results_dir, split_list(cell), prune, _steadier(repeats, data_dir))
     _warn_skipped(problems)
     console = _stdout_console()
     for verb, names in (("replaced", update.replaced), ("added", update.added), ("removed", update.removed)):
@@ -562,7 +597,8 @@ def check(
 
     from optbench.check.compare import CONFIRM_ROUNDS, check_results
     from optbench.check.confirm import remeasure
-    from optbench.check.output import append_summary, comparison_json, junit_xml, markdown, summary_line, update_advice, write_text
+    from optbench.check.output import (append_summary, comparison_json, failure_headline, junit_xml, markdown, summary_line,
+                                       update_advice, write_text)
     from optbench.cli.check_table import rich_table
     from optbench.config.suite import load_suite, read_config
     from optbench.check.tolerance import Tolerances
@@ -599,6 +635,8 @@ def check(
         for note in comparison.notes:
             console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
         command = comparison.update_command()
+        if comparison.exit_code == 1 and failure_headline(comparison):
+            console.print(failure_headline(comparison), markup=False, highlight=False)
         if comparison.exit_code == 1 and command:
             console.print(f"{update_advice(comparison)}:\n  {command}", markup=False, highlight=False, soft_wrap=True)
     if comparison.exit_code == 3:

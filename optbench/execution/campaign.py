@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optbench.engine.eager import load_data
 from optbench.spec import RunSpec
 from optbench.tasks import get_task
 
@@ -21,6 +20,8 @@ def validate_campaign(specs: list[RunSpec], data_dir: Path) -> None:
     Data for runs on the CPU stays in this process's cache for the runs; data for other devices
     is only validated here (the engine moves its own copy to the device).
     """
+    from optbench.engine.eager import load_data  # torch: only once a run is to start
+
     devices: dict[tuple[str, str], set[str]] = {}
     for spec in specs:
         devices.setdefault((spec.task, spec.dataset), set()).add(spec.device)

@@ -1,13 +1,17 @@
 """The campaign driver: the one process that owns a suite from its specs to its records.
 
-``run_campaign`` checks the data of every task once, skips specs that already have a finished
-record (resume), claims the rest (``optbench.store.claims``) so two processes never run one spec
-at once, hands units of work to an executor (``optbench.execution.base``: this process, or a
-cluster) with what it knows of them (stage, targets, experiment, git commit: ``RunContext``, which
-the engine's side writes into each result), writes every record,
-runs the ``--select`` protocol between its stages from the results it has, reports progress, and
-stops cleanly on SIGINT/SIGTERM or when the results folder stops accepting records. Engines and
-executors never write records; the CLI only parses and renders.
+``run_campaign`` skips specs that already have a finished record (resume: the store is read once,
+``optbench.store.index``), checks the data of every task once before the first run, claims the
+rest (``optbench.store.claims``) so two processes never run one spec at once, hands units of
+work to an executor (``optbench.execution.base``: this process, or a cluster) with what it knows of
+them (stage, targets, experiment, git commit: ``RunContext``, which the engine's side writes into
+each result), writes every record, runs the ``--select`` protocol between its stages from the
+results it has, reports progress, and stops cleanly on SIGINT/SIGTERM or when the results folder
+stops accepting records. Engines and executors never write records; the CLI only parses and renders.
+
+A campaign whose specs are all finished never imports torch: the data check, the git commit and the
+engines are only reached once a spec is to run (with ``--engine eager``, the default: deciding which
+specs ``--engine auto`` or ``vectorized`` can vectorize asks the vectorized engine).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from typing import Any
 from optbench.engine.base import RunEvents
 from optbench.errors import ClusterLost, StoreFailed
 from optbench.execution.base import Executor, WorkUnit
-from optbench.execution.campaign import validate_campaign
 from optbench.config.presets import get_preset
 from optbench.execution.selection import SWEEP, Choice, Protocol
 from optbench.spec.vocabulary import ENGINE_CHOICES, TUNE
@@ -32,7 +35,8 @@ from optbench.spec import RunContext, RunResult, RunSpec
 from optbench.spec.identity import group_key
 from optbench.spec.targets import Target
 from optbench.store.claims import CLAIMS, Claim, claim, remove_claims_folder
-from optbench.store.records import RUNS, ensure_writable, finished_record, save_result
+from optbench.store.index import RecordIndex
+from optbench.store.records import RUNS, ensure_writable, save_result
 
 
 class CampaignEvents(RunEvents):
@@ -64,6 +68,9 @@ class Campaign:
     protocol: str | None = None
     command: str | None = None  # the invocation, stored in every record (``optbench list-runs`` shows it)
     selection_seeds: int = 1  # seeds per --select sweep candidate (optbench.execution.selection)
+    # The results folder as read already (the CLI reads it once, to warn about files that are not
+    # records); None: the driver reads it.
+    index: RecordIndex | None = None
 
 
 @dataclass
@@ -142,16 +149,15 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
     records written before it are whole; the runs in flight leave no record).
     """
     from optbench.execution.local import LocalExecutor
-    from optbench.fingerprint import git_commit
 
     events = events or CampaignEvents()
     executor = executor or LocalExecutor()
-    validate_campaign(campaign.specs, campaign.data_dir)  # every dataset present and valid first
     route(campaign.engine, None, campaign.specs)  # --engine vectorized: what cannot be, refused before anything runs
-    ensure_writable(campaign.results_dir)
     outcome = CampaignOutcome()
+    index = campaign.index if campaign.index is not None else RecordIndex(campaign.results_dir)
+    preflight = _Preflight(campaign)
     context = RunContext(experiment=campaign.experiment, protocol=campaign.protocol,
-                         targets=tuple(campaign.targets.items()), git_commit=git_commit(), command=campaign.command)
+                         targets=tuple(campaign.targets.items()), command=campaign.command)
     # optbench tune (TUNE) is --select over its trials, with its default stage; a preset says its own.
     preset = get_preset(campaign.protocol) if campaign.protocol not in (None, TUNE) else None
     select = campaign.select or preset is not None
@@ -166,7 +172,7 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
             for stage, specs in stages:
                 specs = route(campaign.engine, stage, specs)
                 events.stage_started(stage, specs)
-                stage_run = _Stage(campaign, stage, specs, replace(context, stage=stage), events)
+                stage_run = _Stage(campaign, stage, specs, replace(context, stage=stage), events, index, preflight)
                 for result in executor.map(stage_run.work(), campaign.data_dir, events):
                     with signals_deferred():  # a record on disk is always counted as kept
                         outcome.results.append(stage_run.record(result))
@@ -187,6 +193,30 @@ def run_campaign(campaign: Campaign, executor: Executor | None = None,
         if protocol:
             outcome.choices = protocol.choices
     return outcome
+
+
+class _Preflight:
+    """What a campaign needs once, before its first run, and only if something runs: every dataset
+    present and valid (so a bad suite writes nothing; optbench.execution.campaign), the results folder
+    writable, and the git commit the records carry. A campaign whose specs are all finished skips
+    them (and torch with them)."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self.commit: str | None = None
+        self.done = False
+
+    def __call__(self) -> str | None:
+        """The git commit, once every dataset of the campaign is checked (a bad one raises UserError)
+        and its results folder proven writable (UserError if not)."""
+        if not self.done:
+            from optbench.execution.campaign import validate_campaign
+            from optbench.fingerprint import git_commit
+
+            validate_campaign(self.campaign.specs, self.campaign.data_dir)
+            ensure_writable(self.campaign.results_dir)
+            self.commit, self.done = git_commit(), True
+        return self.commit
 
 
 # With --engine auto, a group of at least this many seeds x values is vectorized outside the sweep.
@@ -226,9 +256,10 @@ class _Stage:
     """One stage of a campaign: which of its specs run (resume, claims), and the records they leave."""
 
     def __init__(self, campaign: Campaign, stage: str | None, specs: list[RunSpec], context: RunContext,
-                 events: CampaignEvents) -> None:
+                 events: CampaignEvents, index: RecordIndex, preflight: _Preflight) -> None:
         self.campaign, self.stage, self.specs, self.events = campaign, stage, specs, events
         self.context = context
+        self.index, self.preflight = index, preflight
         self.skipped = 0
         self.claims: dict[str, Claim] = {}
         self.records: dict[str, dict[str, Any]] = {}  # spec hash -> its newest finished or new record
@@ -247,35 +278,61 @@ class _Stage:
             yield WorkUnit(tuple(group), group[0].engine, self.context)
 
     def _runnable(self) -> Iterator[RunSpec]:
-        """Specs to run, claimed as they are taken: finished specs are skipped, specs
-        another process is running now are left for the end and skipped if it recorded them."""
-        deferred: list[RunSpec] = []
+        """Specs to run, claimed as they are taken: finished specs are skipped (the index), specs
+        another process is running now are left for the end and skipped if it recorded them.
+
+        A claimed spec is looked up again in the index refreshed after its claim was taken (another
+        process records a spec while it holds the claim, so its record is seen then): an eager spec
+        at once, as it runs next; vectorized specs, which wait for their whole group, together with
+        the next eager spec or at the end, so a group costs one listing of the folder, not one per spec.
+        """
+        deferred: list[tuple[RunSpec, str]] = []
+        claimed: list[tuple[RunSpec, str]] = []  # claimed, to be looked up again after the next refresh
         for spec in self.specs:
-            if self._already_done(spec):
+            spec_hash = spec.spec_hash()
+            if self._already_done(spec_hash):
                 continue
-            held = self._claim(spec, wait=False)
+            self._ready()
+            held = self._claim(spec_hash, wait=False)
             if held is None:
-                deferred.append(spec)
+                deferred.append((spec, spec_hash))
                 continue
-            if self._already_done(spec):  # finished while we claimed it
-                held.release()
-                continue
-            self.claims[spec.spec_hash()] = held
-            yield spec
-        for spec in deferred:
+            self.claims[spec_hash] = held
+            claimed.append((spec, spec_hash))
+            if spec.engine == "eager":
+                yield from self._still_to_run(claimed)
+                claimed = []
+        yield from self._still_to_run(claimed)
+        for spec, spec_hash in deferred:
             # Wait for the other process only while this one holds no claim of its own: an executor
             # with units in flight (a cluster) waiting on a process that waits on it would deadlock.
             # Holding claims, it runs the spec now; the store's newest-finished rule counts it once.
-            held = self._claim(spec, wait=not self.claims)
+            held = self._claim(spec_hash, wait=not self.claims)
             if held is None:
                 yield spec
                 continue
-            if self._recorded_by_another(spec):
+            if self._recorded_by_another(spec_hash):
                 held.release()
-                self._skip(spec, finished_record(self.campaign.results_dir, spec.spec_hash()))
+                self._skip(spec_hash, self.index.finished(spec_hash))
                 continue
-            self.claims[spec.spec_hash()] = held
+            self.claims[spec_hash] = held
             yield spec
+
+    def _still_to_run(self, claimed: list[tuple[RunSpec, str]]) -> Iterator[RunSpec]:
+        """The ``claimed`` specs not finished meanwhile (by another process, before the claims were
+        taken): one refresh of the index for all of them; the finished ones are released and skipped."""
+        if not claimed:
+            return
+        self.index.refresh()
+        for spec, spec_hash in claimed:
+            if self._already_done(spec_hash):
+                self.claims.pop(spec_hash).release()
+            else:
+                yield spec
+
+    def _ready(self) -> None:
+        """Before a claim: the campaign's data checked, its folder writable, the git commit known (once)."""
+        self.context = replace(self.context, git_commit=self.preflight())
 
     def record(self, result: RunResult) -> RunResult:
         """Save one result (final as its work unit returned it), then release its claim."""
@@ -302,30 +359,31 @@ class _Stage:
         """The records of this stage's specs: new ones and those found finished on disk."""
         return list(self.records.values())
 
-    def _already_done(self, spec: RunSpec) -> bool:
+    def _already_done(self, spec_hash: str) -> bool:
         if self.campaign.force:
             return False
-        record = finished_record(self.campaign.results_dir, spec.spec_hash())
+        record = self.index.finished(spec_hash)
         if record is None:
             return False
-        self._skip(spec, record)
+        self._skip(spec_hash, record)
         return True
 
-    def _skip(self, spec: RunSpec, record: dict[str, Any] | None) -> None:
+    def _skip(self, spec_hash: str, record: dict[str, Any] | None) -> None:
         self.skipped += 1
         if record is not None:
-            self.records[spec.spec_hash()] = record
-        self.events.run_skipped(spec.spec_hash())
+            self.records[spec_hash] = record
+        self.events.run_skipped(spec_hash)
 
-    def _claim(self, spec: RunSpec, wait: bool) -> Claim | None:
+    def _claim(self, spec_hash: str, wait: bool) -> Claim | None:
         try:
-            return claim(self.campaign.results_dir, spec.spec_hash(), wait=wait)
+            return claim(self.campaign.results_dir, spec_hash, wait=wait)
         except OSError as exc:
             raise StoreFailed(Path(self.campaign.results_dir) / CLAIMS, exc) from None
 
-    def _recorded_by_another(self, spec: RunSpec) -> bool:
+    def _recorded_by_another(self, spec_hash: str) -> bool:
         """Whether the process that held the claim recorded the spec (with ``force``: since we started)."""
-        record = finished_record(self.campaign.results_dir, spec.spec_hash())
+        self.index.refresh()
+        record = self.index.finished(spec_hash)
         if record is None:
             return False
         return not self.campaign.force or datetime.fromisoformat(record["finished_at"]) >= self.since

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from optbench.errors import UserError
-from optbench.optim.registry import _OBJECT_ARGS, HParams, HParamValue, OptimizerDef, get_optimizer, lookup_optimizer
+from optbench.optim.registry import (_OBJECT_ARGS, REFERENCE, REGISTRY, HParams, HParamValue, OptimizerDef, get_optimizer,
+                                     lookup_optimizer)
 
 
 def resolve_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
@@ -28,6 +29,11 @@ def coerce_hparams(name: str, overrides: Mapping[str, Any]) -> HParams:
     (an int for a float default becomes a float, a list a tuple). Checks keys, types and that every
     required argument has a value; builds nothing."""
     opt = get_optimizer(name)
+    if not overrides and _builtin(opt):
+        # A built-in at its defaults: nothing to check against its class, so torch is not imported (a
+        # resume that skips every run never imports it); tests/test_startup.py holds every built-in
+        # to needing no argument beyond its declared defaults.
+        return dict(opt.defaults)
     accepted = opt.accepted_keys()
     resolved: HParams = dict(opt.defaults)
     for key, value in overrides.items():
@@ -100,6 +106,11 @@ def _coerce(opt_name: str, key: str, value: Any, reference: Any) -> HParamValue:
     return value
 
 
+def _builtin(opt: OptimizerDef) -> bool:
+    """Whether ``opt`` is one of optbench's own definitions (torch's optimizers, the reference ones)."""
+    return REGISTRY.get(opt.name) is opt or REFERENCE.get(opt.name) is opt
+
+
 def _check_ranges(opt: OptimizerDef, hparams: Mapping[str, Any]) -> None:
     """Reject values torch would reject (and a zero learning rate), before any run starts."""
     name = opt.name
@@ -110,6 +121,8 @@ def _check_ranges(opt: OptimizerDef, hparams: Mapping[str, Any]) -> None:
     # Only for the built-ins: some third-party optimizers define a beta of 1 (PNM's default).
     if opt.source in ("torch", "reference") and isinstance(betas, tuple) and not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
         raise UserError(f"betas of '{name}' must each be in [0, 1), got {'/'.join(map(str, betas))}")
+    if _builtin(opt) and dict(hparams) == dict(opt.defaults):
+        return  # a built-in's defaults train (tests/test_startup.py): no class to build, no torch to import
     from optbench.optim.construct import probe  # torch: values only the class itself can judge
 
     if (problem := probe(name, hparams)) is None:

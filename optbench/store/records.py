@@ -107,9 +107,8 @@ def load_records(results_dirs: Iterable[Path], every_run: bool = False) -> tuple
     return (records if every_run else newest_per_spec(records)), problems
 
 
-
-
-def _age_key(record: dict[str, Any]) -> tuple[bool, datetime, datetime, str]:
+def age_key(record: dict[str, Any]) -> tuple[bool, datetime, datetime, str]:
+    """What orders the records of one spec: finished before failed, then the newest."""
     return (record["status"] in FINISHED, datetime.fromisoformat(record["finished_at"]),
             datetime.fromisoformat(record["started_at"]), record["run_id"])
 
@@ -125,13 +124,16 @@ def newest_per_spec(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if key not in best:
             order.append(key)
             best[key] = rec
-        elif _age_key(rec) > _age_key(best[key]):
+        elif age_key(rec) > age_key(best[key]):
             best[key] = rec
     return [best[k] for k in order]
 
 
 def finished_record(results_dir: Path, spec_hash: str) -> dict[str, Any] | None:
-    """The newest finished record of this spec now (another process may have just written it)."""
+    """The newest finished record of this spec now (another process may have just written it).
+
+    It lists the whole folder: a campaign asks ``optbench.store.index.RecordIndex`` instead, which
+    reads the folder once and decides the same."""
     found = []
     for path in (Path(results_dir) / RUNS).glob(f"*_{spec_hash}_*.json"):
         try:
@@ -140,7 +142,7 @@ def finished_record(results_dir: Path, spec_hash: str) -> dict[str, Any] | None:
             continue
         if rec["spec_hash"] == spec_hash and rec["status"] in FINISHED:
             found.append(rec)
-    return max(found, key=_age_key) if found else None
+    return max(found, key=age_key) if found else None
 
 
 def has_finished(results_dir: Path, spec_hash: str) -> bool:
