@@ -259,7 +259,8 @@ def test_a_chart_of_many_cells_shows_each_optimizers_best_and_says_so() -> None:
 
 def test_time_to_target_is_dots_from_zero_never_bars() -> None:
     rows = pd.DataFrame({"optimizer": ["adam", "sgd", "sgd"], "name": ["adam", "sgd", "sgd(lr=0.1)"],
-                         "seconds": [0.5, 0.95, math.inf], "epochs": [2.0, 4.0, math.inf], "runs": [3, 3, 3],
+                         "seconds": [0.5, 0.95, math.inf], "epochs": [2.0, 4.0, math.inf],
+                         "steps": [200.0, 400.0, math.inf], "runs": [3, 3, 3],
                          "reached": [3, 2, 0]})
     fig = drawn(charts.time_to_target_chart(rows, colour_map(rows["optimizer"]), "t", "loss=0.1"))
     ax = fig.axes[0]

@@ -190,7 +190,8 @@ def test_json_and_csv_exports_carry_every_table_the_terminal_shows(selected):
     csv = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--format", "csv").stdout
     assert [line for line in csv.splitlines() if line.startswith("# table: ")] == [f"# table: {n}" for n in EXPORT_TABLES]
     one = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--format", "csv", "--table", "profile")
-    assert one.stdout.splitlines()[0] == "experiment,optimizer,score,problem,label,seconds,ratio"
+    assert one.stdout.splitlines()[0] == ("experiment,optimizer,score,measure,problem,label,value,steps,epochs,seconds,"
+                                          "step_cost,ratio")
     assert len(one.stdout.splitlines()) == 1 + len(tables["profile"])
 
 

@@ -109,7 +109,7 @@ class Report:
 def build_report(results_dirs: list[Path], filters: Filters | None = None, out_dir: Path | None = None,
                  fmt: Format = "table", draw_charts: bool = True, target: str | list[str] | None = None,
                  export_file: bool | None = None, table: str | None = None,
-                 chart_formats: Sequence[str] = ("png",)) -> Report:
+                 chart_formats: Sequence[str] = ("png",), profile_on: str | None = None) -> Report:
     """Load, select experiments, filter and aggregate; then write the charts (in each of
     ``chart_formats``: png, svg, pdf) and the ``fmt`` export into ``out_dir`` (default
     ``<first results dir>/report``).
@@ -128,12 +128,16 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
     tasks ``filters.tasks`` names. Without ``target`` each cell uses the target its runs carry;
     a cell whose runs asked for none has no time to target and stays out of the profile.
 
+    ``profile_on``: what time to target is ranked by and the profile computed on, one of
+    ``PROGRESS_MEASURES`` (``fair.MEASURES``; default steps, which the machine's load cannot change).
+
     Raises UserError when a chart format is unknown, when no run record is found, when the
     filters or experiment names match no run, when a target is malformed or applies to nothing,
     or when the output directory cannot be written (or is a results directory's ``runs/``).
     """
     filters = filters or Filters()
     rules = fair.parse_report_targets(target)  # a malformed target fails before anything is read
+    measure = fair.measure(profile_on).name  # so does an unknown measure
     chart_formats = [f.lower() for f in chart_formats]
     for chart_format in chart_formats:
         if chart_format not in CHART_FORMATS:
@@ -146,7 +150,8 @@ def build_report(results_dirs: list[Path], filters: Filters | None = None, out_d
     runs, problems, summaries = load_runs(results_dirs, filters)
     runs = filter_runs(runs, filters)
     fair.check_target_rules(rules, runs, filters.tasks)
-    sections = [_section(name, group, rules, filters.tasks) for name, group in runs.groupby("experiment", sort=False)]
+    sections = [_section(name, group, rules, filters.tasks, measure)
+                for name, group in runs.groupby("experiment", sort=False)]
     goals = {g for s in sections if not s.time_to_target.empty for g in s.time_to_target["target"]}
     for rule in rules:
         if rule.target.text() not in goals:
@@ -186,7 +191,8 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _section(experiment: str, runs: pd.DataFrame, rules: list[fair.TargetRule], named_tasks: list[str] | None) -> Section:
+def _section(experiment: str, runs: pd.DataFrame, rules: list[fair.TargetRule], named_tasks: list[str] | None,
+             measure: str | None = None) -> Section:
     """One experiment's cells (named within their comparable group), curves, sweeps, times to target and profile."""
     # A comparable group's cells together, budgets in order (fewest epochs first), best first within each.
     cells = cell_stats(runs).sort_values(["task", "dataset", "epochs", "batch_size", "training"], kind="stable",
@@ -197,10 +203,10 @@ def _section(experiment: str, runs: pd.DataFrame, rules: list[fair.TargetRule], 
     cells["charts"] = chart_stems(cells)
     cells["name"] = series_names(cells)
     curves = curve_stats(runs).merge(cells[[*CELL_COLUMNS, "name", "experiment", "budget"]], on=CELL_COLUMNS, how="left")
-    section = Section(experiment, runs, cells, curves, fair.choices(runs))
+    section = Section(experiment, runs, cells, curves, fair.choices(runs), measure=fair.measure(measure).name)
     targets = fair.cell_targets(runs, cells, rules, named_tasks)
-    section.time_to_target = fair.time_to_target_cells(runs, cells, targets)
-    section.profile = fair.performance_profile(section.time_to_target, cells, section.choices)
+    section.time_to_target = fair.time_to_target_cells(runs, cells, targets, section.measure)
+    section.profile = fair.performance_profile(section.time_to_target, cells, section.choices, section.measure)
     section.budget = tuning_budget.curves_of(section.choices)
     return section
 
@@ -424,8 +430,10 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
     experiment, task, dataset and budget where it has them): ``cells`` (test and validation
     cells), ``default_vs_tuned`` (one row per sweep), ``sensitivity`` (per sweep, swept
     hyperparameter and value: the best validation metric), ``time_to_target`` (per test cell
-    with a target) and ``profile`` (per experiment, optimizer and task: the cell that stood for
-    it, its seconds to target and ratio to the fastest, and its score), ``trials_needed`` (per
+    with a target: steps, epochs and seconds to target, cost-adjusted steps, step cost, the measure
+    it is ranked by and whether it is the fastest) and ``profile`` (per experiment, optimizer and
+    task: the measure, the cell that stood for it, its value of the measure and its steps, epochs,
+    seconds and step cost, its ratio to the fastest, and its score), ``trials_needed`` (per
     sweep: its trials, expected best of 1 and of all, and the trials to come within
     ``budget.REACH`` of the best) and ``budget`` (every tuning-budget curve point: n, expected,
     low, high)."""
@@ -470,9 +478,13 @@ def export_tables(report: Report) -> dict[str, pd.DataFrame]:
             ratios = perf_profile.ratios(prof.times)
             for optimizer, score in sorted(prof.scores.items(), key=lambda kv: (-kv[1], kv[0])):
                 for problem in prof.problems:
+                    row = prof.rows.get(problem, {}).get(optimizer)
                     profile_rows.append({"experiment": section.experiment, "optimizer": optimizer, "score": score,
-                                         "problem": problem, "label": prof.cells[problem].get(optimizer),
-                                         "seconds": prof.times[problem].get(optimizer),
+                                         "measure": prof.measure, "problem": problem,
+                                         "label": prof.cells[problem].get(optimizer),
+                                         "value": prof.times[problem].get(optimizer),
+                                         **{k: None if row is None else row[k]
+                                            for k in ("steps", "epochs", "seconds", "step_cost")},
                                          "ratio": ratios[problem][optimizer]})
     ttt = report.time_to_target.copy()
     return {"cells": cells, "default_vs_tuned": pd.DataFrame(tuning), "sensitivity": pd.DataFrame(sensitivity),
@@ -678,12 +690,12 @@ def chart_jobs(report: Report) -> list[drawing.Chart]:
             for goal, part in ttt.groupby("target", sort=False):
                 stem = prefix + "time-to-target" + (f"-{slug(goal)}" if several else "")
                 figures.append(drawing.Chart(stem, "time_to_target_chart", (
-                    part.reset_index(drop=True), colours, title, goal)))
+                    part.reset_index(drop=True), colours, title, goal, section.measure)))
         if section.profile is not None:
             taus = perf_profile.tau_grid()
             rho = perf_profile.profile(section.profile.times, taus)
             figures.append(drawing.Chart(folder + PROFILE_STEM, "profile_chart", (
-                taus, rho, section.profile.scores, colours, len(section.profile.problems))))
+                taus, rho, section.profile.scores, colours, len(section.profile.problems), section.profile.measure)))
     return figures
 
 

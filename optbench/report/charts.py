@@ -36,6 +36,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from optbench.metrics import Metric, metric as registry_metric
 from optbench.report.naming import slug
+from optbench.report.profile import Measure, measure
 
 LINE_STYLES = ["-", "--", ":", "-."]
 VARIANT_MARKERS = ["o", "s", "^", "D"]
@@ -434,6 +435,20 @@ def _short(value: float, digits: bool = False) -> str:
     return f"{value:#.3g}".rstrip(".") if digits else f"{value:.3g}"
 
 
+def progress_text(row: pd.Series, m: Measure) -> str:
+    """A time-to-target row's label, its value of measure ``m`` first: ``1,200 steps, epoch 5, 0.531 s``
+    (steps), ``0.531 s, 1,200 steps, epoch 5`` (seconds)."""
+    def number(value: float, unit: str) -> str:
+        if math.isnan(value):
+            return f"? {unit}"
+        return f"{_short(value, digits=True)} {unit}" if unit == "s" else f"{round(value):,d} {unit}"
+    parts = {"adjusted_steps": number(row["adjusted_steps"], "adj. steps") if m.column == "adjusted_steps" else "",
+             "steps": number(row["steps"], "steps"), "seconds": number(row["seconds"], "s"),
+             "epochs": f"epoch {row['epochs']:g}"}
+    first = parts.pop(m.column)
+    return ", ".join(p for p in (first, *parts.values()) if p)
+
+
 # --- fair comparisons (optbench.report.fair) ------------------------------------------------------------
 
 def sensitivity_chart(sweeps: list[Any], names: list[str], colours: dict[str, str], title: str,
@@ -497,30 +512,34 @@ def sensitivity_chart(sweeps: list[Any], names: list[str], colours: dict[str, st
     return fig
 
 
-def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str, target: str) -> Figure:
-    """A dot per test cell at the median training seconds to reach ``target`` (rows of
-    ``fair.time_to_target_cells``, in report order), labelled with how many seeds reached it; the
-    axis is linear from zero, log only where the times span more than ``LOG_SPREAD`` times. A cell
-    whose median run never got there gets a note instead of a dot."""
+def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str, target: str,
+                         by: str | None = None) -> Figure:
+    """A dot per test cell at its median to reach ``target`` in measure ``by`` (``profile.MEASURES``:
+    steps by default; rows of ``fair.time_to_target_cells``, in report order), labelled with its
+    steps, epoch, seconds and how many seeds reached it; the axis is linear from zero, log only where
+    the values span more than ``LOG_SPREAD`` times. A cell whose median run never got there (or
+    without a value of the measure) gets a note instead of a dot."""
+    m = measure(by)
     rows, note = shown(rows, MAX_ROWS)
     k = len(rows)
     fig = Figure(figsize=(9, 1.9 + 0.36 * k), layout="constrained")
     ax = fig.subplots()
     y = np.arange(k)[::-1]
-    seconds = rows["seconds"].to_numpy(dtype=float)
+    seconds = rows[m.column].to_numpy(dtype=float)
     ok = np.isfinite(seconds) & (seconds > 0)
     styles = _variant_styles(rows)
     for yi, (_, row), reached, style in zip(y, rows.iterrows(), ok, styles):
         seeds = f"{row['reached']} of {row['runs']} seeds reached it"
         if reached:
-            ax.plot([row["seconds"]], [yi], linestyle="none", marker=VARIANT_MARKERS[style % len(VARIANT_MARKERS)],
+            ax.plot([row[m.column]], [yi], linestyle="none", marker=VARIANT_MARKERS[style % len(VARIANT_MARKERS)],
                     markersize=7, color=colours[row["optimizer"]], markeredgecolor="white", label=row["name"])
-            ax.annotate(f"{_short(row['seconds'], digits=True)} s, epoch {row['epochs']:g} ({seeds})", (row["seconds"], yi),
+            ax.annotate(f"{progress_text(row, m)} ({seeds})", (row[m.column], yi),
                         xytext=(7, 0), textcoords="offset points", va="center", fontsize=8, color="#333333")
         else:
-            ax.text(0.02, yi, f"not reached ({seeds})", transform=ax.get_yaxis_transform(), va="center",
+            missing = "not measured" if math.isfinite(row["seconds"]) else "not reached"
+            ax.text(0.02, yi, f"{missing} ({seeds})", transform=ax.get_yaxis_transform(), va="center",
                     fontsize=8, color="#B00000", style="italic")
-    label = "median training seconds to target"
+    label = f"median {m.title}"
     log, spread = log_scale(seconds[ok])
     if log:
         lo, hi = float(seconds[ok].min()) / 1.5, float(seconds[ok].max())
@@ -528,9 +547,9 @@ def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str
         ax.set_xscale("log")
         ax.set_xlim(lo, hi)
         _log_ticks(ax.xaxis, lo, hi)
-        ax.set_xlabel(f"{label} (log scale: the times span {spread:,.0f}x)")
+        ax.set_xlabel(f"{label} (log scale: the values span {spread:,.0f}x)")
     else:
-        ax.set_xlim(0, float(seconds[ok].max()) * 1.9 if ok.any() else 1.0)  # room for the labels
+        ax.set_xlim(0, float(seconds[ok].max()) * 2.3 if ok.any() else 1.0)  # room for the labels
         ax.set_xlabel(label)
     ax.grid(axis="x", which="major", alpha=0.35)
     ax.grid(axis="x", which="minor", alpha=0.12)
@@ -538,17 +557,19 @@ def time_to_target_chart(rows: pd.DataFrame, colours: dict[str, str], title: str
     ax.set_axisbelow(True)
     ax.set_yticks(y, list(rows["name"]))
     ax.set_ylim(-0.7, k - 0.3)
-    fig.suptitle(f"{title}: time to target {target} (test split)\n"
+    fig.suptitle(f"{title}: time to target {target} (test split), in {m.title.removesuffix(' to target')}\n"
                  "dot: median over seeds, a seed that never reached it counting as infinitely slow"
                  + (f"\n{note}" if note else ""), fontsize=11)
     return fig
 
 
 def profile_chart(taus: list[float], rho: dict[str, list[float]], scores: dict[str, float], colours: dict[str, str],
-                  problems: int) -> Figure:
+                  problems: int, by: str | None = None) -> Figure:
     """Performance profiles: per optimizer the fraction of tasks on which it reached the target
-    within tau times the fastest optimizer, tau from 1 to the end of ``taus``; the legend gives each
-    optimizer's score (normalised area under its profile), best first."""
+    within tau times the fastest optimizer in measure ``by`` (``profile.MEASURES``: steps by default),
+    tau from 1 to the end of ``taus``; the legend gives each optimizer's score (normalised area under
+    its profile), best first."""
+    m = measure(by)
     fig = Figure(figsize=(9, 4.6), layout="constrained")
     ax = fig.subplots()
     for name in sorted(rho, key=lambda s: (-scores[s], s)):
@@ -557,10 +578,10 @@ def profile_chart(taus: list[float], rho: dict[str, list[float]], scores: dict[s
     ax.set_xlim(taus[0], taus[-1])
     ax.set_ylim(-0.03, 1.03)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-    ax.set_xlabel("τ: time to target relative to the fastest optimizer on the task")
+    ax.set_xlabel(f"τ: {m.title} relative to the fewest on the task")
     ax.set_ylabel(f"tasks reached within τ (of {problems})")
     ax.grid(alpha=0.3)
     _legend(fig, ax)
-    fig.suptitle(f"Performance profile: time to target over {problems} task(s)\n"
+    fig.suptitle(f"Performance profile: {m.title} over {problems} task(s) ({m.tag})\n"
                  f"score: area under the profile over τ in [1, {taus[-1]:g}] / {taus[-1] - 1:g}", fontsize=11)
     return fig

@@ -3,7 +3,14 @@
 per cell, and the performance profile across tasks.
 
 Everything is recomputed from the records: the winner of each sweep with ``selection.choose``,
-times to target from the curves with ``targets.time_to_target``. Pure pandas: no plotting, no printing.
+times, steps and cost-adjusted steps to target from the curves with ``targets``. Pure pandas: no
+plotting, no printing.
+
+Progress to a target is counted in one of ``PROGRESS_MEASURES`` (``MEASURES``): optimizer steps by
+default, which the machine's load cannot change (a run slowed by a busy neighbour takes the same
+steps); wall seconds, which include the load and every step's cost; or steps weighted by each
+step's cost measured against the in-run reference step (``step_cost``), which counts an optimizer
+whose step costs more without counting the load.
 """
 
 from __future__ import annotations
@@ -13,15 +20,17 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from optbench.report import profile
+from optbench.report.profile import DEFAULT_MEASURE, MEASURES, Measure, measure
 from optbench.report.aggregate import within_noise
 from optbench.errors import UserError, did_you_mean
 from optbench.metrics import held_out_variants
 from optbench.execution.selection import Choice, choose
 from optbench.spec import RunSpec, format_hparams
-from optbench.spec.targets import Target, parse_target, time_to_target
+from optbench.spec.targets import Target, parse_target, steps_to_target, time_to_target
 from optbench.tasks import TASKS
 
 
@@ -273,47 +282,139 @@ def _fits(target: Target, cell: pd.Series) -> bool:
     return target.metric == "loss" or target.metric == cell.get("metric_name")
 
 
-def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[str, Target]) -> pd.DataFrame:
-    """Per test-split cell with a target (``targets``: cell hash -> goal), fastest first: ``target``
-    (text), ``runs``, ``reached`` (runs that got there), ``seconds`` (median time to target over
-    all the cell's runs, a run that never reached it, diverged or failed counting as infinitely
-    slow: inf unless at least half got there) and ``epochs`` (median epochs to target likewise).
-    Columns: the cells' identity columns (with ``experiment`` and ``budget`` where the cells have
-    them) and those."""
+def _number(row: pd.Series, name: str) -> float:
+    value = row.get(name)
+    try:
+        return float(value) if value is not None and pd.notna(value) else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _rest_of_step(run: pd.Series) -> float:
+    """A run's step outside the optimizer (forward, backward, clipping) in reference steps: its
+    optimizer step in reference steps (``step_cost``) x the rest of training over the optimizer's
+    time ((train_seconds - optimizer_seconds) / optimizer_seconds, summed over the same steps); NaN
+    where the run has no step clock (a vectorized group). Where training seconds are wall time and
+    the optimizer's are not, load on the machine makes it larger, which only brings the cost-adjusted
+    steps nearer the plain steps (``MEASURES``), never a costlier step cheaper than a lighter one."""
+    cost, train, opt = _number(run, "step_cost"), _number(run, "train_seconds"), _number(run, "optimizer_seconds")
+    return cost * (train - opt) / opt if opt > 0 and train >= opt and math.isfinite(cost * train) else math.nan
+
+
+def _median(values: list[float]) -> float:
+    """Median over seeds, a seed that never reached the target infinite; NaN (not measured) when a
+    seed that reached it has no value of the measure."""
+    if not values:
+        return math.inf
+    return math.nan if any(math.isnan(v) for v in values) else statistics.median(values)
+
+
+def time_to_target_cells(runs: pd.DataFrame, cells: pd.DataFrame, targets: dict[str, Target],
+                         by: str | None = None) -> pd.DataFrame:
+    """Per test-split cell with a target (``targets``: cell hash -> goal): ``target`` (text),
+    ``runs``, ``reached`` (runs that got there), and the medians over all the cell's runs, a run
+    that never reached it, diverged or failed counting as infinitely slow (inf unless at least half
+    got there): ``steps`` (optimizer steps to target, ``targets.steps_to_target``), ``epochs``,
+    ``seconds`` (training seconds) and ``adjusted_steps`` (steps weighted by the step's measured
+    cost: ``MEASURES``); ``step_cost`` (the cell's median ``step_cost``: its optimizer step in
+    reference steps), ``measure`` (``by``, default steps: what the rows are sorted and ranked by),
+    ``low`` and ``high`` (that measure's fewest and most over seeds) and ``fastest`` (the fewest
+    of its task x dataset x budget x target, or within seed noise of it: ``fastest_of``). NaN: not
+    measured (a record without steps; no reference-step clock). Columns: the cells' identity
+    columns (with ``experiment`` and ``budget`` where the cells have them) and those."""
+    by_measure = measure(by)
     rows = []
-    curves = runs.groupby("cell_hash", sort=False)["curve"].agg(list).to_dict() if len(runs) else {}
-    for _, cell in cells[cells["split"] == "test"].iterrows():
+    test = cells[cells["split"] == "test"]
+    groups = {h: (t, d, b, dev) for h, t, d, b, dev in zip(test["cell_hash"], test["task"], test["dataset"],
+                                                          test.get("budget", pd.Series("", index=test.index)),
+                                                          test["device"])}
+    timed = {groups[h] for h in targets if h in groups}  # the groups with a target: only their runs are read
+    groups = {h: g for h, g in groups.items() if g in timed}
+    per_cell: dict[str, list[pd.Series]] = {}
+    rest: dict[tuple[str, str, str, str], list[float]] = {}
+    for _, run in runs[runs["cell_hash"].isin(list(groups))].iterrows() if len(runs) and groups else ():
+        per_cell.setdefault(run["cell_hash"], []).append(run)
+        value = _rest_of_step(run)
+        if math.isfinite(value):
+            rest.setdefault(groups[run["cell_hash"]], []).append(value)
+    for _, cell in test.iterrows():
         target = targets.get(cell["cell_hash"])
         if target is None:
             continue
-        group = curves.get(cell["cell_hash"], [])
-        times = [time_to_target(curve or [], target) for curve in group]
-        seconds = [math.inf if s is None else float(s) for s, _ in times]
-        epochs = [math.inf if e is None else float(e) for _, e in times]
+        group = per_cell.get(cell["cell_hash"], [])
+        overhead = rest.get(groups[cell["cell_hash"]])
+        overhead_value = statistics.median(overhead) if overhead else math.nan
+        seconds, epochs, steps, adjusted, costs = [], [], [], [], []
+        for run in group:
+            curve = run.get("curve")
+            curve = curve if isinstance(curve, list) else []
+            s, e = time_to_target(curve, target)
+            cost = _number(run, "step_cost")
+            if math.isfinite(cost):
+                costs.append(cost)
+            if s is None:
+                seconds.append(math.inf), epochs.append(math.inf), steps.append(math.inf), adjusted.append(math.inf)
+                continue
+            n = steps_to_target(curve, target, _number(run, "steps"))
+            seconds.append(float(s))
+            epochs.append(float(e) if e is not None else math.nan)
+            steps.append(math.nan if n is None else n)
+            adjusted.append(steps[-1] * (overhead_value + cost) / (overhead_value + 1))  # NaN when unmeasured
+        values = {"seconds": seconds, "epochs": epochs, "steps": steps, "adjusted_steps": adjusted}[by_measure.column]
         rows.append({"experiment": cell.get("experiment"), "task": cell["task"], "dataset": cell["dataset"],
                      "budget": cell.get("budget", ""), "optimizer": cell["optimizer"],
                      "label": cell["label"], "name": cell.get("name", cell["label"]), "cell_hash": cell["cell_hash"],
-                     "target": target.text(), "runs": len(group), "reached": sum(math.isfinite(s) for s in seconds),
-                     "seconds": statistics.median(seconds) if seconds else math.inf,
-                     "epochs": statistics.median(epochs) if epochs else math.inf})
+                     "target": target.text(), "runs": len(group), "reached": sum(math.isfinite(v) for v in seconds),
+                     "steps": _median(steps), "epochs": _median(epochs), "seconds": _median(seconds),
+                     "adjusted_steps": _median(adjusted),
+                     "step_cost": statistics.median(costs) if costs else math.nan,
+                     "measure": by_measure.name,
+                     "low": min(values) if values else math.inf, "high": max(values) if values else math.inf})
     columns = ["experiment", "task", "dataset", "budget", "optimizer", "label", "name", "cell_hash", "target", "runs",
-               "reached", "seconds", "epochs"]
-    return pd.DataFrame(rows, columns=columns).sort_values("seconds", kind="stable", ignore_index=True)
+               "reached", "steps", "epochs", "seconds", "adjusted_steps", "step_cost", "measure", "low", "high"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame = frame.sort_values([by_measure.column, "seconds"], kind="stable", ignore_index=True, na_position="last")
+    frame["fastest"] = False
+    for _, part in frame.groupby(["task", "dataset", "budget", "target"], sort=False):
+        frame.loc[fastest_of(part, by_measure.column), "fastest"] = True
+    return frame
+
+
+def fastest_of(rows: pd.DataFrame, column: str) -> list[Any]:
+    """The index labels of ``rows`` (one comparable group and target) that are fastest by ``column``:
+    the fewest median, and every row whose seeds' range (``low`` to ``high``) overlaps the range of
+    that row's seeds, so no winner is crowned within seed noise. Nothing when fewer than two rows
+    reached the target (nothing to rank); with one seed a row has no range, only equal values tie."""
+    finite = rows[np.isfinite(rows[column].to_numpy(dtype=float))]
+    if len(finite) < 2:
+        return []
+    leader = finite.loc[finite[column].idxmin()]
+    return [i for i, row in finite.iterrows()
+            if row[column] == leader[column] or (row["low"] <= leader["high"] and leader["low"] <= row["high"])]
 
 
 @dataclass
 class Profile:
     """The performance profile across ``problems`` (task x dataset): ``cells`` names the cell that
-    stood for each optimizer there, ``times`` its median seconds to target, ``scores`` the
-    normalised area under each optimizer's profile (``optbench.report.profile``)."""
+    stood for each optimizer there, ``times`` its median to target in ``measure`` (a
+    ``PROGRESS_MEASURES`` name: steps by default), ``scores`` the normalised area under each
+    optimizer's profile (``optbench.report.profile``), ``rows`` the cell's time-to-target row
+    (its steps, epochs, seconds and step cost, whatever the measure)."""
 
     problems: list[str]
     times: dict[str, dict[str, float]]
     cells: dict[str, dict[str, str]]
     scores: dict[str, float]
+    measure: str = DEFAULT_MEASURE
+    rows: dict[str, dict[str, pd.Series]] = field(default_factory=dict)
+
+    @property
+    def by(self) -> Measure:
+        return MEASURES[self.measure]
 
 
-def performance_profile(ttt: pd.DataFrame, cells: pd.DataFrame, choices: list[Choice]) -> Profile | None:
+def performance_profile(ttt: pd.DataFrame, cells: pd.DataFrame, choices: list[Choice],
+                        by: str | None = None) -> Profile | None:
     """The profile over every problem with a target, one entry per optimizer name. A problem is
     one task x dataset x budget x target (``ttt`` holds only cells whose runs asked for a target,
     or that a report target names), so times are only compared at one goal on one budget; it is
@@ -321,14 +422,18 @@ def performance_profile(ttt: pd.DataFrame, cells: pd.DataFrame, choices: list[Ch
 
     Where an optimizer has several test cells on a problem, the one that stands for it is the
     tuned cell of its sweep if there is one, else its default hyperparameters, else the cell with
-    the best main test metric (the first in the report's order).
+    the best main test metric (the first in the report's order). Its time is its median to target
+    in measure ``by`` (default: steps); a cell without a value of it (NaN: not measured) counts as
+    never reaching the target.
     """
     if ttt.empty:
         return None
+    by_measure = measure(by)
     tuned = {c.tuned_spec().cell_hash() for c in choices if c.tuned_spec() is not None}
     order = {h: i for i, h in enumerate(cells["cell_hash"])}
     times: dict[str, dict[str, float]] = {}
     chosen: dict[str, dict[str, str]] = {}
+    rows: dict[str, dict[str, pd.Series]] = {}
     if "budget" not in ttt:
         ttt = ttt.assign(budget="")
     for (task, dataset), per_task in ttt.groupby(["task", "dataset"], sort=True):
@@ -337,12 +442,13 @@ def performance_profile(ttt: pd.DataFrame, cells: pd.DataFrame, choices: list[Ch
             problem = f"{task}/{dataset}"
             if keys.ngroups > 1:
                 problem += f" ({', '.join(p for p in (budget, goal) if p)})"
-            times[problem], chosen[problem] = {}, {}
+            times[problem], chosen[problem], rows[problem] = {}, {}, {}
             for optimizer, opt_cells in group.groupby("optimizer", sort=True):
                 row = _representative(opt_cells, tuned, order)
-                times[problem][optimizer] = row["seconds"]
+                times[problem][optimizer] = float(row[by_measure.column])
                 chosen[problem][optimizer] = row["label"]
-    return Profile(sorted(times), times, chosen, profile.scores(times))
+                rows[problem][optimizer] = row
+    return Profile(sorted(times), times, chosen, profile.scores(times), by_measure.name, rows)
 
 
 def _representative(opt_cells: pd.DataFrame, tuned: set[str], order: dict[str, int]) -> pd.Series:

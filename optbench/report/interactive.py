@@ -291,7 +291,8 @@ def _figures(sections: list[Section], colours: dict[str, str]) -> dict[tuple[str
             if not ttt.empty:
                 ttt = ttt[(ttt["task"] == task) & (ttt["dataset"] == dataset) & (ttt["budget"] == budget)]
                 for goal, part in ttt.groupby("target", sort=False):
-                    figs.append(("time-to-target", ifair.time_to_target(part.reset_index(drop=True), colours, title, goal)))
+                    figs.append(("time-to-target", ifair.time_to_target(part.reset_index(drop=True), colours, title, goal,
+                                                                        section.measure)))
         if section.profile is not None:
             out.setdefault((section.experiment, PROFILE_KEY), []).append(("profile", ifair.profile(section.profile, colours)))
     return out

@@ -16,8 +16,8 @@ from plotly.subplots import make_subplots
 from optbench.metrics import Metric, metric as registry_metric
 from optbench.report import fair
 from optbench.report import profile as perf_profile
-from optbench.report.charts import MAX_ROWS, log_scale, shown
-from optbench.report.interactive_charts import (DASHES, MARKERS, SECONDS, axis_kind, esc, layout, rgba,
+from optbench.report.charts import MAX_ROWS, log_scale, progress_text, shown
+from optbench.report.interactive_charts import (DASHES, MARKERS, axis_kind, esc, layout, rgba,
                                                 value_text, variants)
 
 
@@ -134,39 +134,48 @@ def _metric_or_none(name: str) -> Metric | None:
         return None
 
 
-def time_to_target(rows: pd.DataFrame, colours: dict[str, str], title: str, target: str) -> go.Figure:
-    """A dot per test cell at the median training seconds to reach ``target``; the hover says how
-    many seeds got there; a cell whose median run never did gets a note instead."""
+STEP_COST = registry_metric("step_cost")
+
+
+def time_to_target(rows: pd.DataFrame, colours: dict[str, str], title: str, target: str,
+                   by: str | None = None) -> go.Figure:
+    """A dot per test cell at its median to reach ``target`` in measure ``by`` (``profile.MEASURES``:
+    steps by default); the hover gives its steps, epoch and seconds and how many seeds got there; a
+    cell whose median run never did (or without a value of the measure) gets a note instead."""
+    m = perf_profile.measure(by)
     rows, note = shown(rows, MAX_ROWS)
     k = len(rows)
     y = np.arange(k)[::-1].astype(float)
     fig = go.Figure()
-    seconds = rows["seconds"].to_numpy(dtype=float)
+    values = rows[m.column].to_numpy(dtype=float)
     for i, ((_, row), variant) in enumerate(zip(rows.iterrows(), variants(rows))):
         seeds = f"{row['reached']} of {row['runs']} seeds reached it"
-        if not (math.isfinite(row["seconds"]) and row["seconds"] > 0):
-            fig.add_annotation(x=0.02, xref="x domain", y=y[i], text=f"not reached ({seeds})", showarrow=False,
+        if not (math.isfinite(row[m.column]) and row[m.column] > 0):
+            missing = "not measured" if math.isfinite(row["seconds"]) else "not reached"
+            fig.add_annotation(x=0.02, xref="x domain", y=y[i], text=f"{missing} ({seeds})", showarrow=False,
                                xanchor="left", font={"color": "#B00000", "size": 11})
             continue
         fig.add_trace(go.Scatter(
-            x=[row["seconds"]], y=[y[i]], mode="markers", name=row["name"], meta=row["optimizer"],
+            x=[row[m.column]], y=[y[i]], mode="markers", name=row["name"], meta=row["optimizer"],
             marker={"color": colours[row["optimizer"]], "size": 11, "symbol": MARKERS[variant % len(MARKERS)]},
             hovertemplate="%{text}<extra></extra>",
-            text=[f"<b>{esc(row['name'])}</b><br>{value_text(row['seconds'], SECONDS)} to {target}, epoch {row['epochs']:g}"
-                  f"<br>{seeds}"]))
-    finite = seconds[np.isfinite(seconds) & (seconds > 0)]
+            text=[f"<b>{esc(row['name'])}</b><br>{esc(progress_text(row, m))} to {target}"
+                  f"<br>step cost {value_text(row['step_cost'], STEP_COST)}<br>{seeds}"]))
+    finite = values[np.isfinite(values) & (values > 0)]
     log, spread = log_scale(finite)
     fig.update_xaxes(type="log" if log else "linear", range=None if log else [0, float(finite.max()) * 1.15]
-                     if len(finite) else None, title_text="median training seconds to target" + (f" (log scale: the times span {spread:,.0f}x)" if log else ""))
+                     if len(finite) else None, title_text=f"median {m.title}" + (f" (log scale: the values span {spread:,.0f}x)" if log else ""))
     fig.update_yaxes(tickvals=list(y), ticktext=list(rows["name"]), range=[-0.7, k - 0.3])
-    return layout(fig, f"{title}: time to target {target} (test split)" + (f"<br><sup>{note}</sup>" if note else "")
+    return layout(fig, f"{title}: time to target {target} (test split), in {m.title.removesuffix(' to target')}"
+                  + (f"<br><sup>{note}</sup>" if note else "")
                    + "<br><sup>dot: median over seeds, a seed that never reached it counting as infinitely slow</sup>",
                    170 + 40 * k)
 
 
 def profile(prof: fair.Profile, colours: dict[str, str]) -> go.Figure:
     """Performance profiles (``profile.profile``): per optimizer the fraction of tasks reached within
-    tau times the fastest, with its score in the legend, best first."""
+    tau times the fewest in the profile's measure (``prof.by``), with its score in the legend, best first."""
+    m = prof.by
     taus = perf_profile.tau_grid()
     rho = perf_profile.profile(prof.times, taus)
     fig = go.Figure()
@@ -175,8 +184,9 @@ def profile(prof: fair.Profile, colours: dict[str, str]) -> go.Figure:
             x=taus, y=rho[name], mode="lines", line={"shape": "hv", "color": colours.get(name, "#555"), "width": 2},
             name=f"{name} (score {prof.scores[name]:.2f})", meta=name,
             hovertemplate=f"<b>{esc(name)}</b><br>τ=%{{x:.2f}}: %{{y:.0%}} of tasks<extra></extra>"))
-    fig.update_xaxes(title_text="τ: time to target relative to the fastest optimizer on the task", range=[taus[0], taus[-1]])
+    fig.update_xaxes(title_text=f"τ: {m.title} relative to the fewest on the task", range=[taus[0], taus[-1]])
     fig.update_yaxes(title_text=f"tasks reached within τ (of {len(prof.problems)})", tickformat=".0%", range=[-0.03, 1.03])
-    return layout(fig, f"Performance profile: time to target over {len(prof.problems)} task(s)<br><sup>score: area "
+    return layout(fig, f"Performance profile: {m.title} over {len(prof.problems)} task(s) "
+                       f"({m.tag})<br><sup>score: area "
                         f"under the profile over τ in [1, {taus[-1]:g}] / {taus[-1] - 1:g}</sup>", 420)
 

@@ -14,6 +14,10 @@ is a fraction: 1 when s was the fastest on every task, 0 when it never got withi
 fastest. As rho_s is a step function, the area is exact: each task with r <= TAU_MAX adds
 (TAU_MAX - r) / (TAU_MAX - 1) / (number of tasks).
 
+What "time" counts is a ``Measure`` (``MEASURES``, one per ``PROGRESS_MEASURES`` value): optimizer
+steps by default, which the machine's load cannot change; wall seconds; or steps weighted by each
+step's cost measured against the in-run reference step.
+
 Pure functions of numbers: no pandas, no plotting.
 """
 
@@ -21,8 +25,63 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from optbench.errors import UserError, did_you_mean
+from optbench.metrics import Metric, metric
+from optbench.spec.vocabulary import PROGRESS_MEASURES
 
 TAU_MAX = 4.0
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How progress to a target is counted: ``name`` (one of ``PROGRESS_MEASURES``), ``column`` (its
+    median over seeds in ``fair.time_to_target_cells``), ``metric`` (the registry's unit and
+    format), ``unit`` (the word after a number in the profile table), ``title`` (what captions and
+    axes call it) and ``why`` (for captions)."""
+
+    name: str
+    column: str
+    metric: Metric
+    unit: str
+    title: str
+    why: str
+
+    @property
+    def tag(self) -> str:
+        """What the measure is, in two or three words (``load-independent``, ``wall time``): ``why`` up to its colon."""
+        return self.why.partition(":")[0]
+
+    def text(self, value: float) -> str:
+        """``1,200 steps``, ``0.5310 s``, ``1,260 adj. steps``; ``never`` for an infinite value,
+        ``not measured`` for an unknown one."""
+        if math.isnan(value):
+            return "not measured"
+        return f"{self.metric.format(value)} {self.unit}" if math.isfinite(value) else "never"
+
+
+MEASURES: dict[str, Measure] = dict(zip(PROGRESS_MEASURES, (
+    Measure(PROGRESS_MEASURES[0], "steps", metric("steps_to_target"), "steps", "steps to target",
+            "load-independent: a busy machine slows the steps, not their number"),
+    Measure(PROGRESS_MEASURES[1], "seconds", metric("time_to_target_s"), "s", "seconds to target",
+            "wall time: it includes each step's cost and the machine's load"),
+    Measure(PROGRESS_MEASURES[2], "adjusted_steps", metric("adjusted_steps_to_target"), "adj. steps",
+            "cost-adjusted steps to target",
+            "weighted by step cost: each step counts its cost measured against the in-run reference step, so a "
+            "costlier optimizer step counts and the load hardly does"),
+)))
+DEFAULT_MEASURE = PROGRESS_MEASURES[0]
+
+
+def measure(name: str | None) -> Measure:
+    """The measure named ``name`` (None: the default, steps); UserError for an unknown one."""
+    name = DEFAULT_MEASURE if name is None else name
+    if name not in MEASURES:
+        raise UserError(f"--profile-on {name}: unknown measure{did_you_mean(name, MEASURES)}; choose from: "
+                        f"{', '.join(MEASURES)}")
+    return MEASURES[name]
+
 Times = Mapping[str, Mapping[str, float | None]]  # task -> optimizer -> seconds (None or inf: never)
 
 

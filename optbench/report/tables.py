@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from optbench.metrics import SPLITS, Metric, held_out, metric, summarised_metrics
@@ -67,6 +66,8 @@ class Section:
     profile: fair.Profile | None = None
     # Tuning-budget curves of the sweeps (``budget.BudgetCurve``, one per choice with candidates).
     budget: list[Any] = field(default_factory=list)
+    # What time to target is ranked by and the profile computed on (``fair.MEASURES``: steps by default).
+    measure: str = fair.DEFAULT_MEASURE
 
 
 def group_tables(cells: pd.DataFrame, runs: pd.DataFrame) -> list[GroupTable]:
@@ -211,7 +212,8 @@ def fair_tables(section: Section) -> list[GroupTable]:
     ttt = section.time_to_target
     if not ttt.empty:
         for (task, dataset, budget, _), part in ttt.groupby(["task", "dataset", "budget", "target"], sort=False):
-            tables.append(place(_time_to_target_table(task, dataset, part.reset_index(drop=True)), (task, dataset, budget)))
+            tables.append(place(_time_to_target_table(task, dataset, part.reset_index(drop=True), section.measure),
+                                (task, dataset, budget)))
     if section.profile is not None:
         tables.append(_profile_table(section.profile))
     return tables
@@ -257,34 +259,70 @@ def _selection_seeds(sweeps: list[Choice], cells: pd.DataFrame) -> str:
     return f"{lo} seed" if hi == 1 else (f"{hi} seeds" if lo == hi else f"{lo}-{hi} seeds")
 
 
-def _time_to_target_table(task: str, dataset: str, ttt: pd.DataFrame) -> GroupTable:
+# The time-to-target columns beside the measure a table ranks by: progress in steps and epochs (the
+# load cannot change them), wall seconds, and the optimizer's step against the in-run reference step.
+STEP_COST = metric("step_cost")
+
+
+def _time_to_target_table(task: str, dataset: str, ttt: pd.DataFrame, by: str | None = None) -> GroupTable:
+    """One task x dataset x budget x target: per cell its seeds that reached the target, its median
+    steps, epochs and seconds to it (and cost-adjusted steps when ranked by them) and its step cost;
+    the fewest by measure ``by`` in bold, with every cell within seed noise of it (``fair.fastest_of``)."""
+    m = fair.measure(by)
+    adjusted = m.column == "adjusted_steps"
+    # Short headings (the title says "time to target"): the table fits 80 columns with every number whole.
+    # Seconds last, where a row that never reached the target gets its warning mark beside "never".
+    columns = ["optimizer", STEP_COST.title, "runs", "reached", "steps", *(["adj. steps"] if adjusted else []),
+               "epochs", "seconds"]
+    position = {"steps": 4, "adjusted_steps": 5, "seconds": len(columns) - 1}[m.column]
     table = GroupTable(
         task=task, dataset=dataset, title=f"{task} on {dataset}: time to target {ttt['target'].iloc[0]}",
-        caption=("training seconds and epochs until the test metric first reached the target; median over seeds, "
-                 "a seed that never reached it counting as infinitely slow; fastest in bold"),
-        columns=["optimizer", "runs", "reached", "time to target (s)", "epochs to target"],
-        numeric=[False, True, True, True, True], rows=[], kind="time_to_target")
-    seconds = ttt["seconds"].to_numpy(dtype=float)
+        caption=(f"median over seeds of the {'cost-adjusted steps, ' if adjusted else ''}steps, epochs and training "
+                 "seconds until the test metric first reached the target (a seed that never did counts as "
+                 f"infinitely slow); ranked by {m.title} ({m.why}); bold: the fewest, and every cell whose seeds' "
+                 "range overlaps its seeds' range (one seed: no noise measured); step cost: the optimizer step in "
+                 "reference steps, load-independent too: weigh a costlier step against fewer steps"),
+        columns=columns, numeric=[False, *(True for _ in columns[1:])], rows=[], kind="time_to_target")
     for r, (_, row) in enumerate(ttt.iterrows()):
         reached = math.isfinite(row["seconds"])
-        table.rows.append([row["name"], str(row["runs"]), str(row["reached"]),
-                           format_number(row["seconds"], SECONDS) if reached else "never",
-                           f"{row['epochs']:g}" if math.isfinite(row["epochs"]) else "never"])
+        cells = [row["name"], format_number(row["step_cost"], STEP_COST), str(row["runs"]), str(row["reached"]),
+                 _progress(row["steps"])]
+        if adjusted:
+            cells.append(_progress(row["adjusted_steps"], m.metric))
+        cells += [_progress(row["epochs"]), _progress(row["seconds"], SECONDS)]
+        table.rows.append(cells)
         if not reached:
             table.warnings.add(r)
-    finite = seconds[np.isfinite(seconds)]
-    if len(finite) >= 2:
-        table.best = {(r, 3) for r in range(len(seconds)) if seconds[r] == finite.min()}
+    fastest = ttt["fastest"] if "fastest" in ttt else pd.Series(False, index=ttt.index)
+    table.best = {(r, position) for r in range(len(ttt)) if bool(fastest.iloc[r])}
+    if ttt[m.column].isna().any():
+        table.notes.append(f"not measured: the runs have no {m.title} (records without steps, or no "
+                           "reference-step clock in a vectorized group); rank by another measure with --profile-on")
     return table
+
+
+def _progress(value: float, m: Metric | None = None) -> str:
+    """A median to target: ``never`` when infinite, ``-`` when not measured, else as metric ``m`` shows
+    it, or a count (steps, epochs): whole, or with the half a median of two seeds can have (``37.5``)."""
+    if math.isnan(value):
+        return "-"
+    if not math.isfinite(value):
+        return "never"
+    if m is not None:
+        return format_number(value, m)
+    return f"{value:,.0f}" if value == round(value) else f"{value:,.1f}"
 
 
 def _profile_table(prof: fair.Profile) -> GroupTable:
     r = perf_profile.ratios(prof.times)
+    m = prof.by
     table = GroupTable(
-        task=PROFILE_TASK, dataset=PROFILE_DATASET, title=f"performance profile over {len(prof.problems)} task(s)",
+        task=PROFILE_TASK, dataset=PROFILE_DATASET,
+        title=f"performance profile over {len(prof.problems)} task(s): {m.title}",
         caption=(f"score: area under the profile over τ in [1, {perf_profile.TAU_MAX:g}] divided by "
-                 f"{perf_profile.TAU_MAX - 1:g} (1: fastest to target on every task); per task the cell that stood "
-                 "for the optimizer, its median seconds to target and its ratio to the fastest"),
+                 f"{perf_profile.TAU_MAX - 1:g} (1: fewest {m.title} on every task); per task the cell that "
+                 f"stood for the optimizer, its median {m.title} and its ratio to the fewest; measure: "
+                 f"{m.title} ({m.why}; optbench report --profile-on {'|'.join(fair.MEASURES)})"),
         columns=["optimizer", "score", *prof.problems], numeric=[False, True, *(False for _ in prof.problems)],
         rows=[], kind="profile", charts=PROFILE_STEM.removesuffix("performance-profile"))
     order = sorted(prof.scores, key=lambda s: (-prof.scores[s], s))
@@ -296,12 +334,16 @@ def _profile_table(prof: fair.Profile) -> GroupTable:
             if label is None:
                 row.append("not run")
             elif math.isfinite(ratio):
-                row.append(f"{label}: {format_number(prof.times[problem][name], SECONDS)} s ({ratio:.2f}x)")
+                row.append(f"{label}: {m.text(prof.times[problem][name])} ({ratio:.2f}x)")
             else:
-                row.append(f"{label}: never")
+                row.append(f"{label}: {m.text(prof.times[problem][name])}")
         table.rows.append(row)
         if i == 0 and len(order) >= 2:
             table.best.add((i, 1))
+    if any(math.isnan(t) for times in prof.times.values() for t in times.values() if t is not None):
+        table.notes.append(f"not measured: a cell without {m.title} (a record without steps, or a vectorized run "
+                           "without a step clock) counts as not reaching the target here; --profile-on seconds "
+                           "ranks it by wall time")
     return table
 
 

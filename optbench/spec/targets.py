@@ -83,7 +83,22 @@ def time_to_target(curve: list[dict[str, Any]], target: Target) -> tuple[float |
     return None, None
 
 
-def target_metrics(curve: list[dict[str, Any]], target: Target) -> dict[str, float | int | None]:
-    """The record's ``time_to_target_s`` and ``epochs_to_target`` (null: never reached)."""
+def steps_to_target(curve: list[dict[str, Any]], target: Target, steps: float | None) -> float | None:
+    """Optimizer steps until the end of the first epoch that reached ``target``: that epoch x the
+    run's steps per epoch, ``steps`` (the record's steps over every epoch it trained) over the
+    curve's epochs; every epoch of a run takes the same steps, and the curve has one point per epoch,
+    so this is as fine as it can be. None when no epoch reached it, or the steps are unknown."""
+    _, epoch = time_to_target(curve, target)
+    if epoch is None or steps is None or not math.isfinite(steps) or not curve:
+        return None
+    return epoch * (float(steps) / len(curve))
+
+
+def target_metrics(curve: list[dict[str, Any]], target: Target, steps: float | None = None) -> dict[str, float | int | None]:
+    """The record's ``time_to_target_s`` and ``epochs_to_target`` (null: never reached), and with the
+    run's ``steps`` its ``steps_to_target``."""
     seconds, epoch = time_to_target(curve, target)
-    return {"time_to_target_s": seconds, "epochs_to_target": epoch}
+    out: dict[str, float | int | None] = {"time_to_target_s": seconds, "epochs_to_target": epoch}
+    if steps is not None:
+        out["steps_to_target"] = steps_to_target(curve, target, steps)
+    return out
