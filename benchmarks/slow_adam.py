@@ -2,7 +2,9 @@
 from the environment, so the spec (and its cell) stays the same as unchanged code's.
 
 - ``OPTBENCH_SLOWDOWN=2``: every ``step()`` costs 2x: after the real step, busy-wait for as long
-  as it took (1.5: for half as long). The wait is CPU work, like a slower implementation.
+  as it took (1.5: for half as long). The wait is CPU work, like a slower implementation, counted in
+  the thread's CPU time: a wait that another process preempts still does the extra work. It spins in
+  the interpreter and reads the clock (a system call) only every few microseconds.
 - ``OPTBENCH_LR_SCALE=0.5``: the step silently uses half the learning rate (a quality bug).
 
     optbench run --opt benchmarks/slow_adam.py:SlowAdam
@@ -17,6 +19,7 @@ import torch
 
 SLOWDOWN = float(os.environ.get("OPTBENCH_SLOWDOWN", "1"))
 LR_SCALE = float(os.environ.get("OPTBENCH_LR_SCALE", "1"))
+SPIN = 200  # loop iterations per clock read while busy-waiting: a few microseconds
 
 
 class SlowAdam(torch.optim.Adam):
@@ -25,11 +28,13 @@ class SlowAdam(torch.optim.Adam):
         for group in self.param_groups:
             group["lr"] *= LR_SCALE
 
-    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch's signature
-        start = time.perf_counter()
+    def step(self, closure=None):
+        start = time.thread_time()
         loss = super().step(closure)
         if SLOWDOWN > 1:
-            until = time.perf_counter() + (SLOWDOWN - 1) * (time.perf_counter() - start)
-            while time.perf_counter() < until:
-                pass
+            now = time.thread_time()
+            until = now + (SLOWDOWN - 1) * (now - start)
+            while time.thread_time() < until:
+                for _ in range(SPIN):  # interpreter work between clock reads: a read is a system call
+                    pass
         return loss

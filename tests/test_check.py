@@ -7,17 +7,20 @@ edits a copy of its records or of its baseline.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from optbench.cli.app import app
 from optbench.check.tolerance import Level, Tolerances, parse_rule
-from optbench.spec import RunSpec
+from optbench.cli.app import app
 from optbench.optim.registry import spec_label
+from optbench.spec import RunSpec
 
 runner = CliRunner()
 
@@ -34,7 +37,9 @@ def suite(tmp_path_factory) -> tuple[Path, Path]:
     run = invoke("run", "--task", "regression", "--opt", "sgd", "adam", "--epochs", "2", "--seeds", "5",
                  "--device", "cpu", "--results-dir", results, "--data-dir", root / "data", "--quiet")
     assert run.exit_code == 0, run.output
-    save = invoke("baseline", "save", "--results-dir", results, "--out", baseline)
+    # --repeats 0: the stored runs as they are, so the tests below know the baseline's runtime exactly
+    # (re-measuring: test_baseline_save_says_it_re_measures_and_records_the_noise)
+    save = invoke("baseline", "save", "--results-dir", results, "--out", baseline, "--repeats", "0")
     assert save.exit_code == 0, save.output
     assert "2 cell(s), 10 run(s)" in save.output
     return results, baseline
@@ -248,7 +253,8 @@ def test_exact_reproduction_from_the_suite_config_catches_a_stale_baseline(resul
     assert check(baseline, results).exit_code == 0
     result = check(baseline, results, "--config", config)
     assert result.exit_code == 1
-    assert "stale baseline" in result.output and "The baseline is stale" in result.output
+    assert "stale baseline" in result.output and "Stale baseline: the quality numbers" in result.output
+    assert "Regression" not in result.output  # within the tolerances: not called a regression
     assert f"optbench baseline update --baseline {baseline} --results-dir {results} --cell regression/sgd" in result.output
 
 
@@ -389,3 +395,45 @@ def test_tolerance_directions_and_scopes():
     assert fail.exceeded(0.80, 0.77, higher_is_better=True) and not fail.exceeded(0.80, 0.90, higher_is_better=True)
     assert Level("ratio", 1.5).exceeded(2.0, 3.1, higher_is_better=False)
     assert not Level("rel", 0.1).exceeded(2.0, 2.1, higher_is_better=False)
+
+
+def optbench_process(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """A real ``python -m optbench`` process at 80 columns: what a user reads in a terminal or a CI log."""
+    env = {**os.environ, "COLUMNS": "80", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "optbench", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_a_quality_regression_reads_regression_first_and_the_update_only_if_intended(results, baseline, tmp_path):
+    """The printed order: the failing row with its evidence, "Regression in ...", and only then the
+    update command, offered if the change was intended; under --exact too, where the numbers also
+    no longer reproduce: never "stale", which would invite refreshing the baseline over a regression."""
+    def better(doc):
+        for run in cell(doc, "adam")["runs"]:
+            run["test_rmse"] *= 0.5
+    edit_baseline(baseline, better)
+    for exact in ("--no-exact", "--exact"):
+        done = optbench_process("check", "--baseline", baseline, "--results-dir", results, "--confirm", "0", exact,
+                                cwd=tmp_path)
+        out = done.stdout
+        assert done.returncode == 1, out + done.stderr
+        assert "stale" not in out.lower(), out
+        words = " ".join(out.split())
+        assert "regression: worse beyond fail level 10% (+100.0%;" in words, out
+        headline = out.index("Regression in 1 cell(s): each fail row above gives its evidence.")
+        offer = out.index("If the change was intended (not a regression to fix), accept it into the baseline")
+        assert out.index("test_rmse") < headline < offer < out.index("optbench baseline update --baseline")
+
+
+def test_baseline_save_says_it_re_measures_and_records_the_noise(suite, tmp_path):
+    results, _ = suite
+    done = optbench_process("baseline", "save", "--results-dir", results, "--out", tmp_path / "b.json", "--repeats", "1",
+                            cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "measuring the runtime of 2 cell(s) 1 more time(s) per seed, as check confirms a slowdown" in done.stderr
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert all(c["repeats"] == 1 and set(c["noise"]) == {"train_seconds", "step_cost"} for c in doc["cells"])
+    plain = optbench_process("baseline", "save", "--results-dir", results, "--out", tmp_path / "p.json", "--repeats", "0",
+                             cwd=tmp_path)
+    assert plain.returncode == 0 and "measuring" not in plain.stderr
+    assert all("noise" not in c and "repeats" not in c for c in json.loads((tmp_path / "p.json").read_text())["cells"])

@@ -13,8 +13,14 @@ import pytest
 
 from optbench.check.baseline import Cell, SeedRun, make_baseline
 from optbench.check.compare import compare, compare_confirmed
-from optbench.check.output import markdown
+from optbench.check.output import failure_headline, markdown, update_advice
 from optbench.check.runtime import slowdown
+from optbench.check.steady import (
+    detectable,
+    noisy_cells,
+    steady_cell,
+    steady_sample,
+)
 from optbench.check.tolerance import Tolerances
 
 ENV = {"cpu": "Test CPU", "cpu_count": 2, "torch_threads": 1, "device_name": "cpu", "torch": "2.5.0",
@@ -147,11 +153,11 @@ def test_a_stale_baseline_fails_under_exact_with_the_update_command():
     result = run_check([base], [cur], exact=True)
     row = verdict(result, "reproduction")
     assert row.verdict == "fail" and result.exit_code == 1 and result.stale
-    assert "stale baseline" in row.note and "seed 1 final_train_loss 0.51 -> 0.51" in row.note
+    assert row.note.startswith("stale baseline") and "seed 1 final_train_loss 0.51 -> 0.51" in row.note
     assert verdict(result, "final_train_loss").verdict == "pass"
     result.baseline_path, result.results_dir = "results/baseline-ci.json", "/tmp/ci"
     assert result.update_command() == "optbench baseline update --baseline results/baseline-ci.json --results-dir /tmp/ci --cell regression/adam"
-    assert "The baseline is stale" in markdown(result)
+    assert failure_headline(result).startswith("Stale baseline") and "Regression in" not in markdown(result)
     # Without --exact the same numbers pass: they are within the tolerances.
     assert run_check([base], [cur]).exit_code == 0
 
@@ -182,3 +188,67 @@ def test_slowdown_interval_is_the_pooled_student_t_interval_on_logs():
     assert slowdown([1.0], [2.0]).low is None
     same = slowdown([1.0, 1.0], [2.0, 2.0])
     assert same.low == same.high == pytest.approx(2.0)
+
+
+def test_a_slowdown_just_under_the_fail_level_is_re_measured_and_then_fails():
+    """Two noisy runs may show a 1.5x step as 1.2x: beyond the warn level is enough to re-measure."""
+    base = [make_cell(costs(4.3))]
+    cur = [make_cell(costs(4.3 * 1.2, offset=1))]
+    first = run_check(base, cur)
+    assert verdict(first, "step_cost").verdict == "warn" and [c.label for c in first.suspects] == ["adam"]
+    slow = {"hash-adam-cpu": {"step_cost": costs(4.3 * 1.5, seeds=6, offset=2)}}
+    assert verdict(run_check(base, cur, remeasured=slow), "step_cost").verdict == "fail"
+    # whole-run time, which never fails by default, is never a reason to re-measure
+    assert not run_check(base, [make_cell(costs(4.3), seconds=[5.0, 5.0])]).suspects
+
+
+def test_a_quality_regression_says_regression_first_and_offers_the_update_only_if_intended():
+    base = make_cell(costs(4.3), losses=[0.5, 0.51])
+    cur = make_cell(costs(4.3), losses=[0.6, 0.62])  # 20% worse, the same on both seeds: beyond the noise
+    for exact in (False, True):  # under exact the cell no longer reproduces either: still a regression first
+        result = run_check([base], [cur], exact=exact)
+        row = verdict(result, "final_train_loss")
+        assert row.verdict == "fail" and row.note.startswith("regression: worse beyond fail level 10% (+20.8%; 29.1 SE of seed noise, paired by seed)")
+        assert failure_headline(result) == "Regression in 1 cell(s): each fail row above gives its evidence."
+        same = verdict(run_check([base], [make_cell(costs(4.3), losses=[0.6, 0.612])], exact=exact), "final_train_loss")
+        assert same.note.endswith("(+20.0%; far beyond seed noise, paired by seed)")  # every seed 1.2x: no spread
+        assert update_advice(result).startswith("If the change was intended (not a regression to fix)")
+        text = markdown(result)
+        assert "stale" not in text.lower()
+        assert text.index("Regression in 1 cell(s)") < text.index("If the change was intended") < text.index("optbench baseline update")
+
+
+def test_a_baseline_keeps_a_stored_sample_that_agrees_with_its_repeats_and_drops_an_inflated_one():
+    assert steady_sample(4.3, [4.2, 4.4, 4.35], "step_cost") == 4.3  # within 5% of the median: kept as it was
+    assert steady_sample(9.0, [4.2, 4.4, 4.3], "step_cost") == pytest.approx(4.35)  # a load burst: the median
+    assert steady_sample(3.0, [1.0, 1.1, 1.05], "train_seconds") == pytest.approx(1.075)  # beyond 1.5x (half of 2x)
+
+
+def test_a_re_measured_baseline_cell_records_its_median_and_noise():
+    cell = make_cell([9.0, 4.3])
+    steadied = steady_cell(cell, {0: {"step_cost": [4.2, 4.4, 4.3]}, 1: {"step_cost": [4.3, 4.3, 4.3]}}, rounds=3)
+    assert [r.step_cost for r in steadied.runs] == [pytest.approx(4.35), 4.3]
+    assert steadied.repeats == 3 and steadied.noise["step_cost"] > 0 and "train_seconds" not in steadied.noise
+    assert [r.final_train_loss for r in steadied.runs] == [r.final_train_loss for r in cell.runs]  # quality untouched
+
+
+def test_a_baseline_whose_noise_would_hide_a_1_5x_step_is_named_with_its_spread():
+    # 2 seeds, 3 confirming rounds, fail level 1.25x: a 3% spread catches 1.3x; 12% only 1.53x; 40% not even 2x
+    assert detectable(0.03, 2, 3, 1.25) < 1.35 and 1.5 < detectable(0.12, 2, 3, 1.25) < 2 < detectable(0.4, 2, 3, 1.25)
+    cells = [make_cell(costs(4.3), optimizer=name).model_copy(update={"noise": {"step_cost": spread}, "repeats": 3})
+             for name, spread in (("adam", 0.03), ("sgd", 0.12), ("rmsprop", 0.4))]
+    noisy = noisy_cells(cells, confirm=3)
+    assert [n.name for n in noisy] == ["regression/rmsprop", "regression/sgd"]
+    assert str(noisy[0]).startswith("regression/rmsprop: spread 49%, smallest slowdown caught 2.")
+
+
+def test_a_baseline_of_the_older_step_clock_leaves_step_cost_out_until_refreshed():
+    """Before the empty step and the CPU clock, step_cost was another quantity (gross, wall time):
+    comparing it with today's would read as a speed-up and hide a real slowdown."""
+    base = make_baseline([make_cell(costs(4.3))])
+    assert base.step_clock == 2
+    old = base.model_copy(update={"step_clock": 1})
+    result = compare(old, [make_cell(costs(9.0))], Tolerances())
+    assert verdict(result, "step_cost").verdict == "not comparable" and result.exit_code == 0
+    assert result.notes[0].startswith("step_cost not compared: the baseline measured it with an older step clock")
+    assert compare(base, [make_cell(costs(9.0))], Tolerances()).exit_code == 1

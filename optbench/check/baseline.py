@@ -2,13 +2,14 @@
 
 A baseline is JSON, written with sorted keys and an indent so that a change reads well in a diff::
 
-    {"schema_version": 1, "created_at": "...",
+    {"schema_version": 1, "created_at": "...", "step_clock": 2,   # how step_cost was measured: STEP_CLOCK
      "environment": {"cpu", "cpu_count", "torch_threads", "device_name", "torch", "cuda", "python",
                      "optbench", "git_commit"},
      "cells": [{"task", "dataset", "optimizer", "hparams", "epochs", "batch_size", "device",
                 "impl", "training", "code", "engine",   # each only when not its default
                 "label", "cell_hash", "metric_name",
                 "runs": [{"seed", "status", <metric>: sample, ...}, ...],  # sampled_metrics
+                "repeats", "noise": {<runtime metric>: spread},  # only when baseline save re-measured
 
                 "environment": {...}   # only when it differs from the top-level one
                }, ...]}
@@ -31,22 +32,38 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from optbench.errors import UserError, write_failed
 from optbench.files import Refused, parse_json, read_regular, write_atomic
 from optbench.limits import MAX_BASELINE_BYTES, MAX_NESTING
 from optbench.metrics import checked_metrics, held_out
+from optbench.optim.registry import file_digest, spec_label
 from optbench.spec import RunSpec
 from optbench.spec.identity import cell_key_of, code_free_key, code_free_key_of
 from optbench.spec.vocabulary import Engine, Impl, Status
-from optbench.optim.registry import file_digest, spec_label
-from optbench.store.records import RUNS, Problem, load_records, newest_per_spec, refuse_inside_runs
+from optbench.store.records import (
+    RUNS,
+    Problem,
+    load_records,
+    newest_per_spec,
+    refuse_inside_runs,
+)
 from optbench.store.schema import metric_range_error
 from optbench.tasks.catalog import FALLBACK_METRIC, TASKS, reported_metrics
 
@@ -139,6 +156,10 @@ class Cell(BaseModel):
     cell_hash: str
     metric_name: str
     runs: list[SeedRun] = Field(min_length=1)
+    # Runtime metric -> the spread of its repeated measurements (a robust standard deviation of the logs,
+    # within seeds: optbench.check.steady) when ``baseline save`` re-measured the cell.
+    noise: dict[Annotated[str, AfterValidator(_sampled_name)], Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
+    repeats: int = 0  # how many times baseline save re-measured each seed (0: the stored runs only)
     environment: dict[str, Any] | None = None
 
     @property
@@ -168,12 +189,32 @@ class Cell(BaseModel):
         return {k: getattr(self, k) for k in CELL_SPEC_FIELDS}
 
 
+# How step_cost was measured (optbench.engine.steptime): 1, or absent, the optimizer step over a
+# reference step timed after it, in wall time; 2, net of the empty step, controls before the step, CPU
+# time. Samples of another clock do not compare: check leaves them out until the baseline is refreshed.
+STEP_CLOCK = 2
+CLOCKED = "step_cost"
+
+
 class Baseline(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: Literal[1]
     created_at: str
     environment: dict[str, Any]
     cells: list[Cell]
+    step_clock: int = 1  # see STEP_CLOCK; a baseline saved before it was recorded has the first
+
+    @property
+    def outdated_clock(self) -> bool:
+        return self.step_clock != STEP_CLOCK
+
+    def without_clocked(self) -> Baseline:
+        """This baseline without its step_cost samples (measured by another step clock)."""
+        cells = [c.model_copy(update={"runs": [SeedRun(seed=r.seed, status=r.status, **{k: v for k, v in r.samples.items()
+                                                                                          if k != CLOCKED})
+                                               for r in c.runs], "noise": {k: v for k, v in c.noise.items() if k != CLOCKED}})
+                 for c in self.cells]
+        return self.model_copy(update={"cells": cells, "step_clock": STEP_CLOCK})
 
     def cell_environment(self, cell: Cell) -> dict[str, Any]:
         return cell.environment if cell.environment is not None else self.environment
@@ -308,7 +349,7 @@ def make_baseline(cells: list[Cell]) -> Baseline:
     kept = [c.model_copy(update={"environment": None if c.environment == common else c.environment}) for c in cells]
     kept.sort(key=lambda c: (c.task, c.dataset, c.device, c.optimizer, c.label, c.cell_hash))
     return Baseline(schema_version=BASELINE_SCHEMA_VERSION, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    environment=common, cells=kept)
+                    environment=common, cells=kept, step_clock=STEP_CLOCK)
 
 
 def to_json(baseline: Baseline) -> str:
@@ -316,6 +357,8 @@ def to_json(baseline: Baseline) -> str:
     for cell, model in zip(doc["cells"], baseline.cells):
         if model.environment is None:
             cell.pop("environment", None)
+        if not model.repeats:  # a cell saved without re-measuring reads as before
+            cell.pop("noise", None), cell.pop("repeats", None)
     return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
@@ -379,6 +422,8 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
     def selected(cell: Cell) -> bool:
         return not globs or any(cell.matches(g) for g in globs)
 
+    if baseline.outdated_clock:  # the cells kept must not carry step_cost samples of the old clock
+        baseline = baseline.without_clocked()
     chosen = [c for c in current if selected(c)]
     for glob in globs or []:
         if not any(c.matches(glob) for c in chosen) and not (prune and any(c.matches(glob) for c in baseline.cells)):
@@ -405,23 +450,33 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
     return make_baseline(cells + chosen), update
 
 
-def save_baseline(results_dir: Path, out: Path, force: bool = False) -> tuple[Baseline, list[Problem]]:
-    """Build a baseline from every record under ``results_dir`` and write it to ``out``."""
+Steady = Callable[[list[Cell]], list[Cell]]
+
+
+def save_baseline(results_dir: Path, out: Path, force: bool = False,
+                  steady: Steady | None = None) -> tuple[Baseline, list[Problem]]:
+    """Build a baseline from every record under ``results_dir`` and write it to ``out``; ``steady``
+    re-measures the cells' runtime first (``optbench.check.steady``)."""
     refuse_inside_runs(out, [results_dir], "--out")
     if Path(out).exists() and not force:
         raise UserError(f"{out} exists; refresh it with: optbench baseline update --baseline {out} "
                         f"--results-dir {results_dir} (or pass --force to overwrite)")
     cells, problems = load_cells(results_dir)
-    baseline = make_baseline(cells)
+    baseline = make_baseline(steady(cells) if steady else cells)
     write_baseline(baseline, out)
     return baseline, problems
 
 
 def update_baseline_file(path: Path, results_dir: Path, globs: list[str] | None = None,
-                         prune: bool = False) -> tuple[Baseline, Update, list[Problem]]:
-    """Read ``path``, refresh it from ``results_dir`` (see ``update_baseline``), write it back atomically."""
+                         prune: bool = False, steady: Steady | None = None) -> tuple[Baseline, Update, list[Problem]]:
+    """Read ``path``, refresh it from ``results_dir`` (see ``update_baseline``), write it back
+    atomically; ``steady`` re-measures the selected cells' runtime first (``optbench.check.steady``)."""
     baseline = read_baseline(path)
     cells, problems = load_cells(results_dir)
+    if steady:
+        chosen = [c for c in cells if not globs or any(c.matches(g) for g in globs)]
+        done = {c.cell_hash: c for c in steady(chosen)}
+        cells = [done.get(c.cell_hash, c) for c in cells]
     updated, update = update_baseline(baseline, cells, globs, prune)
     write_baseline(updated, path)
     return updated, update, problems

@@ -22,7 +22,7 @@ Deciding, per compared cell:
   it warns. With one seed on each side the tolerance alone decides.
 - runtime (``step_cost``, and ``train_seconds`` which by default only warns): the ratio of geometric
   means with a confidence interval, failing only beyond the fail level with the interval above 1x,
-  and only on the same runtime fingerprint; a cell that would fail is re-measured first by
+  and only on the same runtime fingerprint; a cell beyond the warn level is re-measured first by
   ``check_results`` (see ``optbench.check.runtime`` and ``optbench.check.confirm``).
 - exact sizes (``Metric.exact``: ``optimizer_state_bytes``): deterministic, so there is no noise and
   no tolerance; any increase over the baseline (the largest over seeds on each side) fails, a
@@ -44,16 +44,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from optbench.spec import code_text
-from optbench.check.baseline import Baseline, Cell, load_current, read_baseline, sampled_metrics
+from optbench.check.baseline import (
+    CLOCKED,
+    Baseline,
+    Cell,
+    load_current,
+    read_baseline,
+    sampled_metrics,
+)
 from optbench.check.runtime import fingerprint_change, runtime_verdict, slowdown
 from optbench.check.tolerance import Tolerance, Tolerances
 from optbench.metrics import metric as registry_metric
 from optbench.metrics import signed_percent
-from optbench.spec import SUCCESS
+from optbench.spec import SUCCESS, code_text
 from optbench.store.records import Problem
 
 NOISE_SE = 2.0
+NOISE_SHOWN = 1000.0  # more standard errors than this read as "far beyond seed noise"
+# The first word of a failing row's note: a regression (the code got worse), or a stale baseline
+# (quality differs from the baseline's exact numbers, within the tolerances).
+REGRESSION, STALE = "regression", "stale baseline"
 # Quality numbers are reproduced bit for bit only by the same torch build on the same CPU with the same
 # number of threads (the thread count changes how sums are split); CUDA kernels may be nondeterministic.
 EXACT_KEYS = ("torch", "cuda", "torch_threads", "cpu", "device_name")
@@ -92,7 +102,7 @@ class Row:
     ci_low: float | None = None  # runtime: confidence interval of ``change``
     ci_high: float | None = None
     remeasured: int = 0  # runtime: how many of the current samples come from re-measuring
-    suspect: bool = False  # runtime: beyond the fail level on the same machine, not yet re-measured
+    suspect: bool = False  # runtime: beyond the warn level on the same machine, not yet re-measured
 
     @property
     def cell(self) -> str:
@@ -112,13 +122,18 @@ class Comparison:
     baseline_path: str = ""
     results_dir: str = ""
     problems: list[Problem] = field(default_factory=list)
-    suspects: list[Cell] = field(default_factory=list)  # cells with a runtime row beyond its fail level, same machine
+    suspects: list[Cell] = field(default_factory=list)  # cells with a runtime row beyond its warn level, same machine
     notes: list[str] = field(default_factory=list)  # about the whole comparison, e.g. exact reproduction not checked
 
     @property
     def stale(self) -> bool:
         """Some cell's quality numbers no longer reproduce the baseline (``exact``)."""
         return any(r.metric == "reproduction" and r.verdict == "fail" for r in self.rows)
+
+    @property
+    def regressed(self) -> list[str]:
+        """The cells with a failing row other than reproduction: a regression, not only a stale baseline."""
+        return list(dict.fromkeys(r.cell for r in self.rows if r.verdict == "fail" and r.metric != "reproduction"))
 
     def counts(self) -> dict[str, int]:
         return {v: sum(r.verdict == v for r in self.rows) for v in VERDICTS}
@@ -167,7 +182,7 @@ def check_results(baseline_path: Path, results_dir: Path, tolerances: Tolerances
                   exact: bool = False, confirm: int = CONFIRM_ROUNDS, remeasure: Remeasure | None = None) -> Comparison:
     """Read the baseline and the records under ``results_dir`` and compare them (see ``compare``).
 
-    Cells that would fail on runtime are first re-measured: ``remeasure(cells, confirm)`` runs
+    Cells beyond the warn level on runtime are first re-measured: ``remeasure(cells, confirm)`` runs
     their seeds ``confirm`` more times and the verdict is taken on all samples (none when
     ``confirm`` is 0 or no ``remeasure`` is given).
     """
@@ -183,7 +198,7 @@ def check_results(baseline_path: Path, results_dir: Path, tolerances: Tolerances
 def compare_confirmed(baseline: Baseline, current: list[Cell], tolerances: Tolerances, strict: bool = False,
                       exact: bool = False, confirm: int = CONFIRM_ROUNDS, remeasure: Remeasure | None = None,
                       other_runs: dict[str, int] | None = None) -> Comparison:
-    """``compare``, then again with re-measured samples when some cell would fail on runtime."""
+    """``compare``, then again with re-measured samples when some cell is beyond its runtime warn level."""
     comparison = compare(baseline, current, tolerances, strict, exact, other_runs=other_runs)
     if comparison.suspects and confirm > 0 and remeasure is not None:
         comparison = compare(baseline, current, tolerances, strict, exact, remeasure(comparison.suspects, confirm),
@@ -200,6 +215,12 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
     ``other_runs`` counts, per code-free key, the runs of other code left out of it (said in the
     cell's code row, or in a note). ``remeasured`` adds samples of the current code to runtime metrics."""
     other_runs = other_runs or {}
+    notes: list[str] = []
+    if baseline.outdated_clock:
+        baseline = baseline.without_clocked()
+        notes.append(f"{CLOCKED} not compared: the baseline measured it with an older step clock (gross of the fixed "
+                     "per-step overhead, in wall time), which does not compare with this one; optbench baseline "
+                     "update refreshes it")
     rows: list[Row] = []
     unmatched = {c.cell_hash: c for c in current}
     pairs: list[tuple[Cell, Cell]] = []
@@ -212,7 +233,6 @@ def compare(baseline: Baseline, current: list[Cell], tolerances: Tolerances, str
             unpaired.append(base)
     compared_keys = {base.code_free_key for base, _ in pairs}
     superseded = 0  # baseline cells of another code version beside the one compared
-    notes: list[str] = []
     for base in unpaired:
         cur = next((c for c in unmatched.values() if c.code_free_key == base.code_free_key and c.code != base.code), None)
         if cur is not None:
@@ -280,7 +300,7 @@ def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: To
     bad = [r for r in cur.runs if r.status not in SUCCESS]
     if bad:
         rows.append(_row(cur, "status", "fail", baseline=_ok_count(base), current=_ok_count(cur),
-                         note="; ".join(f"seed {r.seed} {r.status}" for r in bad)))
+                         note=f"{REGRESSION}: " + "; ".join(f"seed {r.seed} {r.status}" for r in bad)))
     if exact:
         rows += _reproduction_rows(base, base_env, cur)
     env_change = fingerprint_change(base_env, cur.environment or {})
@@ -304,6 +324,11 @@ def compare_cell(base: Cell, base_env: dict[str, Any], cur: Cell, tolerances: To
             rows.append(_runtime_row(cur, metric, list(b.values()), list(c.values()) + extra, tol, env_change, len(extra)))
         else:
             rows.append(_quality_row(cur, metric, b, c, tol))
+    if any(r.verdict == "fail" and r.metric != "reproduction" for r in rows):
+        # The numbers differ because the cell got worse: not a stale baseline to refresh.
+        for r in rows:
+            if r.metric == "reproduction" and r.verdict == "fail":
+                r.note = f"{REGRESSION}: " + r.note.removeprefix(f"{STALE}: ").replace("reproduce it", "reproduce the baseline", 1)
     return rows
 
 
@@ -342,7 +367,9 @@ def _quality_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, floa
         change = (mc - mb) / abs(mb) if mb else None
         text = signed_percent(change) if change is not None else f"{mc - mb:+.3g}"
     if tol.fail.exceeded(mb, mc, higher) and beyond_noise:
-        verdict, note = "fail", f"worse beyond fail level {tol.fail}"
+        # every seed worse by the same amount leaves no spread: the noise is nil, not a number to print
+        noise = f"{z:.1f} SE of seed noise, {how}" if z < NOISE_SHOWN else f"far beyond seed noise, {how}"
+        verdict, note = "fail", f"{REGRESSION}: worse beyond fail level {tol.fail} ({text}; {noise})"
     elif tol.fail.exceeded(mb, mc, higher):
         verdict, note = "warn", f"worse beyond fail level {tol.fail}, but within seed noise ({z:.1f} SE, {how}; fails above {NOISE_SE:g})"
     elif tol.warn.exceeded(mb, mc, higher):
@@ -371,8 +398,8 @@ def _exact_row(cell: Cell, metric: str, b: dict[int, float], c: dict[int, float]
     # Where the units round a difference away (38.5 KiB on both sides), the note gives the bytes.
     exact = f" ({mb:,.0f} B -> {mc:,.0f} B)" if m.format(mb) == m.format(mc) else ""
     if mc > mb:
-        verdict, note = "fail", (f"the optimizer's state grew by {grown}{exact}: an exact size with no seed noise, "
-                                 "so any increase is a regression (no tolerance)")
+        verdict, note = "fail", (f"{REGRESSION}: the optimizer's state grew by {grown}{exact}: an exact size with no "
+                                 "seed noise, so any increase is a regression (no tolerance)")
     elif mc < mb:
         verdict, note = "pass", f"the optimizer's state shrank by {grown}{exact}; consider updating the baseline"
     else:
@@ -391,7 +418,10 @@ def _runtime_row(cell: Cell, metric: str, b: list[float], c: list[float], tol: T
     row = _row(cell, metric, verdict, baseline=effect.baseline, current=effect.current, change=effect.ratio,
                change_text=f"{effect.ratio:.2f}x", note=note, tolerance=str(tol), n_baseline=len(b), n_current=len(c),
                ci_low=effect.low, ci_high=effect.high, remeasured=remeasured)
-    row.suspect = not env_change and not remeasured and tol.fail.exceeded(effect.baseline, effect.current, False)
+    # Beyond the warn level is enough to be re-measured: a slowdown that two noisy runs show just under
+    # the fail level gets its confirming samples too (a fail still needs the fail level and the interval).
+    row.suspect = not env_change and not remeasured and tol.warn.exceeded(effect.baseline, effect.current, False) \
+        and tol.fail.kind != "off"
     return row
 
 
@@ -416,7 +446,7 @@ def _reproduction_rows(base: Cell, base_env: dict[str, Any], cur: Cell) -> list[
         return [_row(cur, "reproduction", "pass", baseline="exact", current="exact")]
     shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
     return [_row(cur, "reproduction", "fail", baseline="exact", current=f"{len(diffs)} differ",
-                 note=f"stale baseline: quality does not reproduce it exactly on the same torch build, threads and CPU ({shown})")]
+                 note=f"{STALE}: quality does not reproduce it exactly on the same torch build, threads and CPU ({shown})")]
 
 
 def _ok_count(cell: Cell) -> str:

@@ -1,6 +1,6 @@
 """Re-measuring suspected runtime regressions before the verdict, as asv re-runs its suspects.
 
-A cell whose runtime would fail is run again: each of its seeds ``rounds`` more times, in the
+A cell whose runtime is beyond its warn level (``Row.suspect``) is run again: each of its seeds ``rounds`` more times, in the
 check's own process, round-robin over the suspect cells and seeds (``a0 b0 a1 b1 a0 b0 ...``), so
 a burst of load hits one repetition of each rather than every repetition of one. The results are
 kept in memory only: ``optbench check`` never writes run records, and the stored results stay what
@@ -48,6 +48,18 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
     """Run every finished seed of ``cells`` ``rounds`` more times, interleaved; the runtime samples
     of the repetitions that finished, by cell hash and metric. A cell whose results came from
     another machine (``RUNTIME_KEYS`` differ from here) is not re-measured."""
+    by_seed = repeat_runs(cells, rounds, data_dir, on_run)
+    return {h: {m: [v for seed in seeds.values() for v in seed.get(m, [])] for m in runtime_metrics()}
+            for h, seeds in by_seed.items()}
+
+
+# cell_hash -> seed -> metric -> samples of the repetitions
+BySeed = dict[str, dict[int, dict[str, list[float]]]]
+
+
+def repeat_runs(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
+                on_run: Callable[[RunSpec], None] | None = None) -> BySeed:
+    """``remeasure``'s repetitions, by cell hash, seed and metric (cells from another machine: none)."""
     import torch  # imported only when something is re-measured
 
     from optbench.engine import get_engine
@@ -57,7 +69,7 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
     engine = get_engine(ENGINE)
 
     runtime = runtime_metrics()
-    samples: Remeasured = {cell.cell_hash: {m: [] for m in runtime} for cell in cells}
+    samples: BySeed = {cell.cell_hash: {} for cell in cells}
     threads = torch.get_num_threads()
     per_cell = []
     for cell in cells:
@@ -65,7 +77,7 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
         # Re-measure with the thread count the results ran with (CI runs the suite with OMP_NUM_THREADS=1,
         # the check without), and only on the machine that ran them: elsewhere the samples would not compare.
         here = {**environment(cell.device), "torch_threads": recorded.get("torch_threads", threads)}
-        if not fingerprint_change(recorded, here):
+        if not fingerprint_change(recorded, here) and cell.engine == ENGINE:
             per_cell.append((cell.cell_hash, specs_of(cell)))
     order = [(cell_hash, specs[i]) for _ in range(rounds)
              for i in range(max((len(specs) for _, specs in per_cell), default=0))
@@ -78,10 +90,11 @@ def remeasure(cells: list[Cell], rounds: int, data_dir: Path = Path("data"),
             torch.set_num_threads(recorded.get("torch_threads") or threads)
             (result,) = engine.run_group([spec], data_dir, RunEvents())
             if result.status in SUCCESS:
+                seed = samples[cell_hash].setdefault(spec.seed, {m: [] for m in runtime})
                 for metric in runtime:
                     value = result.metrics.get(metric)
                     if value is not None and value > 0:
-                        samples[cell_hash][metric].append(value)
+                        seed[metric].append(value)
     finally:
         torch.set_num_threads(threads)
     return samples

@@ -44,11 +44,23 @@ def summary_line(comparison: Comparison) -> str:
     return f"{comparison.outcome.upper()}: {comparison.compared_cells} cell(s) compared{against}; {counts or 'no rows'}"
 
 
-def update_advice(comparison: Comparison) -> str:
-    """What to say before the ``baseline update`` command."""
+def failure_headline(comparison: Comparison) -> str:
+    """What a failed check found, first: a regression, or (only) a stale baseline."""
+    regressed = comparison.regressed
+    if regressed:
+        return f"Regression in {len(regressed)} cell(s): each fail row above gives its evidence."
     if comparison.stale:
-        return ("The baseline is stale: its quality numbers no longer reproduce on the same torch build, threads "
-                "and CPU. If the change was intended, update it (and commit the file)")
+        return ("Stale baseline: the quality numbers no longer reproduce it exactly on the same torch build, threads "
+                "and CPU, though within the tolerances.")
+    return ""
+
+
+def update_advice(comparison: Comparison) -> str:
+    """What to say before the ``baseline update`` command: only after the evidence, and only if intended."""
+    if comparison.regressed:
+        return "If the change was intended (not a regression to fix), accept it into the baseline (and commit the file)"
+    if comparison.stale:
+        return "If the change was intended, update the baseline (and commit the file)"
     return "If the change was intended, update the baseline"
 
 
@@ -76,6 +88,8 @@ def markdown(comparison: Comparison) -> str:
     if passing:
         lines += [f"<details><summary>{len(passing)} passing</summary>", "", *_md_table(passing), "", "</details>", ""]
     command = comparison.update_command()
+    if comparison.exit_code == 1 and failure_headline(comparison):
+        lines += [f"**{failure_headline(comparison)}**", ""]
     if comparison.exit_code == 1 and command:
         lines += [f"{update_advice(comparison)}:", "", "```bash", command, "```", ""]
     return "\n".join(lines)

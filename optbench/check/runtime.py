@@ -2,10 +2,11 @@
 
 The method, and why:
 
-- **What is compared.** ``step_cost``: the optimizer's ``step()`` in units of a reference SGD step
-  measured right after it in the same run (``optbench.engine.steptime``), the median over the run's
-  steps. A machine that is uniformly slower (another job beside it, a lower clock) slows both and
-  cancels out; a preempted step is an outlier the median drops. Whole-run ``train_seconds``
+- **What is compared.** ``step_cost``: the optimizer's ``step()`` net of the fixed per-step overhead
+  (an empty step), in units of a reference SGD step measured just before it in the same run, in CPU
+  time on CPU (``optbench.engine.steptime``), the median over the run's steps. A machine that is
+  uniformly slower (another job beside it, a lower clock) slows both and cancels out; a preempted
+  step does not count its wait, and a slow step is an outlier the median drops. Whole-run ``train_seconds``
   follows the machine's load (0.8x-4.3x between runs of unchanged code on a busy 2-core machine),
   so by default it only warns, at 2x.
 - **Effect size.** The ratio of the geometric means, current over baseline, with a 95% confidence
@@ -15,7 +16,8 @@ The method, and why:
 - **Deciding** (asv's rule: a factor *and* a significant difference). Beyond the fail level with the
   interval above 1x fails; beyond it but with the interval reaching 1x warns; beyond the warn level
   warns. With one run a side (no interval) the tolerance alone decides.
-- **Confirming** (asv's re-run of suspects). ``optbench check`` re-measures a cell that would fail:
+- **Confirming** (asv's re-run of suspects). ``optbench check`` re-measures a cell beyond the warn
+  level (one that would fail, or a slowdown two noisy runs show a little under the fail level):
   it runs the cell's seeds again, ``confirm`` rounds, interleaved with the other suspects, and
   decides on the pooled samples (``optbench.check.confirm``).
 - **Another machine.** When the runtime fingerprint differs (``RUNTIME_KEYS``), a slowdown only warns.
@@ -92,9 +94,9 @@ def runtime_verdict(effect: Effect, tol: Tolerance, env_change: str, remeasured:
         if env_change:
             return "warn", f"slower beyond fail level {tol.fail}, but another environment ({env_change}): runtime only warns"
         if effect.low is None:
-            return "fail", f"slower beyond fail level {tol.fail} ({how}: too few runs for an interval)"
+            return "fail", f"regression: slower beyond fail level {tol.fail} ({how}: too few runs for an interval)"
         if effect.low > 1:
-            return "fail", f"slower beyond fail level {tol.fail} ({how})"
+            return "fail", f"regression: slower beyond fail level {tol.fail} ({how})"
         return "warn", f"slower beyond fail level {tol.fail}, but not significantly ({how})"
     if tol.warn.exceeded(effect.baseline, effect.current, False):
         return "warn", f"slower beyond warn level {tol.warn} ({how})" + (f"; another environment: {env_change}" if env_change else "")
