@@ -27,7 +27,9 @@ def saved(tmp_path_factory) -> tuple[Path, dict]:
     done = runner.invoke(app, ["run", "--results-dir", str(root / "results"), "--data-dir", str(root / "data"),
                                "--epochs", "1", "--seeds", "2", "--opt", "sgd", "--device", "cpu", "--quiet"])
     assert done.exit_code == 0, done.output
-    done = runner.invoke(app, ["baseline", "save", "--out", str(root / "base.json"), "--results-dir", str(root / "results")])
+    # --repeats 0: the baseline is the stored runs, so an unchanged check (--confirm 0) compares them with themselves
+    done = runner.invoke(app, ["baseline", "save", "--out", str(root / "base.json"), "--results-dir", str(root / "results"),
+                               "--repeats", "0"])
     assert done.exit_code == 0, done.output
     return root, json.loads((root / "base.json").read_text())
 

@@ -288,7 +288,7 @@ def test_converged_runs_count_as_finished_for_resume_report_and_check(cli, tmp_p
     report = cli("report", "--results-dir", str(cli.results_dir), "--no-charts", "--format", "markdown")
     assert "| sgd | 2 |" in report.stdout and "2 of 2 converged" in report.stdout
     baseline = tmp_path / "baseline.json"
-    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline)).exit_code == 0
+    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline), "--repeats", "0").exit_code == 0
     check = cli("check", "--baseline", str(baseline), "--results-dir", str(cli.results_dir))
     assert check.exit_code == 0, check.output
 

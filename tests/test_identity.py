@@ -38,7 +38,7 @@ def test_a_changed_plugin_is_rerun_not_reused_and_check_names_the_change(tmp_pat
     run = ["run", "--opt", "myopt.py:MySGD", "--epochs", "2", "--quiet", "--device", "cpu"]
     monkeypatch.chdir(tmp_path)
     assert cli(*run).exit_code == 0  # this process imports this version
-    assert cli("baseline", "save", "--out", "base.json").exit_code == 0
+    assert cli("baseline", "save", "--out", "base.json", "--repeats", "0").exit_code == 0
 
     plugin.write_text(PLUGIN + "SCALE = 0.0\n")  # now it never learns
     changed = optbench(*run, cwd=tmp_path)  # a process of its own: it imports the new version

@@ -104,7 +104,7 @@ def test_a_plugin_that_exits_on_import_is_a_plugin_error(cli, tmp_path, monkeypa
 def test_a_baseline_with_nan_or_infinity_is_refused_before_anything_is_written(cli, tmp_path, constant):
     cli.run_json("--opt", "sgd", "--epochs", "1")
     baseline = tmp_path / "baseline.json"
-    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline)).exit_code == 0
+    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline), "--repeats", "0").exit_code == 0
     doc = json.loads(baseline.read_text())
     doc["cells"][0]["runs"][0]["test_rmse"] = "@"
     baseline.write_text(json.dumps(doc).replace('"@"', constant))
@@ -132,7 +132,7 @@ def test_baseline_and_check_outputs_are_refused_inside_runs(cli):
     one_line_error(cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(runs / "b.json")),
                    f"--out {runs / 'b.json'} is inside {runs}, where only run records live")
     baseline = cli.results_dir / "b.json"
-    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline)).exit_code == 0
+    assert cli("baseline", "save", "--results-dir", str(cli.results_dir), "--out", str(baseline), "--repeats", "0").exit_code == 0
     for flag in ("--json", "--junit"):
         result = cli("check", "--baseline", str(baseline), "--results-dir", str(cli.results_dir), flag, str(runs / "c.json"))
         one_line_error(result, f"{flag} {runs / 'c.json'} is inside")

@@ -80,7 +80,7 @@ def test_a_changed_helper_is_rerun_and_check_names_its_file(tmp_path: Path) -> N
     write_plugin(tmp_path, 1.0)
     run = ["run", "--opt", "myopt.py:MySGD", *TINY]
     assert optbench(*run, cwd=tmp_path).returncode == 0
-    assert optbench("baseline", "save", "--out", "base.json", cwd=tmp_path).returncode == 0
+    assert optbench("baseline", "save", "--out", "base.json", "--repeats", "0", cwd=tmp_path).returncode == 0
 
     (tmp_path / "helper.py").write_text("SCALE = 0.0\n")  # only the helper changes: now it never learns
     changed = optbench(*run, cwd=tmp_path)

@@ -64,7 +64,7 @@ def test_special_huge_and_deep_files_are_skipped_without_blocking(record, tmp_pa
 
     for args in (["report", "--results-dir", str(results), "--no-charts"],
                  ["run", "--opt", "sgd", "--epochs", "2", "--results-dir", str(results), "--data-dir", str(tmp_path)],
-                 ["baseline", "save", "--results-dir", str(results), "--out", str(tmp_path / "b.json")]):
+                 ["baseline", "save", "--results-dir", str(results), "--out", str(tmp_path / "b.json"), "--repeats", "0"]):
         done = optbench(*args)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
@@ -104,7 +104,7 @@ def test_a_well_formed_record_with_a_wrong_field_is_skipped_by_every_command(rec
     bad_path = results / "runs" / "bad.json"
     bad_path.write_text(json.dumps(bad))
     runner = CliRunner()
-    for args in (["report", "--no-charts"], ["baseline", "save", "--out", str(tmp_path / "b.json"), "--force"],
+    for args in (["report", "--no-charts"], ["baseline", "save", "--out", str(tmp_path / "b.json"), "--force", "--repeats", "0"],
                  ["check", "--baseline", str(tmp_path / "b.json")]):
         result = runner.invoke(app, [*args, "--results-dir", str(results)], catch_exceptions=False)
         assert result.exit_code == 0, result.output
@@ -421,3 +421,25 @@ def test_the_index_decides_every_spec_exactly_as_looking_up_its_files_did(record
     listed = {h: (rec["run_id"] if (rec := finished_record(results, h)) else None) for h in wanted}
     assert decided(index) == listed and listed[hashes[1]] is not None
     assert listed[hashes[2]] not in (None, good["run_id"])  # the next newest finished stands for 2 now
+
+
+@pytest.mark.parametrize("doc", [1, "[[{", [], {}, [[[]]], {"a": "]]}", "b": ["x\"[", {"c": [1, 2, [3]]}]}, {"k\\": "\\"},
+                                 [{"a": []}, [[[[{}]]]]], {"\\\"[": ["\\\\", "\n{"]}])
+def test_the_depth_counted_on_the_text_is_the_parsed_documents(doc):
+    """Records are checked for depth on their text (fast: brackets outside strings); it must be the
+    depth of the document, whatever brackets, quotes and escapes its strings hold."""
+    from optbench.files import nesting, text_nesting
+
+    for text in (json.dumps(doc), json.dumps(doc, indent=1, ensure_ascii=False)):
+        assert text_nesting(text.encode()) == nesting(doc)
+
+
+def test_a_record_nested_past_the_limit_is_refused_though_it_parses(record, tmp_path):
+    from optbench.files import Refused
+    from optbench.limits import MAX_NESTING
+    from optbench.store.records import read_record
+
+    path = tmp_path / "deep.json"
+    path.write_text(json.dumps({**record, "extra": json.loads("[" * MAX_NESTING + "]" * MAX_NESTING)}))
+    with pytest.raises(Refused, match=f"nested more than {MAX_NESTING} deep"):
+        read_record(path)
