@@ -251,7 +251,7 @@ def _train_group(specs: list[RunSpec], data_dir: Path, events: RunEvents | None,
     groups: list[ValueGroup] = []
     start = 0
     rows = [spec.hparams for spec in replicas]
-    if len(values) > 1 and unsupported(first.optimizer, rows, impl) is None:
+    if len(values) > 1 and unsupported(first.optimizer, rows, impl, device) is None:
         # One leaf per parameter for the whole group, each row stepped with its own hyperparameters.
         leaf = {n: stacked[n].detach().clone().requires_grad_(True) for n in names}
         groups.append(ValueGroup(list(range(k)), leaf, RowwiseOptimizer(first.optimizer, list(leaf.values()), rows,
