@@ -252,3 +252,15 @@ def test_a_baseline_of_the_older_step_clock_leaves_step_cost_out_until_refreshed
     assert verdict(result, "step_cost").verdict == "not comparable" and result.exit_code == 0
     assert result.notes[0].startswith("step_cost not compared: the baseline measured it with an older step clock")
     assert compare(base, [make_cell(costs(9.0))], Tolerances()).exit_code == 1
+
+
+def test_a_baseline_measured_on_a_busy_machine_is_warned_about():
+    """Load through every repeat is no burst the median drops: on small models it lowers step_cost,
+    so a baseline measured under it makes a quiet check fail. Above one runnable process per core
+    `baseline save` says so, in one line that says what to do."""
+    from optbench.check.steady import busy_machine
+
+    assert busy_machine(1.9, 2) is None and busy_machine(2.0, 2) is None
+    warning = busy_machine(8.2, 2)
+    assert warning.startswith("the machine is busy (load average 8.2 on 2 cores)")
+    assert warning.endswith("save it on a quiet machine") and "\n" not in warning

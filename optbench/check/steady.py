@@ -17,6 +17,13 @@ warns, naming the cell, its spread and the smallest slowdown check would catch, 
 on a quieter machine or with more repeats (beyond ``REFUSED``, 2x, the warning says "even a 2x").
 It does not refuse: a one-epoch suite on a busy machine is noisy, and its baseline still guards
 quality.
+
+Load that lasts through all the repeats is no burst, and the median keeps it: on small models the
+reference step, the unit of ``step_cost``, is mostly torch's fixed per-step machinery, which load
+slows more than an optimizer's arithmetic, so a baseline measured on a busy machine reads low and a
+later check on a quiet one fails (``results/baseline-ci.json`` saved at load 8 failed a quiet CI run
+at 1.31-1.59x). ``busy_machine`` says so when the load average (1 min) after measuring exceeds the
+cores, and ``baseline save`` prints it as a warning.
 """
 
 from __future__ import annotations
@@ -39,6 +46,15 @@ from optbench.spec import RunSpec
 HIDDEN = 1.5  # a baseline whose noise would hide a slowdown this large warns
 REFUSED = 2.0  # ... and this large is "even a 2x slower step" in the warning
 GATED = "step_cost"  # the runtime metric that fails (train_seconds only warns by default)
+
+
+def busy_machine(load: float, cores: int) -> str | None:
+    """A warning when the runtime was just measured on a busy machine (``load``, the 1-minute load
+    average, above ``cores``), else None."""
+    if load <= cores:
+        return None
+    return (f"the machine is busy (load average {load:.1f} on {cores} cores): load lowers the step cost of small "
+            "models, so a check on a quieter machine could fail against this baseline; save it on a quiet machine")
 
 
 def steady_cell(cell: Cell, repeats: dict[int, dict[str, list[float]]], rounds: int) -> Cell:

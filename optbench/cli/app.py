@@ -514,7 +514,7 @@ def _warn_skipped(problems: list[Any]) -> None:
 def _steadier(repeats: int, data_dir: Path) -> Any:
     """``baseline save``/``update``'s re-measurement (``optbench.check.steady``), saying what it does on stderr."""
     from optbench.check.compare import CONFIRM_ROUNDS
-    from optbench.check.steady import HIDDEN, REFUSED, steady_cells
+    from optbench.check.steady import HIDDEN, REFUSED, busy_machine, steady_cells
 
     err = Console(stderr=True)
 
@@ -528,6 +528,9 @@ def _steadier(repeats: int, data_dir: Path) -> Any:
             err.print(f"warning: the step cost of {cell.name} varied between repeats (spread {cell.spread_text}): check "
                       f"could miss {missed} slower step (it fails from {cell.smallest:.2f}x); save it on a quieter "
                       "machine or with more --repeats", style="yellow", markup=False, highlight=False, soft_wrap=True)
+        busy = busy_machine(os.getloadavg()[0], os.cpu_count() or 1) if repeats and cells else None
+        if busy:
+            err.print(f"warning: {busy}", style="yellow", markup=False, highlight=False, soft_wrap=True)
         return steadied
 
     return steady
