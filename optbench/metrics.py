@@ -136,7 +136,7 @@ RUN_METRICS: tuple[Metric, ...] = (
     Metric("adjusted_steps_to_target", "cost-adjusted steps", "reference-cost steps", fmt="d", description=(
         "steps to target, each weighted by its measured cost against a step whose update is the in-run "
         "reference step: (rest + step_cost) / (rest + 1), the rest of the step (forward, backward) in "
-        "reference steps (step_cost x the non-optimizer share of training over the optimizer's), the median "
+        "reference steps (training time outside the optimizer over the reference steps' time), the median "
         "over the comparable group's runs")),
     Metric("peak_memory_mb", "peak memory", "MiB", description=(
         "CUDA only: torch's peak allocated device memory during training (max_memory_allocated after a "

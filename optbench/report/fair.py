@@ -291,14 +291,14 @@ def _number(row: pd.Series, name: str) -> float:
 
 
 def _rest_of_step(run: pd.Series) -> float:
-    """A run's step outside the optimizer (forward, backward, clipping) in reference steps: its
-    optimizer step in reference steps (``step_cost``) x the rest of training over the optimizer's
-    time ((train_seconds - optimizer_seconds) / optimizer_seconds, summed over the same steps); NaN
-    where the run has no step clock (a vectorized group). Where training seconds are wall time and
-    the optimizer's are not, load on the machine makes it larger, which only brings the cost-adjusted
-    steps nearer the plain steps (``MEASURES``), never a costlier step cheaper than a lighter one."""
-    cost, train, opt = _number(run, "step_cost"), _number(run, "train_seconds"), _number(run, "optimizer_seconds")
-    return cost * (train - opt) / opt if opt > 0 and train >= opt and math.isfinite(cost * train) else math.nan
+    """A run's step outside the optimizer (forward, backward, clipping) in reference steps: the rest
+    of training over the reference steps' time, ((train_seconds - optimizer_seconds) /
+    control_seconds, both summed over the same steps); NaN where the run has no step clock (a
+    vectorized group). Where training seconds are wall time and the reference steps' are not, load
+    on the machine makes it larger, which only brings the cost-adjusted steps nearer the plain steps
+    (``MEASURES``), never a costlier step cheaper than a lighter one."""
+    train, opt, control = _number(run, "train_seconds"), _number(run, "optimizer_seconds"), _number(run, "control_seconds")
+    return (train - opt) / control if control > 0 and train >= opt else math.nan
 
 
 def _median(values: list[float]) -> float:
