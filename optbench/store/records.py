@@ -143,8 +143,3 @@ def finished_record(results_dir: Path, spec_hash: str) -> dict[str, Any] | None:
         if rec["spec_hash"] == spec_hash and rec["status"] in FINISHED:
             found.append(rec)
     return max(found, key=age_key) if found else None
-
-
-def has_finished(results_dir: Path, spec_hash: str) -> bool:
-    """Whether a finished record of this spec exists now (another process may have written it)."""
-    return finished_record(results_dir, spec_hash) is not None
