@@ -184,6 +184,10 @@ class Cell(BaseModel):
     def matches(self, glob: str) -> bool:
         return any(fnmatch.fnmatchcase(f"{self.task}/{name}", glob) for name in (self.label, self.optimizer))
 
+    def chosen(self, globs: list[str] | None) -> bool:
+        """Whether ``--cell`` globs ``globs`` choose this cell (no globs: every cell)."""
+        return not globs or any(self.matches(g) for g in globs)
+
     def spec_fields(self) -> dict[str, Any]:
         """The cell's spec (``RunSpec.cell()``'s fields: every spec field but the seed)."""
         return {k: getattr(self, k) for k in CELL_SPEC_FIELDS}
@@ -419,12 +423,9 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
     place of the old one. With ``prune``, selected baseline cells absent from the
     current results are dropped; otherwise they stay.
     """
-    def selected(cell: Cell) -> bool:
-        return not globs or any(cell.matches(g) for g in globs)
-
     if baseline.outdated_clock:  # the cells kept must not carry step_cost samples of the old clock
         baseline = baseline.without_clocked()
-    chosen = [c for c in current if selected(c)]
+    chosen = [c for c in current if c.chosen(globs)]
     for glob in globs or []:
         if not any(c.matches(glob) for c in chosen) and not (prune and any(c.matches(glob) for c in baseline.cells)):
             names = sorted({c.name for c in current})
@@ -440,7 +441,7 @@ def update_baseline(baseline: Baseline, current: list[Cell], globs: list[str] | 
         cell = cell.model_copy(update={"environment": baseline.cell_environment(cell)})
         if ids(cell) & chosen_ids:
             continue  # replaced by the current cell below
-        if prune and selected(cell):
+        if prune and cell.chosen(globs):
             update.removed.append(cell.name)
         else:
             cells.append(cell)
@@ -474,7 +475,7 @@ def update_baseline_file(path: Path, results_dir: Path, globs: list[str] | None 
     baseline = read_baseline(path)
     cells, problems = load_cells(results_dir)
     if steady:
-        chosen = [c for c in cells if not globs or any(c.matches(g) for g in globs)]
+        chosen = [c for c in cells if c.chosen(globs)]
         done = {c.cell_hash: c for c in steady(chosen)}
         cells = [done.get(c.cell_hash, c) for c in cells]
     updated, update = update_baseline(baseline, cells, globs, prune)
